@@ -1,0 +1,78 @@
+# One entry point for every job. `make demo` and `make test` work on a fresh machine.
+SHELL := /bin/bash
+PY_BOOT ?= python3
+VENV ?= .venv
+PYTHON := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+DATA ?= data
+RAW ?= $(DATA)/raw
+OUT ?= $(DATA)/shards
+DATASET ?= mimic
+MODE ?=
+EXECUTOR ?= ray
+WORKERS ?=
+ARGS ?=
+SHARD ?= $(OUT)
+
+export RAY_AUTH_MODE := disabled
+export HF_HUB_OFFLINE := 1
+export TRANSFORMERS_OFFLINE := 1
+export TOKENIZERS_PARALLELISM := false
+export DS_ACCELERATOR := cpu
+export TORCH_EXTENSIONS_DIR ?= $(CURDIR)/.cache/torch_extensions
+export RADFM_CACHE ?= $(CURDIR)/.cache/radfm_data
+
+.PHONY: setup demo shards inspect validate train test bench clean
+
+## setup: create .venv and install everything (torch CPU wheel first, then the project)
+setup: $(STAMP)
+$(STAMP): pyproject.toml
+	$(PY_BOOT) -m venv $(VENV)
+	$(PYTHON) -m pip install -q -U pip
+	$(PYTHON) -m pip install -q torch==2.13.0
+	$(PYTHON) -m pip install -q -e '.[demo,dev]'
+	# data files only (reports, MNI template): never imported, so installed without their dependencies
+	$(PYTHON) -m pip install -q --no-deps torchxrayvision==1.5.7 nilearn==0.14.1
+	touch $(STAMP)
+
+## demo: build the demo raw tree (real images/reports from registry packages), its shards, and inspect them
+demo: setup
+	$(PYTHON) -m pipelines.demo --out $(RAW)
+	$(MAKE) --no-print-directory shards DATASET=mimic
+	$(MAKE) --no-print-directory shards DATASET=rad3d
+	$(PYTHON) -m pipelines.inspect $(OUT) --show 2 --montage $(OUT)/montage.png --validate
+	@echo "demo raw tree: $(RAW)   shards: $(OUT)   montage: $(OUT)/montage.png"
+
+## shards: build shards for DATASET from RAW/DATASET (MODE=radfm|native, EXECUTOR=ray|serial)
+shards: setup
+	$(PYTHON) -m pipelines.build --dataset $(DATASET) --raw $(RAW)/$(DATASET) --out $(OUT) \
+		$(if $(MODE),--mode $(MODE)) --executor $(EXECUTOR) $(if $(WORKERS),--workers $(WORKERS)) $(ARGS)
+
+## inspect: summarise shards (SHARD=a tar, a directory or a manifest)
+inspect: setup
+	$(PYTHON) -m pipelines.inspect $(SHARD) --show 1 $(ARGS)
+
+## validate: check shards against the spec
+validate: setup
+	$(PYTHON) -m shards_spec.validate $(SHARD)
+
+## train: train the tiny model on the demo shards on 2 CPU ranks with DeepSpeed
+train: setup
+	$(VENV)/bin/deepspeed --num_gpus 2 train/run.py --config train/configs/demo-cpu.yaml $(ARGS)
+
+## test: install and run the test suite
+test: setup
+	$(PYTHON) -m pytest -q $(ARGS)
+
+## bench: run the benchmarks and rewrite docs/benchmarks.md sections
+bench: setup
+	$(PYTHON) bench/encoding.py
+	$(PYTHON) bench/build.py
+	$(PYTHON) bench/embedding.py
+	$(PYTHON) bench/loader.py
+
+## clean: remove generated data, runs and caches (keeps .venv)
+clean:
+	rm -rf $(DATA) runs bench/out .pytest_cache
+	find . -name __pycache__ -type d -prune -not -path './$(VENV)/*' -exec rm -rf {} +

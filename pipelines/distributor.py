@@ -1,0 +1,62 @@
+"""Run shard plans: in this process (``serial``) or as one Ray task per shard (``ray``).
+
+Ray runs on a local instance by default and joins a cluster when ``RAY_ADDRESS`` is set
+(then this project's packages travel to the workers as ``py_modules``; the raw root and
+output directory must be on storage every node sees). At most ``2 x CPUs`` shard tasks are
+in flight, so the driver's memory stays bounded however many shards there are.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from pipelines.worker import ShardPlan, WorkerEnv, build_shard
+
+Done = Callable[[ShardPlan, dict[str, Any]], None]
+
+
+def run_serial(plans: list[ShardPlan], env: WorkerEnv, done: Done) -> None:
+    for plan in plans:
+        done(plan, build_shard(plan, env))
+
+
+def run_ray(plans: list[ShardPlan], env: WorkerEnv, done: Done, workers: int | None = None) -> None:
+    import ray
+
+    os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+    started_here = False
+    if not ray.is_initialized():
+        address = os.environ.get("RAY_ADDRESS")
+        if address:
+            import pipelines
+            import shards_spec
+
+            ray.init(address=address, runtime_env={"py_modules": [pipelines, shards_spec]}, log_to_driver=True)
+        else:
+            ray.init(num_cpus=workers or os.cpu_count(), include_dashboard=False, log_to_driver=True)
+        started_here = True
+    try:
+        remote = ray.remote(num_cpus=1, max_retries=1)(build_shard)
+        cpus = int(ray.cluster_resources().get("CPU", 1))
+        max_in_flight = max(1, 2 * cpus)
+        env_ref = ray.put(env)
+        pending: dict[Any, ShardPlan] = {}
+        queue: Iterator[ShardPlan] = iter(plans)
+        exhausted = False
+        while pending or not exhausted:
+            while not exhausted and len(pending) < max_in_flight:
+                plan = next(queue, None)
+                if plan is None:
+                    exhausted = True
+                    break
+                pending[remote.remote(plan, env_ref)] = plan
+            if not pending:
+                break
+            ready, _ = ray.wait(list(pending), num_returns=1)
+            for ref in ready:
+                done(pending.pop(ref), ray.get(ref))
+    finally:
+        if started_here:
+            ray.shutdown()

@@ -1,0 +1,121 @@
+"""Medical-keyword lexicon matching for the loss weights.
+
+The project ships a lexicon (``pipelines/data/radiology_terms.txt``: finding names of the
+label sets, modality, anatomy and common radiology terms); each source adds its own
+label names. Matching is on word n-grams of the answer, case-insensitive, longest match
+first, so it returns character spans of the text *in context* — the tokens those spans
+cover get the keyword weight (RadFM tokenized each keyword alone and searched for that
+token sequence, which misses words whose in-context split differs).
+
+Optionally a spaCy / scispaCy pipeline the user has installed adds its entity spans
+(``--keywords lexicon+spacy:en_core_sci_lg``); nothing is downloaded.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from functools import lru_cache
+from importlib import resources
+
+_WORD = re.compile(r"[A-Za-z0-9]+(?:[-'][A-Za-z0-9]+)*")
+MAX_TERM_WORDS = 6
+
+
+def normalise_term(term: str) -> tuple[str, ...]:
+    return tuple(w.lower() for w in _WORD.findall(term))
+
+
+@lru_cache(maxsize=1)
+def shipped_terms() -> tuple[str, ...]:
+    text = resources.files("pipelines").joinpath("data/radiology_terms.txt").read_text("utf-8")
+    return tuple(line.strip() for line in text.splitlines() if line.strip() and not line.startswith("#"))
+
+
+class KeywordMatcher:
+    """Finds lexicon terms in text; returns ``(start, end, term)`` character spans."""
+
+    def __init__(self, terms: Iterable[str], spacy_model: str | None = None):
+        self._terms: dict[tuple[str, ...], str] = {}
+        for term in terms:
+            words = normalise_term(term)
+            if words and len(words) <= MAX_TERM_WORDS:
+                self._terms.setdefault(words, term.strip().lower())
+        self._longest = max((len(w) for w in self._terms), default=0)
+        self._nlp = _load_spacy(spacy_model) if spacy_model else None
+        self.description = f"lexicon:{len(self._terms)}" + (f"+spacy:{spacy_model}" if spacy_model else "")
+
+    def __len__(self) -> int:
+        return len(self._terms)
+
+    def with_terms(self, extra: Iterable[str]) -> "KeywordMatcher":
+        extra = [t for t in extra if normalise_term(t) and normalise_term(t) not in self._terms]
+        if not extra:
+            return self
+        clone = KeywordMatcher.__new__(KeywordMatcher)
+        clone._terms = dict(self._terms)
+        for term in extra:
+            clone._terms.setdefault(normalise_term(term), term.strip().lower())
+        clone._longest = max(len(w) for w in clone._terms)
+        clone._nlp = self._nlp
+        clone.description = self.description.replace(f"lexicon:{len(self._terms)}", f"lexicon:{len(clone._terms)}")
+        return clone
+
+    def _lookup(self, key: tuple[str, ...]) -> str | None:
+        """Exact n-gram, else the n-gram with its last word singularised (-ies, -es, -s)."""
+        term = self._terms.get(key)
+        if term or not key[-1].endswith("s"):
+            return term
+        last = key[-1]
+        for singular in (last[:-3] + "y" if last.endswith("ies") else None, last[:-2] if last.endswith("es") else None, last[:-1]):
+            if singular and (term := self._terms.get(key[:-1] + (singular,))):
+                return term
+        return None
+
+    def find(self, text: str) -> list[tuple[int, int, str]]:
+        words = [(m.start(), m.end(), m.group().lower()) for m in _WORD.finditer(text)]
+        spans: list[tuple[int, int, str]] = []
+        i = 0
+        while i < len(words):
+            for n in range(min(self._longest, len(words) - i), 0, -1):
+                key = tuple(w for _, _, w in words[i : i + n])
+                term = self._lookup(key)
+                if term:
+                    spans.append((words[i][0], words[i + n - 1][1], term))
+                    i += n
+                    break
+            else:
+                i += 1
+        if self._nlp is not None:
+            spans = _merge(spans, [(e.start_char, e.end_char, e.text.lower()) for e in self._nlp(text).ents])
+        return spans
+
+
+def _merge(a: list[tuple[int, int, str]], b: list[tuple[int, int, str]]) -> list[tuple[int, int, str]]:
+    """Union of two span lists, dropping spans of ``b`` that overlap one of ``a``."""
+    out = list(a)
+    for s, e, t in b:
+        if not any(s < ae and e > as_ for as_, ae, _ in a):
+            out.append((s, e, t))
+    return sorted(out)
+
+
+def _load_spacy(model: str):
+    try:
+        import spacy
+    except ImportError as exc:
+        raise RuntimeError(f"keyword model spacy:{model} requested but spaCy is not installed") from exc
+    try:
+        return spacy.load(model, disable=["parser", "lemmatizer"])
+    except OSError as exc:
+        raise RuntimeError(f"spaCy model {model!r} is not installed (nothing is downloaded at run time)") from exc
+
+
+def make_matcher(spec: str = "lexicon", extra_terms: Iterable[str] = ()) -> KeywordMatcher:
+    """``lexicon`` | ``lexicon+spacy:<model>`` | ``none`` (no keyword weighting)."""
+    if spec == "none":
+        return KeywordMatcher([])
+    base, _, rest = spec.partition("+")
+    if base != "lexicon" or (rest and not rest.startswith("spacy:")):
+        raise ValueError(f"unknown keyword spec {spec!r}: use lexicon, lexicon+spacy:MODEL or none")
+    return KeywordMatcher([*shipped_terms(), *extra_terms], spacy_model=rest[len("spacy:"):] or None)

@@ -1,0 +1,137 @@
+"""What every source has in common: the build context, the interface, table reading."""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import io
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
+
+import polars as pl
+
+from pipelines.config import ImageConfig
+from pipelines.paths import PathResolver
+from pipelines.records import ImageRef, Record, Reject, SampleSpec
+
+
+@dataclass
+class BuildContext:
+    raw: Path  # the dataset's raw root
+    mode: str
+    radfm_dir: Path  # where RadFM's split files are
+    resolver: PathResolver
+    seed: int = 0
+    image: ImageConfig = field(default_factory=ImageConfig)
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+class Source:
+    """Base class of a source module's ``SOURCE`` object."""
+
+    name: ClassVar[str]
+    modes: ClassVar[tuple[str, ...]]
+    default_mode: ClassVar[str]
+    #: The dataset's own label names, added to the keyword lexicon.
+    keyword_terms: ClassVar[tuple[str, ...]] = ()
+
+    def records(self, ctx: BuildContext) -> Iterator[Record | Reject]:
+        raise NotImplementedError
+
+    def samples(self, record: Record, ctx: BuildContext) -> list[SampleSpec]:
+        raise NotImplementedError
+
+    def reject(self, source_id: str, file: str, reason: str, message: str, task: str = "") -> Reject:
+        return Reject(self.name, source_id, file, reason, message, "plan", task)
+
+
+@dataclass(frozen=True)
+class Row:
+    line: int  # 1-based line number of the row in its file (header = 1)
+    values: dict[str, str]
+
+
+class MissingColumns(ValueError):
+    pass
+
+
+def read_table(path: Path, required: tuple[str, ...]) -> tuple[list[Row], list[tuple[int, str]]]:
+    """Read a CSV (optionally .gz) as strings with polars.
+
+    Returns the rows and a list of (line, message) for malformed rows (wrong field count),
+    which polars cannot represent, found by a per-line fallback. Raises
+    :class:`MissingColumns` naming the file and the missing columns.
+    """
+    raw = path.read_bytes()
+    if path.suffix == ".gz":
+        raw = gzip.decompress(raw)
+    try:
+        df = pl.read_csv(io.BytesIO(raw), infer_schema=False, empty_string_is_null=False)
+        bad: list[tuple[int, str]] = []
+        header = df.columns
+        rows_iter = ((i + 2, r) for i, r in enumerate(df.iter_rows(named=True)))
+    except pl.exceptions.PolarsError:
+        header, rows_iter, bad = _read_ragged(raw)
+    missing = [c for c in required if c not in header]
+    if missing:
+        raise MissingColumns(f"{path}: missing column(s) {', '.join(missing)} (has: {', '.join(header)})")
+    rows = [Row(line, {k: (v or "") for k, v in values.items()}) for line, values in rows_iter]
+    return rows, bad
+
+
+def _read_ragged(raw: bytes):
+    reader = csv.reader(io.StringIO(raw.decode("utf-8", errors="replace")))
+    header = next(reader, [])
+    good, bad = [], []
+    for values in reader:
+        line = reader.line_num
+        if len(values) != len(header):
+            bad.append((line, f"{len(values)} fields, header has {len(header)}"))
+        else:
+            good.append((line, dict(zip(header, values))))
+    return header, iter(good), bad
+
+
+def read_json(path: Path) -> Any:
+    with open(path, encoding="utf-8") as fh:
+        return json.load(fh)
+
+
+def npy_shape(path: Path) -> tuple[int, ...]:
+    """Shape of a ``.npy`` file from its header, without reading the data."""
+    import numpy as np
+
+    with open(path, "rb") as fh:
+        major, _ = np.lib.format.read_magic(fh)
+        reader = np.lib.format.read_array_header_1_0 if major == 1 else np.lib.format.read_array_header_2_0
+        shape, _, _ = reader(fh)
+    return tuple(shape)
+
+
+def image_refs_for(raw: Path, rel: str) -> list[ImageRef]:
+    """Expand one resolved path into image references.
+
+    * ``.npy`` -> one ref per series along axis 0 when the array is ``[S, C, H, W, D]``;
+    * ``.nii``/``.nii.gz``/DICOM/image file -> one volume;
+    * a folder of slice files -> one volume; a folder of series folders -> one volume each
+      (sorted by the number after ``_`` in ``CT_0``, ``MRI_1`` …, then by name).
+    """
+    path = raw / rel
+    if rel.endswith(".npy"):
+        shape = npy_shape(path)
+        if len(shape) == 5:
+            return [ImageRef(rel, "npy", s) for s in range(shape[0])]
+        return [ImageRef(rel, "npy", 0)]
+    if path.is_dir():
+        subdirs = sorted((p for p in path.iterdir() if p.is_dir() and not p.name.startswith(".")), key=_series_order)
+        if subdirs:
+            return [ImageRef(f"{rel}/{d.name}", "volume") for d in subdirs]
+    return [ImageRef(rel, "volume")]
+
+
+def _series_order(p: Path) -> tuple[int, str]:
+    tail = p.name.rsplit("_", 1)[-1]
+    return (int(tail) if tail.isdigit() else 1 << 30, p.name)

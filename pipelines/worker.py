@@ -1,0 +1,184 @@
+"""Build one shard: preprocess each job's images, encode its text, write it.
+
+This is the unit of work a Ray task (or the serial executor) runs. Failures of one
+sample (a corrupt image, an over-long text) become rejects with a reason; they never stop
+the shard, and nothing is substituted for a bad image.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from pipelines import imaging
+from pipelines.config import BuildConfig
+from pipelines.keywords import KeywordMatcher, make_matcher
+from pipelines.records import Job, Reject
+from pipelines.text import TextTokenizer, TooLong, encode, load_tokenizer
+from pipelines.writer import ShardWriter
+from shards_spec.codec import encode_sample
+from shards_spec.layout import SPEC_VERSION
+
+
+@dataclass(frozen=True)
+class ShardPlan:
+    dataset: str
+    split: str
+    stream: str
+    index: int
+    tar_path: str
+    fingerprint: str
+    jobs: tuple[Job, ...]
+
+
+@dataclass(frozen=True)
+class WorkerEnv:
+    raw: str
+    config: BuildConfig
+    tokenizer: str
+    keywords: str
+    extra_terms: tuple[str, ...] = ()
+    channels: str = "grey"
+    # Test hook: sleep this long after each sample (to interrupt a build mid-shard).
+    delay_s: float = 0.0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+_CACHE: dict[tuple, Any] = {}
+
+
+def _tokenizer(env: WorkerEnv) -> TextTokenizer:
+    key = ("tok", env.tokenizer, env.config.image.max_images)
+    if key not in _CACHE:
+        _CACHE[key] = load_tokenizer(env.tokenizer, env.config.image.max_images)
+    return _CACHE[key]
+
+
+def _matcher(env: WorkerEnv) -> KeywordMatcher:
+    key = ("kw", env.keywords, env.extra_terms)
+    if key not in _CACHE:
+        _CACHE[key] = make_matcher(env.keywords, env.extra_terms)
+    return _CACHE[key]
+
+
+def load_images(job: Job, env: WorkerEnv) -> np.ndarray:
+    """The job's images as one uint8 ``[S, C, H, W, D]`` array (raises ImageError)."""
+    cfg = env.config.image
+    raw = Path(env.raw)
+    record = job.record
+    arrays = []
+    npy_cache: dict[str, list[np.ndarray]] = {}
+    for i in job.spec.image_indices:
+        ref = record.images[i]
+        path = raw / ref.path
+        if ref.kind == "image2d":
+            arrays.append(imaging.load_2d(path, cfg, channels=env.channels))
+        elif ref.kind == "volume":
+            arrays.append(imaging.load_volume(path, cfg, channels=env.channels))
+        else:
+            if ref.path not in npy_cache:
+                npy_cache[ref.path] = imaging.load_npy_images(path, cfg, record.stream)
+            series = npy_cache[ref.path]
+            if ref.index >= len(series):
+                raise imaging.UnsupportedFormat(f"{path}: series {ref.index} requested, file holds {len(series)}")
+            arrays.append(series[ref.index])
+    return imaging.stack_sample(arrays, cfg, record.stream)
+
+
+def build_sample(job: Job, env: WorkerEnv) -> tuple[dict[str, bytes], dict[str, Any]]:
+    """Members and index info of one sample. Raises ImageError or TooLong."""
+    tok, matcher = _tokenizer(env), _matcher(env)
+    vision = load_images(job, env)
+    spec, record = job.spec, job.record
+    enc = encode(tok, spec.question, spec.answer, list(spec.placements), matcher.find(spec.answer), env.config.text)
+    used = [record.images[i] for i in spec.image_indices]
+    meta = {
+        "spec_version": SPEC_VERSION,
+        "key": job.key,
+        "dataset": record.dataset,
+        "split": record.split,
+        "stream": record.stream,
+        "task": spec.task,
+        "variant": spec.variant,
+        "prompt_id": spec.prompt_id,
+        "question": enc.question,
+        "answer": enc.answer,
+        "truncated": enc.truncated,
+        "modality": record.modality,
+        "source_id": record.source_id,
+        "source_paths": sorted({r.path for r in used}),
+        "images": [{"path": r.path, "kind": r.kind, "series": r.index} for r in used],
+        "image_spans": enc.image_spans,
+        "vision_shape": list(vision.shape),
+        "n_tokens": int(enc.input_ids.size),
+        "n_question_tokens": enc.n_question_tokens,
+        "keywords": enc.keywords,
+        "tokenizer": tok.fingerprint,
+        "special_ids": {"bos": tok.bos_id, "eos": tok.eos_id, "base_vocab": tok.ids.base_vocab},
+    }
+    members = encode_sample(
+        input_ids=enc.input_ids,
+        labels=enc.labels,
+        loss_weight=enc.loss_weight,
+        meta=meta,
+        vision=vision,
+        zstd_level=env.config.shard.zstd_level,
+    )
+    info = {
+        "task": spec.task,
+        "n_tokens": int(enc.input_ids.size),
+        "n_images": int(vision.shape[0]),
+        "depth": int(vision.shape[-1]),
+    }
+    return members, info
+
+
+def build_shard(plan: ShardPlan, env: WorkerEnv) -> dict[str, Any]:
+    """Write ``plan``'s shard and return its stats (also written as the completion marker)."""
+    started = time.perf_counter()
+    writer = ShardWriter(Path(plan.tar_path), env.config.shard.mtime)
+    rejects: list[dict] = []
+    tasks: Counter[str] = Counter()
+    try:
+        for job in plan.jobs:
+            try:
+                members, info = build_sample(job, env)
+            except (imaging.ImageError, TooLong) as exc:
+                stage = "encode" if isinstance(exc, TooLong) else "preprocess"
+                file = _failing_file(job, exc)
+                rejects.append(Reject(job.record.dataset, job.record.source_id, file, exc.reason, str(exc), stage, job.spec.task).to_dict())
+                continue
+            writer.write(job.key, members, info)
+            tasks[job.spec.task] += 1
+            if env.delay_s:
+                time.sleep(env.delay_s)
+        return writer.commit(
+            {
+                "dataset": plan.dataset,
+                "split": plan.split,
+                "stream": plan.stream,
+                "fingerprint": plan.fingerprint,
+                "jobs": len(plan.jobs),
+                "tasks": dict(sorted(tasks.items())),
+                "rejects": rejects,
+                "duration_s": round(time.perf_counter() - started, 3),
+            }
+        )
+    except BaseException:
+        writer.abort()
+        raise
+
+
+def _failing_file(job: Job, exc: Exception) -> str:
+    """The job's image path named in the error message, else its first image."""
+    message = str(exc)
+    paths = [job.record.images[i].path for i in job.spec.image_indices]
+    for p in paths:
+        if p in message:
+            return p
+    return paths[0] if paths else ""

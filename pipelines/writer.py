@@ -1,0 +1,98 @@
+"""Writes one shard: the tar (deterministic, atomic), its index sidecar and its stats marker.
+
+Commit order is tar -> index -> stats, each by rename from a temporary name, so the stats
+file (the completion marker) exists only when everything before it is complete.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from shards_spec.layout import SPEC_VERSION, index_path, stats_path
+from shards_spec.tario import TarSink, atomic_write_bytes
+
+
+class _HashingFile:
+    """A write-only file wrapper that hashes what passes through it."""
+
+    def __init__(self, fh):
+        self._fh = fh
+        self.sha256 = hashlib.sha256()
+        self.size = 0
+
+    def write(self, data: bytes) -> int:
+        self.sha256.update(data)
+        self.size += len(data)
+        return self._fh.write(data)
+
+    def tell(self) -> int:
+        return self._fh.tell()
+
+    def flush(self) -> None:
+        self._fh.flush()
+
+
+def json_bytes(obj: Any) -> bytes:
+    return (json.dumps(obj, sort_keys=True, ensure_ascii=False, indent=1) + "\n").encode("utf-8")
+
+
+def clean_temporaries(tar_path: Path) -> None:
+    """Remove leftovers of an interrupted attempt at this shard (``.<name>.tmp-<pid>``)."""
+    stem = tar_path.name[: -len(".tar")]
+    for p in tar_path.parent.glob(f".{stem}*.tmp-*"):
+        p.unlink(missing_ok=True)
+
+
+class ShardWriter:
+    def __init__(self, tar_path: Path, mtime: int):
+        self.tar_path = Path(tar_path)
+        self.tar_path.parent.mkdir(parents=True, exist_ok=True)
+        clean_temporaries(self.tar_path)
+        self._tmp = self.tar_path.with_name(f".{self.tar_path.name}.tmp-{os.getpid()}")
+        self._fh = open(self._tmp, "wb")
+        self._hfile = _HashingFile(self._fh)
+        self._sink = TarSink(self._hfile, mtime)
+        self.entries: list[dict] = []
+
+    def write(self, key: str, members: dict[str, bytes], info: dict[str, Any]) -> None:
+        """Append one sample; members are written in sorted field order."""
+        records = [self._sink.add(f"{key}.{field}", members[field]) for field in sorted(members)]
+        first, last = records[0], records[-1]
+        entry = {
+            "key": key,
+            "offset": first.header_offset,
+            "size": last.data_offset + last.size - first.header_offset,
+            "members": {r.name[len(key) + 1 :]: [r.data_offset, r.size] for r in records},
+        }
+        entry.update(info)
+        self.entries.append(entry)
+
+    def commit(self, stats: dict[str, Any]) -> dict[str, Any]:
+        self._sink.close()
+        self._fh.flush()
+        os.fsync(self._fh.fileno())
+        self._fh.close()
+        os.replace(self._tmp, self.tar_path)
+        sha = self._hfile.sha256.hexdigest()
+        index = {"spec_version": SPEC_VERSION, "shard": self.tar_path.name, "sha256": sha, "samples": self.entries}
+        atomic_write_bytes(index_path(self.tar_path), json_bytes(index))
+        stats = {
+            **stats,
+            "spec_version": SPEC_VERSION,
+            "shard": self.tar_path.name,
+            "sha256": sha,
+            "bytes": self._hfile.size,
+            "samples": len(self.entries),
+        }
+        atomic_write_bytes(stats_path(self.tar_path), json_bytes(stats))
+        return stats
+
+    def abort(self) -> None:
+        try:
+            self._fh.close()
+        finally:
+            self._tmp.unlink(missing_ok=True)

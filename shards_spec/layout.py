@@ -1,0 +1,111 @@
+"""Names, paths and token-layout constants of the shard format (spec version 1)."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+SPEC_VERSION = "1.0"
+
+#: The two shard streams. 2D and 3D samples never share a shard.
+STREAMS = ("2d", "3d")
+
+#: Splits a shard may belong to (``validate`` is MIMIC's name for validation).
+SPLITS = ("train", "validate", "test")
+
+# --- token layout (identical to RadFM) ------------------------------------------
+#: Placeholder tokens per image: the perceiver resamples every image to 32 latents.
+IMAGE_TOKENS_PER_IMAGE = 32
+#: ``<image>`` + 32 placeholders + ``</image>``.
+IMAGE_SPAN_LEN = IMAGE_TOKENS_PER_IMAGE + 2
+#: Label value ignored by the loss.
+IGNORE_INDEX = -100
+#: Loss weights: question/padding/image tokens, plain answer tokens, keyword tokens.
+WEIGHT_IGNORED, WEIGHT_NORMAL, WEIGHT_KEYWORD = 0.0, 1.0, 3.0
+
+
+@dataclass(frozen=True)
+class ImageTokenIds:
+    """Ids of the image special tokens for a base vocabulary of ``base_vocab`` pieces.
+
+    With LLaMA's 32,000 pieces: ``<image>`` = 32000, ``</image>`` = 32001 and
+    ``<imageK>`` = 32002 + K. Image ``i`` of a sample uses ``<image{32i}>`` …
+    ``<image{32i+31}>``.
+    """
+
+    base_vocab: int
+
+    @property
+    def start(self) -> int:
+        return self.base_vocab
+
+    @property
+    def end(self) -> int:
+        return self.base_vocab + 1
+
+    @property
+    def first_placeholder(self) -> int:
+        return self.base_vocab + 2
+
+    def placeholder(self, k: int) -> int:
+        return self.base_vocab + 2 + k
+
+    def span(self, image_index: int) -> list[int]:
+        """The 34 ids that stand for image ``image_index`` of a sample."""
+        first = self.placeholder(IMAGE_TOKENS_PER_IMAGE * image_index)
+        return [self.start, *range(first, first + IMAGE_TOKENS_PER_IMAGE), self.end]
+
+    def is_image_token(self, token_id: int) -> bool:
+        return token_id >= self.base_vocab
+
+
+def image_token_strings(max_images: int) -> list[str]:
+    """The special-token strings RadFM adds to the tokenizer, in id order."""
+    return ["<image>", "</image>"] + [f"<image{k}>" for k in range(max_images * IMAGE_TOKENS_PER_IMAGE)]
+
+
+# --- members ---------------------------------------------------------------------
+#: Member field names (``<key>.<field>``) and what they hold.
+FIELD_VISION = "vision.npy.zst"  # uint8 [S, C, H, W, D], zstd-compressed .npy
+FIELD_INPUT_IDS = "input_ids.npy"  # int32 [L]
+FIELD_LABELS = "labels.npy"  # int32 [L]
+FIELD_LOSS_WEIGHT = "loss_weight.npy"  # float32 [L]
+FIELD_META = "meta.json"
+FIELDS = (FIELD_INPUT_IDS, FIELD_LABELS, FIELD_LOSS_WEIGHT, FIELD_META, FIELD_VISION)
+
+KEY_RE = re.compile(r"^[a-z0-9_]+_[0-9a-f]{20}$")
+
+# --- paths -----------------------------------------------------------------------
+SHARD_RE = re.compile(r"^(?P<dataset>[a-z0-9_]+)-(?P<split>[a-z]+)-(?P<stream>2d|3d)-(?P<index>\d{6})\.tar$")
+INDEX_SUFFIX = ".index.json"
+STATS_SUFFIX = ".stats.json"
+MANIFEST_NAME = "manifest.json"
+REJECTS_NAME = "rejects.jsonl"
+
+
+def shard_name(dataset: str, split: str, stream: str, index: int) -> str:
+    return f"{dataset}-{split}-{stream}-{index:06d}.tar"
+
+
+def shard_path(out: Path | str, dataset: str, stream: str, split: str, index: int) -> Path:
+    """``<out>/<dataset>/<stream>/<split>/<dataset>-<split>-<stream>-NNNNNN.tar``."""
+    return Path(out) / dataset / stream / split / shard_name(dataset, split, stream, index)
+
+
+def index_path(tar_path: Path | str) -> Path:
+    p = Path(tar_path)
+    return p.with_name(p.name[: -len(".tar")] + INDEX_SUFFIX)
+
+
+def stats_path(tar_path: Path | str) -> Path:
+    p = Path(tar_path)
+    return p.with_name(p.name[: -len(".tar")] + STATS_SUFFIX)
+
+
+def manifest_path(out: Path | str, dataset: str) -> Path:
+    return Path(out) / dataset / MANIFEST_NAME
+
+
+def rejects_path(out: Path | str, dataset: str) -> Path:
+    return Path(out) / dataset / REJECTS_NAME

@@ -1,0 +1,338 @@
+"""Check shards, index sidecars and manifests against the spec.
+
+    python -m shards_spec.validate PATH...
+
+PATH is a shard ``.tar``, a dataset's ``manifest.json``, or a directory (every manifest
+below it, and every tar no manifest covers). Prints one line per violation
+(``<file>[#<key>]: <rule>: <detail>``) and exits 1 if there was any, else 0.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import sys
+import tarfile
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from shards_spec.codec import DecodeError
+from shards_spec.layout import (
+    FIELD_INPUT_IDS,
+    FIELD_LABELS,
+    FIELD_LOSS_WEIGHT,
+    FIELD_META,
+    FIELD_VISION,
+    FIELDS,
+    IGNORE_INDEX,
+    IMAGE_SPAN_LEN,
+    KEY_RE,
+    MANIFEST_NAME,
+    SHARD_RE,
+    SPEC_VERSION,
+    ImageTokenIds,
+    index_path,
+)
+from shards_spec.reader import GroupingError, iter_raw_samples, load_json
+from shards_spec.tario import UnsafeTar
+
+META_KEYS = {
+    "spec_version", "key", "dataset", "split", "stream", "task", "variant", "prompt_id", "question", "answer",
+    "truncated", "modality", "source_id", "source_paths", "images", "image_spans", "vision_shape", "n_tokens",
+    "n_question_tokens", "keywords", "tokenizer", "special_ids",
+}
+
+
+@dataclass
+class Limits:
+    """Values the manifest's build parameters fix (defaults when validating a lone tar)."""
+
+    size_2d: int = 512
+    size_3d: int = 512
+    depth_multiple: int = 4
+    min_depth: int = 4
+    max_depth: int = 64
+    max_length: int = 2048
+    keyword_weight: float = 3.0
+    tokenizer: str | None = None
+
+    @classmethod
+    def from_manifest(cls, manifest: dict[str, Any]) -> "Limits":
+        cfg = manifest.get("build", {}).get("config", {})
+        img, txt = cfg.get("image", {}), cfg.get("text", {})
+        d = cls()
+        return cls(
+            img.get("size_2d", d.size_2d), img.get("size_3d", d.size_3d), img.get("depth_multiple", d.depth_multiple),
+            img.get("min_depth", d.min_depth), img.get("max_depth", d.max_depth), txt.get("max_length", d.max_length),
+            txt.get("keyword_weight", d.keyword_weight), manifest.get("tokenizer"),
+        )
+
+
+@dataclass
+class Report:
+    violations: list[str] = field(default_factory=list)
+    samples: int = 0
+    shards: int = 0
+
+    def add(self, where: str, rule: str, detail: str) -> None:
+        self.violations.append(f"{where}: {rule}: {detail}")
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def check_sample(where: str, key: str, decoded: dict[str, Any], expect: dict[str, str], limits: Limits, report: Report) -> dict:
+    """Rules on one decoded sample; returns a summary used to check the index."""
+    meta = decoded[FIELD_META]
+    missing = META_KEYS - set(meta)
+    if missing:
+        report.add(where, "meta-keys", f"missing {sorted(missing)}")
+        return {}
+    for k, v in expect.items():
+        if meta.get(k) != v:
+            report.add(where, "meta-consistency", f"meta {k}={meta.get(k)!r}, shard says {v!r}")
+    if meta["key"] != key:
+        report.add(where, "meta-consistency", f"meta key {meta['key']!r} != member key")
+    if meta["spec_version"] != SPEC_VERSION:
+        report.add(where, "spec-version", f"{meta['spec_version']!r} != {SPEC_VERSION!r}")
+    if limits.tokenizer and meta["tokenizer"] != limits.tokenizer:
+        report.add(where, "tokenizer", f"fingerprint {meta['tokenizer']} != manifest {limits.tokenizer}")
+
+    ids, labels, weights = decoded[FIELD_INPUT_IDS], decoded[FIELD_LABELS], decoded[FIELD_LOSS_WEIGHT]
+    vision = decoded[FIELD_VISION]
+    n = ids.size
+    if not (labels.size == weights.size == n):
+        report.add(where, "token-lengths", f"input_ids {n}, labels {labels.size}, loss_weight {weights.size}")
+        return {}
+    if n > limits.max_length:
+        report.add(where, "max-length", f"{n} tokens > {limits.max_length}")
+    if meta["n_tokens"] != n:
+        report.add(where, "meta-consistency", f"meta n_tokens {meta['n_tokens']} != {n}")
+    special = meta["special_ids"]
+    tok_ids = ImageTokenIds(int(special["base_vocab"]))
+    eos = int(special["eos"])
+    learned = labels != IGNORE_INDEX
+    if np.any(learned & (labels != ids)):
+        report.add(where, "labels", f"{int(np.sum(learned & (labels != ids)))} labels differ from input_ids")
+    if np.any((ids >= tok_ids.base_vocab) & learned):
+        report.add(where, "labels", "an image token is learned (label must be -100)")
+    if n == 0 or ids[-1] != eos or labels[-1] != eos:
+        report.add(where, "eos", f"last token must be EOS {eos} with label EOS")
+    if np.any(weights[~learned] != 0):
+        report.add(where, "loss-weight", "non-zero weight where the label is -100")
+    bad_w = learned & ~np.isin(weights, [1.0, limits.keyword_weight])
+    if np.any(bad_w):
+        report.add(where, "loss-weight", f"weights {sorted(set(weights[bad_w].tolist()))} not in {{1, {limits.keyword_weight}}}")
+    if special.get("bos") is not None and (n == 0 or ids[0] != special["bos"]):
+        report.add(where, "bos", f"first token must be BOS {special['bos']}")
+    nq = meta["n_question_tokens"]
+    if np.any(learned[:nq]):
+        report.add(where, "labels", "a question token is learned")
+
+    # images
+    if vision.ndim != 5:
+        report.add(where, "vision-shape", f"expected [S,C,H,W,D], got {vision.shape}")
+        return {}
+    s, c, h, w, d = vision.shape
+    if list(vision.shape) != meta["vision_shape"]:
+        report.add(where, "meta-consistency", f"vision_shape {meta['vision_shape']} != {list(vision.shape)}")
+    if c not in (1, 3):
+        report.add(where, "vision-shape", f"{c} channels (must be 1 or 3)")
+    size = limits.size_2d if meta["stream"] == "2d" else limits.size_3d
+    if (h, w) != (size, size):
+        report.add(where, "vision-shape", f"{h}x{w}, expected {size}x{size}")
+    if meta["stream"] == "2d" and d != 1:
+        report.add(where, "vision-shape", f"2D sample with depth {d}")
+    if meta["stream"] == "3d" and (d % limits.depth_multiple or not limits.min_depth <= d <= limits.max_depth):
+        report.add(where, "vision-shape", f"3D depth {d} not a multiple of {limits.depth_multiple} in [{limits.min_depth}, {limits.max_depth}]")
+    spans = meta["image_spans"]
+    if len(spans) != s or len(meta["images"]) != s:
+        report.add(where, "image-spans", f"{len(spans)} spans / {len(meta['images'])} images for {s} stored images")
+    n_starts = int(np.sum(ids == tok_ids.start))
+    if n_starts != s or int(np.sum(ids == tok_ids.end)) != s:
+        report.add(where, "image-spans", f"{n_starts} <image> tokens for {s} images")
+    if np.any(ids >= tok_ids.placeholder(32 * s)):
+        report.add(where, "image-spans", "image placeholder beyond the sample's image count")
+    for span in spans:
+        i, t = span["image"], span["token_start"]
+        if ids[t : t + IMAGE_SPAN_LEN].tolist() != tok_ids.span(i):
+            report.add(where, "image-spans", f"image {i}: tokens at {t} are not its 34-token span")
+    return {"task": meta["task"], "n_tokens": n, "n_images": s, "depth": d}
+
+
+def check_tar(tar: Path, report: Report, limits: Limits, seen_keys: set[str] | None = None) -> dict[str, Any]:
+    """Rules on one shard and its index; returns {samples, tasks} for manifest checks."""
+    report.shards += 1
+    where = str(tar)
+    m = SHARD_RE.match(tar.name)
+    expect: dict[str, str] = {}
+    if not m:
+        report.add(where, "shard-name", "not <dataset>-<split>-<stream>-NNNNNN.tar")
+    else:
+        expect = {"dataset": m["dataset"], "split": m["split"], "stream": m["stream"]}
+        parts = tar.resolve().parts
+        if parts[-4:-1] != (m["dataset"], m["stream"], m["split"]):
+            report.add(where, "shard-path", f"expected under {m['dataset']}/{m['stream']}/{m['split']}/")
+    summaries, tasks = [], Counter()
+    try:
+        for raw in iter_raw_samples(tar):
+            sw = f"{where}#{raw.key}"
+            report.samples += 1
+            if not KEY_RE.match(raw.key) or (expect and not raw.key.startswith(expect["dataset"] + "_")):
+                report.add(sw, "key", "key must be <dataset>_<20 hex> without dots")
+            if seen_keys is not None:
+                if raw.key in seen_keys:
+                    report.add(sw, "key", "duplicate key in dataset")
+                seen_keys.add(raw.key)
+            fields = set(raw.members)
+            if fields != set(FIELDS):
+                report.add(sw, "members", f"has {sorted(fields)}, expected {sorted(FIELDS)}")
+                summaries.append(None)
+                continue
+            by_offset = [f for f, mm in sorted(raw.members.items(), key=lambda kv: kv[1].header_offset)]
+            if by_offset != sorted(FIELDS):
+                report.add(sw, "member-order", "members not in sorted field order")
+            try:
+                decoded = raw.decode()
+            except DecodeError as exc:
+                report.add(sw, "decode", str(exc))
+                summaries.append(None)
+                continue
+            summary = check_sample(sw, raw.key, decoded, expect, limits, report)
+            summary.update({"key": raw.key, "members": {f: [mm.data_offset, mm.size] for f, mm in raw.members.items()},
+                            "offset": min(mm.header_offset for mm in raw.members.values())})
+            summaries.append(summary)
+            tasks[summary.get("task", "?")] += 1
+    except (UnsafeTar, GroupingError, tarfile.TarError, OSError) as exc:
+        report.add(where, "tar", str(exc))
+        return {"samples": len(summaries), "tasks": dict(tasks)}
+    check_index(tar, summaries, report)
+    return {"samples": len(summaries), "tasks": dict(tasks)}
+
+
+def check_index(tar: Path, summaries: list[dict | None], report: Report) -> None:
+    idx_path = index_path(tar)
+    where = str(idx_path)
+    if not idx_path.exists():
+        report.add(where, "index", "index sidecar missing")
+        return
+    try:
+        index = load_json(idx_path)
+    except (OSError, json.JSONDecodeError) as exc:
+        report.add(where, "index", f"unreadable: {exc}")
+        return
+    if index.get("sha256") != _sha256(tar):
+        report.add(where, "index", "sha256 does not match the tar")
+    entries = index.get("samples", [])
+    if len(entries) != len(summaries):
+        report.add(where, "index", f"{len(entries)} entries for {len(summaries)} samples in the tar")
+        return
+    for entry, summary in zip(entries, summaries):
+        if not summary:
+            continue
+        for k in ("key", "offset", "task", "n_tokens", "n_images", "depth", "members"):
+            if k in summary and entry.get(k) != summary[k]:
+                report.add(f"{where}#{summary['key']}", "index", f"{k}: index says {entry.get(k)!r}, tar has {summary[k]!r}")
+                break
+
+
+def check_manifest(path: Path, report: Report) -> set[Path]:
+    """Rules on a dataset manifest and every shard it lists; returns the shards checked."""
+    where = str(path)
+    try:
+        manifest = load_json(path)
+    except (OSError, json.JSONDecodeError) as exc:
+        report.add(where, "manifest", f"unreadable: {exc}")
+        return set()
+    root = path.parent
+    if manifest.get("spec_version") != SPEC_VERSION:
+        report.add(where, "spec-version", f"{manifest.get('spec_version')!r} != {SPEC_VERSION!r}")
+    limits = Limits.from_manifest(manifest)
+    seen_keys: set[str] = set()
+    checked: set[Path] = set()
+    per_split, per_stream, per_task = Counter(), Counter(), Counter()
+    for shard in manifest.get("shards", []):
+        tar = (root / shard["path"]).resolve()
+        checked.add(tar)
+        if not tar.exists():
+            report.add(where, "manifest", f"listed shard {shard['path']} does not exist")
+            continue
+        if _sha256(tar) != shard.get("sha256"):
+            report.add(where, "manifest", f"{shard['path']}: sha256 mismatch")
+        got = check_tar(tar, report, limits, seen_keys)
+        if got["samples"] != shard.get("samples"):
+            report.add(where, "manifest", f"{shard['path']}: manifest says {shard.get('samples')} samples, tar has {got['samples']}")
+        if got["tasks"] != shard.get("tasks"):
+            report.add(where, "manifest", f"{shard['path']}: task counts {shard.get('tasks')} != tar {got['tasks']}")
+        per_split[shard["split"]] += got["samples"]
+        per_stream[shard["stream"]] += got["samples"]
+        for task, n in got["tasks"].items():
+            per_task[f"{shard['stream']}/{shard['split']}/{task}"] += n
+    counts = manifest.get("counts", {})
+    for name, counter in (("split", per_split), ("stream", per_stream), ("task", per_task)):
+        if counts.get(name) != dict(counter):
+            report.add(where, "manifest", f"counts.{name} {counts.get(name)} != shards {dict(counter)}")
+    if manifest.get("samples") != sum(per_stream.values()):
+        report.add(where, "manifest", f"samples {manifest.get('samples')} != {sum(per_stream.values())}")
+    rejects = manifest.get("rejects", {})
+    rpath = root / rejects.get("file", "rejects.jsonl")
+    if not rpath.exists():
+        report.add(where, "rejects", f"{rpath.name} missing")
+    else:
+        lines = [json.loads(line) for line in rpath.read_text("utf-8").splitlines() if line.strip()]
+        if len(lines) != rejects.get("total"):
+            report.add(where, "rejects", f"manifest says {rejects.get('total')} rejects, {rpath.name} has {len(lines)}")
+        if dict(Counter(r.get("reason") for r in lines)) != rejects.get("by_reason"):
+            report.add(where, "rejects", "by_reason counts do not match the rejects file")
+    on_disk = {p.resolve() for p in root.glob("*/*/*.tar")}
+    for extra in sorted(on_disk - checked):
+        report.add(str(extra), "manifest", "shard on disk is not listed in the manifest")
+    return checked
+
+
+def validate_paths(paths: list[str]) -> Report:
+    report = Report()
+    for arg in paths:
+        p = Path(arg)
+        if not p.exists():
+            report.add(arg, "path", "does not exist")
+        elif p.is_file() and p.name.endswith(".tar"):
+            check_tar(p, report, Limits())
+        elif p.is_file():
+            check_manifest(p, report)
+        else:
+            covered: set[Path] = set()
+            for manifest in sorted(p.rglob(MANIFEST_NAME)):
+                covered |= check_manifest(manifest, report)
+            for tar in sorted(t.resolve() for t in p.rglob("*.tar")):
+                if tar not in covered:
+                    check_tar(tar, report, Limits())
+            if not covered and not any(p.rglob("*.tar")):
+                report.add(arg, "path", "no manifest or shard found")
+    return report
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m shards_spec.validate", description=__doc__.split("\n\n")[0])
+    ap.add_argument("paths", nargs="+")
+    args = ap.parse_args(argv)
+    report = validate_paths(args.paths)
+    for line in report.violations:
+        print(line)
+    status = "FAIL" if report.violations else "OK"
+    print(f"{status}: {report.shards} shards, {report.samples} samples, {len(report.violations)} violations", file=sys.stderr)
+    return 1 if report.violations else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
