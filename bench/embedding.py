@@ -118,7 +118,7 @@ def _gib(n: float) -> str:
     return f"{n / 2**30:.2f} GiB" if n >= 2**30 else f"{n / 2**20:.0f} MiB"
 
 
-def markdown(args: argparse.Namespace, rows: list[tuple[dict, dict]], wall_s: float) -> str:
+def markdown(args: argparse.Namespace, rows: list[tuple[dict, dict]], wall_s: float, load: tuple[float, float]) -> str:
     import torch
 
     full = (args.batch, args.seq_len, args.hidden) == (4, 2048, 5120)
@@ -139,15 +139,18 @@ def markdown(args: argparse.Namespace, rows: list[tuple[dict, dict]], wall_s: fl
         "them (inputs excluded), each variant in a fresh process.",
         "",
         f"Machine: {platform.machine()}, {os.cpu_count()} CPU cores ({args.threads} torch threads), "
-        f"torch {torch.__version__}, no GPU. {sizes_note} Whole run: {wall_s:.0f} s.",
+        f"torch {torch.__version__}, no GPU. {sizes_note} Whole run: {wall_s:.0f} s; 1-minute load average "
+        f"{load[0]:.1f} at the start and {load[1]:.1f} at the end (above ~0.5 other jobs shared the cores, so "
+        "single timings are noisy; ratios are of medians).",
         "",
-        "| S | vocab rows | gather time | one-hot time | time ratio (one-hot / gather) | gather peak mem | "
-        "one-hot peak mem | memory ratio |",
+        "| S | vocab rows | gather time, median (min) | one-hot time, median (min) | time ratio (one-hot / gather) "
+        "| gather peak mem | one-hot peak mem | memory ratio |",
         "|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for g, o in rows:
         lines.append(
-            f"| {g['images']} | {g['vocab_rows']:,} | {g['median_s'] * 1e3:.1f} ms | {o['median_s']:.2f} s | "
+            f"| {g['images']} | {g['vocab_rows']:,} | {g['median_s'] * 1e3:.1f} ms ({min(g['times_s']) * 1e3:.1f}) | "
+            f"{o['median_s']:.2f} s ({min(o['times_s']):.2f}) | "
             f"{o['median_s'] / g['median_s']:,.0f}x | {_gib(g['peak_extra_bytes'])} | "
             f"{_gib(o['peak_extra_bytes'])} | {o['peak_extra_bytes'] / max(g['peak_extra_bytes'], 1):.0f}x |"
         )
@@ -192,7 +195,7 @@ def main() -> None:
         print(json.dumps(worker(args)))
         return
 
-    start = time.perf_counter()
+    start, load_start = time.perf_counter(), os.getloadavg()[0]
     rows = []
     for s in (int(x) for x in args.images.split(",")):
         g = run_one(args, "gather", s)
@@ -200,7 +203,7 @@ def main() -> None:
         print(f"S={s}: gather {g['median_s'] * 1e3:.1f} ms {_gib(g['peak_extra_bytes'])}, "
               f"one-hot {o['median_s']:.2f} s {_gib(o['peak_extra_bytes'])}", file=sys.stderr, flush=True)
         rows.append((g, o))
-    section = markdown(args, rows, time.perf_counter() - start)
+    section = markdown(args, rows, time.perf_counter() - start, (load_start, os.getloadavg()[0]))
     print(section)
     if args.write_docs:
         write_docs(section)

@@ -131,7 +131,7 @@ class RadFMEmbedding(nn.Module):
         nn.init.normal_(self.figure_token_weight, std=config.initializer_range)
 
     def encode_images(self, vision_x: torch.Tensor) -> torch.Tensor:
-        """``[B, S, C, H, W, D]`` -> ``[B, S * num_latents, hidden]`` (row ``s*num_latents + n``: latent n of image s)."""
+        """``[B, S, C, H, W, D]`` -> ``[B, S*m, hidden]`` (m = num_latents); row ``s*m + n`` is latent n of image s."""
         if vision_x.ndim != 6:
             raise ValueError(f"expected vision_x [B, S, C, H, W, D], got {tuple(vision_x.shape)}")
         b, s = vision_x.shape[:2]

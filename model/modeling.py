@@ -19,7 +19,8 @@ Public API
     ``tie_embeddings()``, ``materialize_buffers(device)``, ``gradient_checkpointing_enable()``.
 ``RadFMOutput``
     ``transformers.utils.ModelOutput`` with ``loss``, ``logits``, ``token_accuracy``, ``n_tokens``, ``weight_sum``.
-``causal_lm_loss(logits, labels, loss_weight=None, reduction="weighted") -> (loss, token_accuracy, n_tokens, weight_sum)``
+``causal_lm_loss(logits, labels, loss_weight=None, reduction="weighted")``
+    ``-> (loss, token_accuracy, n_tokens, weight_sum)``
     The shifted token loss (see below), usable without the model.
 ``position_ids_from_attention_mask(attention_mask) -> LongTensor``
 
@@ -44,7 +45,6 @@ and left-padded generation batches both get positions 0, 1, ... on their real to
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -151,11 +151,11 @@ class RadFMForCausalLM(nn.Module):
                 module.attention_scaling = fresh.attention_scaling
         leftover = [n for n, t in [*self.named_parameters(), *self.named_buffers()] if t.is_meta]
         if leftover:
-            raise RuntimeError(f"tensors still on the meta device: {leftover[:10]}{' ...' if len(leftover) > 10 else ''}")
+            raise RuntimeError(f"{len(leftover)} tensors still on the meta device, e.g. {leftover[:10]}")
 
     def gradient_checkpointing_enable(self) -> None:
         """Activation checkpointing in the LLM's decoder layers (as RadFM), non-reentrant."""
-        self.lang_model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        self.lang_model.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
 
     # ------------------------------------------------------------------ forward
     def forward(
@@ -209,6 +209,7 @@ class RadFMForCausalLM(nn.Module):
         ``temperature``, then ``top_k``, then ``top_p`` (nucleus), drawing from ``generator`` (or a new one seeded
         with ``seed``). A row stops after emitting ``eos_token_id``; generation ends when all rows stopped.
         Returns ``[B, T]`` new token ids, ``T <= max_new_tokens``; after a row's EOS the row holds ``pad_token_id``.
+        Does not change train/eval mode: call ``model.eval()`` first to disable the vision tower's dropout.
         """
         if attention_mask is None:
             attention_mask = torch.ones_like(input_ids)
@@ -292,7 +293,7 @@ class RadFMForCausalLM(nn.Module):
     def _from_state_dict(
         cls, config: RadFMConfig, state: dict[str, torch.Tensor], device: torch.device | str
     ) -> RadFMForCausalLM:
-        """Build on ``meta``, assign ``state`` (which must not contain ``embedding_layer.weight``), re-tie, fill buffers."""
+        """Build on ``meta``, assign ``state`` (without ``embedding_layer.weight``), re-tie, fill buffers."""
         with torch.device("meta"):
             model = cls(config)
         result = model.load_state_dict(state, strict=False, assign=True)

@@ -11,7 +11,8 @@ Public API
     Patch order is height-major, then width, then depth; the flattened patch vector is ordered
     (p1, p2, pf, channel) with the channel fastest. Pre-norm transformer, no CLS token, no final norm.
 
-State-dict names (relative to the ViT) equal RadFM's: ``to_patch_embedding.{1,2,3}``, ``pos_embedding.{row,col,dep}_embed``,
+State-dict names (relative to the ViT) equal RadFM's: ``to_patch_embedding.{1,2,3}``,
+``pos_embedding.{row,col,dep}_embed``,
 ``transformer.layers.L.0.{norm,fn.to_qkv,fn.to_out.0}``, ``transformer.layers.L.1.{norm,fn.net.0,fn.net.3}``.
 """
 

@@ -78,13 +78,16 @@ Window = tuple[float, float]
 class ImageError(Exception):
     """An input that cannot become a training array. ``reason`` is a short code for build statistics.
 
-    ``ImageError(path, detail)``; ``str()`` is ``"<path>: <detail>"``. The arguments are kept in
-    ``args``, so the exception pickles (Ray ships it between processes).
+    ``ImageError(path, detail)`` -> ``str()`` is ``"<path>: <detail>"``; ``ImageError(message)`` takes a
+    message that already names the file (``path`` is then None). ``args`` is always ``(path, detail)``,
+    so the exception pickles (Ray ships it between processes).
     """
 
     reason: str = "image_error"
 
-    def __init__(self, path: PathLike | None, detail: str) -> None:
+    def __init__(self, path: PathLike | None, detail: str | None = None) -> None:
+        if detail is None:
+            path, detail = None, str(path)
         self.path = None if path is None else os.fspath(path)
         self.detail = detail
         super().__init__(self.path, detail)
@@ -662,7 +665,8 @@ def _nifti_slices(path: Path, cfg: ImageConfig) -> _Slices:
         raise UndecodableImage(path, "affine has no usable orientation")
     z_axis = int(np.flatnonzero(ornt[:, 0] == 2)[0])
     height, width = (spatial[axis] for axis in range(3) if axis != z_axis)
-    _check_size(path, height, width, spatial[z_axis], cfg)
+    volumes = int(np.prod(shape[3:], dtype=np.int64))  # all are read from .nii.gz, the first is used
+    _check_size(path, height, width, spatial[z_axis] * volumes, cfg)
     try:
         proxy = image.dataobj
         data = proxy.get_unscaled() if nib.is_proxy(proxy) else np.asarray(proxy)
@@ -696,32 +700,32 @@ def _dicom_file_slices(path: Path, cfg: ImageConfig) -> _Slices:
 def _dicom_series_slices(folder: Path, files: Sequence[Path], cfg: ImageConfig) -> _Slices:
     """A folder of single-frame DICOM slices, ordered by :func:`_dicom_order`. Files without image rows
     (DICOMDIR, reports) are ignored. The VOI transform is used only when every slice has one."""
-    headers = [_read_dataset(path, header_only=True) for path in files]
-    slices = [(path, ds) for path, ds in zip(files, headers) if "Rows" in ds]
+    all_headers = [_read_dataset(path, header_only=True) for path in files]
+    slices = [(path, ds) for path, ds in zip(files, all_headers) if "Rows" in ds]
     if not slices:
         raise EmptySeries(folder, "no DICOM image slices")
     if len(slices) == 1:
         return _dicom_file_slices(slices[0][0], cfg)
-    files, headers = [path for path, _ in slices], [ds for _, ds in slices]
-    geometry = [_dicom_geometry(ds, path) for path, ds in slices]
-    for path, (rows, cols, frames) in zip(files, geometry):
+    total = 0
+    for path, ds in slices:
+        rows, cols, frames = _dicom_geometry(ds, path)
         if frames > 1:
             raise UnsupportedFormat(path, "multi-frame file inside a slice series")
         _check_size(path, rows, cols, 1, cfg)
-    total = sum(rows * cols for rows, cols, _ in geometry)
+        total += rows * cols
     if total > cfg.max_voxels:
         raise DecompressionBomb(folder, f"{total} voxels exceed max_voxels={cfg.max_voxels}")
-    order = _dicom_order(files, headers)
-    ordered = [files[i] for i in order]
-    use_voi = all(_voi_kind(ds) for ds in headers)
-    first = headers[order[0]]
+    order = _dicom_order([path for path, _ in slices], [ds for _, ds in slices])
+    ordered = [slices[i] for i in order]
+    use_voi = all(_voi_kind(ds) for _, ds in slices)
+    first_path, first = ordered[0]
     try:
         window = _display_range(first, _voi_kind(first) if use_voi else None)
     except _DECODE_ERRORS as exc:
-        raise UndecodableImage(ordered[0], f"invalid VOI LUT / window: {exc}") from exc
+        raise UndecodableImage(first_path, f"invalid VOI LUT / window: {exc}") from exc
 
     def planes() -> Iterator[np.ndarray]:
-        for path in ordered:
+        for path, _ in ordered:
             pixels, _ = read_dicom(path, cfg, apply_voi=use_voi)
             yield _resize_planes(_channels_first(pixels), cfg.size_3d)
 
@@ -757,7 +761,7 @@ def _folder_slices(folder: Path, cfg: ImageConfig, colour: bool) -> _Slices:
 
 
 def _npy_volume(arr: np.ndarray, path: Path) -> np.ndarray:
-    """A ``.npy`` array as one ``[C, H, W, D]`` volume: accepts ``[H, W]``, ``[H, W, D]``, ``[C, H, W, D]``."""
+    """A ``.npy`` array as one ``[C, H, W, D]`` volume from ``[H, W]``, ``[H, W, D]`` or ``[C, H, W, D]``."""
     if arr.ndim == 2:
         return arr[None, :, :, None]
     if arr.ndim == 3:

@@ -15,24 +15,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:  # plain `pytest` without an installed package
-    sys.path.insert(0, str(ROOT))
-
 from pipelines import demo  # noqa: E402
-
-
-
-def _missing_sources() -> str:
-    try:
-        demo.check_sources()
-    except demo.DemoSourceError as exc:
-        return str(exc)
-    return ""
-
-
-_MISSING = _missing_sources()
-pytestmark = pytest.mark.skipif(bool(_MISSING), reason=f"demo sources: {_MISSING}")
 
 SMALL = {"mimic_studies": 8, "rad3d_cases": 3}
 

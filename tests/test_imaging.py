@@ -18,6 +18,8 @@ import pydicom
 import pytest
 from PIL import Image, JpegImagePlugin
 from pydicom.data import get_testdata_file
+from pydicom.dataset import Dataset
+from pydicom.sequence import Sequence as DicomSequence
 
 from pipelines.config import ImageConfig
 from pipelines.imaging import (
@@ -185,6 +187,21 @@ def test_dicom_window_is_applied_and_scaled_to_its_output_range() -> None:
     assert np.abs(image.astype(np.float64) - expected).max() <= 1
 
 
+def test_dicom_voi_lut_sequence_is_applied_after_the_modality_lut(tmp_path: Path) -> None:
+    ds = pydicom.dcmread(dicom_file("CT_small.dcm"))
+    lut = Dataset()
+    lut.add_new(0x00283002, "US", [256, 0, 16])  # LUTDescriptor: 256 entries from HU 0, 16-bit
+    lut.add_new(0x00283006, "US", [min(4 * hu, 1000) for hu in range(256)])  # LUTData, tops at 1000
+    ds.VOILUTSequence = DicomSequence([lut])
+    ds.save_as(tmp_path / "voi.dcm")
+    _, info = read_dicom(tmp_path / "voi.dcm")
+    assert info["voi"] == "lut" and info["display_range"] == (0.0, 1000.0)  # the LUT's real range
+    image = load_2d(tmp_path / "voi.dcm", small(size_2d=128))[0, :, :, 0]
+    hu = ds.pixel_array * float(ds.RescaleSlope) + float(ds.RescaleIntercept)
+    expected = np.rint(np.minimum(4 * np.clip(hu, 0, 255), 1000) / 1000 * 255)
+    assert np.array_equal(image, expected.astype(np.uint8))
+
+
 def test_multiframe_dicom_is_a_volume_not_a_2d_image() -> None:
     path = dicom_file("emri_small.dcm")  # 10 frames
     with pytest.raises(UnsupportedFormat, match="emri_small"):
@@ -310,7 +327,9 @@ def test_slice_folder_uses_natural_sort_and_ignores_other_files(tmp_path: Path) 
     assert volume[0, 4, 4].tolist() == [10, 20, 100]
 
 
-def test_slice_folder_resizes_each_slice_and_names_a_corrupt_one(tmp_path: Path, chest_u8: np.ndarray) -> None:
+def test_slice_folder_resizes_each_slice_and_names_a_corrupt_one(
+    tmp_path: Path, chest_u8: np.ndarray
+) -> None:
     folder = tmp_path / "series"
     folder.mkdir()
     save_png(folder / "0.png", chest_u8[:300, :200])
@@ -341,6 +360,15 @@ def test_radfm_npy_collapses_repeated_grey_channels(tmp_path: Path) -> None:
     assert load_volume(tmp_path / "one.npy", cfg).shape == (1, 16, 16, 6)
 
 
+def test_very_deep_volume_is_averaged_in_slice_groups_while_reading(tmp_path: Path) -> None:
+    depth = np.arange(40, dtype=np.uint8) * 5
+    np.save(tmp_path / "deep.npy", np.broadcast_to(depth, (8, 8, 40)))
+    cfg = small(size_3d=8, max_depth=4)  # bound 4 * max_depth = 16 slices -> groups of 3
+    volume = load_volume(tmp_path / "deep.npy", cfg)
+    assert volume.shape == (1, 8, 8, 14)
+    assert volume[0, 0, 0].tolist() == [5 * (3 * j + 1) for j in range(13)] + [195]
+
+
 def test_npy_2d_colour(tmp_path: Path) -> None:
     rng = np.random.default_rng(3)
     np.save(tmp_path / "rgb.npy", rng.integers(0, 256, (40, 30, 3), dtype=np.uint8))
@@ -355,7 +383,11 @@ def test_npy_2d_colour(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     ("depths", "expected"),
-    [([1], 4), ([4], 4), ([6], 4), ([7], 8), ([10, 30], 28), ([31], 32), ([62], 60), ([63], 64), ([65], 64), ([500], 64)],
+    [
+        ([1], 4), ([4], 4), ([6], 4), ([7], 8),  # below min_depth, exact, tie -> smaller, nearest
+        ([10, 30], 28), ([31], 32), ([62], 60), ([63], 64),  # max of the sample decides
+        ([65], 64), ([500], 64),  # beyond max_depth
+    ],
 )
 def test_common_depth(depths: list[int], expected: int) -> None:
     assert common_depth(depths, CFG) == expected
@@ -424,6 +456,8 @@ def test_errors_carry_reason_path_and_pickle(tmp_path: Path) -> None:
     assert isinstance(error, ImageError) and error.reason == "missing_file" and str(missing) in str(error)
     copy = pickle.loads(pickle.dumps(error))
     assert type(copy) is MissingFile and str(copy) == str(error)
+    message_only = pickle.loads(pickle.dumps(UnsupportedFormat(f"{missing}: series 3 requested")))
+    assert message_only.path is None and str(message_only) == f"{missing}: series 3 requested"
     with pytest.raises(MissingFile):
         load_volume(tmp_path / "no_folder", CFG)
 

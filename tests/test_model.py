@@ -476,3 +476,18 @@ def test_generation_sampling_options():
     assert torch.equal(top1, greedy) and torch.equal(nucleus, greedy)
     with pytest.raises(ValueError, match="left padding"):
         model.generate(ids, attention_mask=torch.flip(mask, [1]), max_new_tokens=2)
+
+
+def test_gradient_checkpointing_gives_same_gradients():
+    ids, mask, vision_x, labels, weights = build_training_batch(torch.Generator().manual_seed(6))
+    grads = []
+    for checkpointing in (False, True):
+        model = tiny_model(vision_dropout=0.0, vision_emb_dropout=0.0)
+        model.train()
+        if checkpointing:
+            model.gradient_checkpointing_enable()
+        model(ids, mask, vision_x, labels=labels, loss_weight=weights).loss.backward()
+        grads.append({n: p.grad for n, p in model.named_parameters() if p.grad is not None})
+    assert grads[0].keys() == grads[1].keys() and len(grads[0]) > 10
+    for name in grads[0]:
+        torch.testing.assert_close(grads[0][name], grads[1][name], rtol=1e-4, atol=1e-6, msg=name)

@@ -165,7 +165,8 @@ def test_load_official_checkpoint_tiny(tmp_path):
     # Same tensors, same outputs; rotary buffers recomputed correctly.
     for name, tensor in reference.state_dict().items():
         assert torch.equal(model.state_dict()[name], tensor), name
-    torch.testing.assert_close(model.lang_model.model.rotary_emb.inv_freq, reference.lang_model.model.rotary_emb.inv_freq)
+    rotary, ref_rotary = model.lang_model.model.rotary_emb, reference.lang_model.model.rotary_emb
+    torch.testing.assert_close(rotary.inv_freq, ref_rotary.inv_freq)
     ids, mask, vision_x = _inputs(torch.Generator().manual_seed(2))
     with torch.no_grad():
         torch.testing.assert_close(model(ids, mask, vision_x).logits, reference(ids, mask, vision_x).logits,
@@ -178,7 +179,8 @@ def test_load_official_checkpoint_tiny(tmp_path):
     # drop_unused=False keeps the unused tensors available in the report.
     _, kept = load_official_checkpoint(path, config=cfg, drop_unused=False)
     assert len(kept.unused_tensors) == sum(kept.dropped.values())
-    assert torch.equal(kept.unused_tensors["embedding_layer.cls_head.weight"], written["embedding_layer.cls_head.weight"])
+    name = "embedding_layer.cls_head.weight"
+    assert torch.equal(kept.unused_tensors[name], written[name])
 
 
 def test_loaded_official_checkpoint_trains_with_tied_embedding(tmp_path):

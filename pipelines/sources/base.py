@@ -11,7 +11,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
-import polars as pl
+import pyarrow as pa
+import pyarrow.csv as pacsv
 
 from pipelines.config import ImageConfig
 from pipelines.paths import PathResolver
@@ -50,7 +51,7 @@ class Source:
 
 @dataclass(frozen=True)
 class Row:
-    line: int  # 1-based line number of the row in its file (header = 1)
+    line: int  # 1-based number of the data row in its file (the header is not counted)
     values: dict[str, str]
 
 
@@ -58,41 +59,36 @@ class MissingColumns(ValueError):
     pass
 
 
-def read_table(path: Path, required: tuple[str, ...]) -> tuple[list[Row], list[tuple[int, str]]]:
-    """Read a CSV (optionally .gz) as strings with polars.
+def read_table(path: Path, required: tuple[str, ...]) -> tuple[list[Row], list[str]]:
+    """Read a CSV (optionally .gz) as strings with pyarrow.
 
-    Returns the rows and a list of (line, message) for malformed rows (wrong field count),
-    which polars cannot represent, found by a per-line fallback. Raises
-    :class:`MissingColumns` naming the file and the missing columns.
+    Returns the rows and a message for each malformed row (a field count that
+    differs from the header's), which are skipped and reported instead of being padded
+    or failing the whole file. Raises :class:`MissingColumns` naming the file and the
+    missing columns.
     """
     raw = path.read_bytes()
     if path.suffix == ".gz":
         raw = gzip.decompress(raw)
-    try:
-        df = pl.read_csv(io.BytesIO(raw), infer_schema=False, empty_string_is_null=False)
-        bad: list[tuple[int, str]] = []
-        header = df.columns
-        rows_iter = ((i + 2, r) for i, r in enumerate(df.iter_rows(named=True)))
-    except pl.exceptions.PolarsError:
-        header, rows_iter, bad = _read_ragged(raw)
+    header = next(csv.reader(io.StringIO(raw.split(b"\n", 1)[0].decode("utf-8-sig", errors="replace"))), [])
     missing = [c for c in required if c not in header]
     if missing:
         raise MissingColumns(f"{path}: missing column(s) {', '.join(missing)} (has: {', '.join(header)})")
-    rows = [Row(line, {k: (v or "") for k, v in values.items()}) for line, values in rows_iter]
+    bad: list[str] = []
+
+    def invalid(row) -> str:
+        shown = row.text if len(row.text) <= 80 else row.text[:77] + "..."
+        bad.append(f"malformed row ({row.actual_columns} fields, header has {row.expected_columns}): {shown!r}")
+        return "skip"
+
+    table = pacsv.read_csv(
+        io.BytesIO(raw),
+        read_options=pacsv.ReadOptions(use_threads=False),
+        parse_options=pacsv.ParseOptions(invalid_row_handler=invalid, newlines_in_values=True),
+        convert_options=pacsv.ConvertOptions(column_types={c: pa.string() for c in header}, strings_can_be_null=False),
+    )
+    rows = [Row(i + 1, {k: (v or "") for k, v in values.items()}) for i, values in enumerate(table.to_pylist())]
     return rows, bad
-
-
-def _read_ragged(raw: bytes):
-    reader = csv.reader(io.StringIO(raw.decode("utf-8", errors="replace")))
-    header = next(reader, [])
-    good, bad = [], []
-    for values in reader:
-        line = reader.line_num
-        if len(values) != len(header):
-            bad.append((line, f"{len(values)} fields, header has {len(header)}"))
-        else:
-            good.append((line, dict(zip(header, values))))
-    return header, iter(good), bad
 
 
 def read_json(path: Path) -> Any:

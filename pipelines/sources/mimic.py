@@ -84,19 +84,19 @@ class Mimic(Source):
             except MissingColumns as exc:
                 yield self.reject(name, name, "bad_file", str(exc))
                 continue
-            for line, msg in bad:
-                yield self.reject(f"{name}:{line}", name, "bad_row", f"{name} line {line}: {msg}")
+            for msg in bad:
+                yield self.reject(name, name, "bad_row", f"{name}: {msg}")
             for row in rows:
-                where = f"{name}:{row.line}"
+                where = f"{name}:row{row.line}"
                 image_path, label = row.values["image_path"].strip(), row.values["label"].strip()
                 if not image_path or not label:
                     empty = "image_path" if not image_path else "label"
-                    yield self.reject(where, name, "bad_row", f"{name} line {row.line}: empty {empty}")
+                    yield self.reject(where, name, "bad_row", f"{name} row {row.line}: empty {empty}")
                     continue
                 try:
                     rel = ctx.resolver.resolve(image_path)
                 except UnresolvedPath as exc:
-                    yield self.reject(image_path, image_path, "missing_file", f"{name} line {row.line}: {exc}")
+                    yield self.reject(image_path, image_path, "missing_file", f"{name} row {row.line}: {exc}")
                     continue
                 yield Record(self.name, rel, split, "2d", (ImageRef(rel, "image2d"),), {"report": label}, "X-ray")
 
@@ -108,15 +108,15 @@ class Mimic(Source):
             yield self.reject(SPLIT_FILE, SPLIT_FILE, "missing_file", f"official split file {split_path} not found")
             return
         rows, bad = read_table(split_path, ("dicom_id", "study_id", "subject_id", "split"))
-        for line, msg in bad:
-            yield self.reject(f"{SPLIT_FILE}:{line}", SPLIT_FILE, "bad_row", f"{SPLIT_FILE} line {line}: {msg}")
+        for msg in bad:
+            yield self.reject(SPLIT_FILE, SPLIT_FILE, "bad_row", f"{SPLIT_FILE}: {msg}")
         views = self._views(ctx.raw)
         answers: dict[str, str | Reject] = {}
         for row in rows:
             v = row.values
             dicom, study, subject, split = v["dicom_id"], v["study_id"], v["subject_id"], v["split"]
             if not (dicom and study.isdigit() and subject.isdigit() and split):
-                yield self.reject(f"{SPLIT_FILE}:{row.line}", SPLIT_FILE, "bad_row", f"{SPLIT_FILE} line {row.line}: bad ids {v}")
+                yield self.reject(f"{SPLIT_FILE}:row{row.line}", SPLIT_FILE, "bad_row", f"{SPLIT_FILE} row {row.line}: bad ids {v}")
                 continue
             study_dir = f"files/p{subject[:2]}/p{subject}/s{study}"
             rel = f"{study_dir}/{dicom}.jpg"

@@ -144,7 +144,7 @@ class Rad3D(Source):
             if isinstance(row, Reject):
                 yield row
                 continue
-            where = f"{name}:{row.line}"
+            where = f"{name}:row{row.line}"
             question, answer = _text(row.values["question"]), _text(row.values["answer"])
             if not question or not answer:
                 yield self.reject(where, name, "bad_row", f"{where}: empty {'question' if not question else 'answer'}")
@@ -163,7 +163,7 @@ class Rad3D(Source):
             if isinstance(row, Reject):
                 yield row
                 continue
-            where = f"{name}:{row.line}"
+            where = f"{name}:row{row.line}"
             modality = _text(row.values["answer"])
             if not modality:
                 yield self.reject(where, name, "bad_row", f"{where}: empty answer")
@@ -186,8 +186,8 @@ class Rad3D(Source):
         except MissingColumns as exc:
             yield self.reject(name, name, "bad_file", str(exc))
             return
-        for line, msg in bad:
-            yield self.reject(f"{name}:{line}", name, "bad_row", f"{name} line {line}: {msg}")
+        for msg in bad:
+            yield self.reject(name, name, "bad_row", f"{name}: {msg}")
         yield from rows
 
     @staticmethod

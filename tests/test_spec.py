@@ -1,0 +1,225 @@
+"""The shard contract: codec round trips, and the validator catching each kind of violation
+with one precise line; inspect's safety on hostile tars."""
+
+from __future__ import annotations
+
+import io
+import json
+import shutil
+import subprocess
+import sys
+import tarfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from conftest import ROOT
+from pipelines.inspect import inspect as inspect_path
+from pipelines.inspect import main as inspect_main
+from shards_spec import codec
+from shards_spec.layout import index_path
+from shards_spec.reader import iter_raw_samples
+from shards_spec.tario import TarSink, UnsafeTar, iter_members
+from shards_spec.validate import validate_paths
+from pipelines.writer import json_bytes
+
+
+def first_tar(root: Path, stream: str) -> Path:
+    return sorted((root).rglob(f"*-{stream}-*.tar"))[0]
+
+
+def rewrite(src: Path, dst: Path, mutate=None, order=None) -> None:
+    """Copy a shard sample by sample, letting ``mutate(key, members)`` change member bytes,
+    and regenerate its index so that only the intended rule breaks."""
+    samples = [(r.key, {f: m.data for f, m in r.members.items()}) for r in iter_raw_samples(src)]
+    if mutate:
+        samples = [mutate(k, dict(m)) for k, m in samples]
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    entries = []
+    buf = io.BytesIO()
+    sink = TarSink(buf, 0)
+    names = [(k, f) for k, members in samples for f in sorted(members)]
+    if order:
+        names = order(names)
+    data = {k: m for k, m in samples}
+    for k, f in names:
+        rec = sink.add(f"{k}.{f}", data[k][f])
+        entries.append((k, f, rec))
+    sink.close()
+    dst.write_bytes(buf.getvalue())
+    old = json.loads(index_path(src).read_text())
+    by_key = {e["key"]: e for e in old["samples"]}
+    new_samples = []
+    for k, _ in samples:
+        recs = [r for kk, _, r in entries if kk == k]
+        e = dict(by_key.get(k, {"key": k, "task": "report", "n_tokens": 0, "n_images": 0, "depth": 0}))
+        e.update(key=k, offset=recs[0].header_offset, members={r.name.split(".", 1)[1]: [r.data_offset, r.size] for r in recs})
+        new_samples.append(e)
+    import hashlib
+    index = {**old, "sha256": hashlib.sha256(dst.read_bytes()).hexdigest(), "samples": new_samples}
+    index_path(dst).write_bytes(json_bytes(index))
+
+
+def violations_for(tmp_path: Path, src: Path, mutate=None, order=None) -> list[str]:
+    dst = tmp_path / src.parent.parent.parent.name / src.parent.parent.name / src.parent.name / src.name
+    rewrite(src, dst, mutate, order)
+    return validate_paths([str(dst)]).violations
+
+
+def test_codec_round_trip_and_bounds():
+    vision = np.random.default_rng(0).integers(0, 255, (2, 1, 8, 8, 4), dtype=np.uint8)
+    members = codec.encode_sample(input_ids=np.arange(5), labels=np.arange(5), loss_weight=np.ones(5), meta={"b": 1, "a": [1]}, vision=vision)
+    decoded = codec.decode_sample(members)
+    assert np.array_equal(decoded["vision.npy.zst"], vision)
+    assert decoded["input_ids.npy"].dtype == np.int32 and decoded["loss_weight.npy"].dtype == np.float32
+    assert members["meta.json"] == b'{"a":[1],"b":1}'
+    with pytest.raises(codec.DecodeError, match="declares"):
+        codec.decode_vision(members["vision.npy.zst"], max_bytes=100)
+    with pytest.raises(codec.DecodeError):
+        codec.decode_member("input_ids.npy", b"garbage")
+    pickled = io.BytesIO()
+    np.save(pickled, np.array([object()], dtype=object), allow_pickle=True)
+    with pytest.raises(codec.DecodeError):
+        codec.decode_member("labels.npy", pickled.getvalue())
+    with pytest.raises(codec.DecodeError):
+        codec.decode_member("vision.npy.zst", codec.encode_vision(vision)[:-10])
+
+
+def test_untouched_copy_is_valid(demo_shards, tmp_path):
+    assert violations_for(tmp_path, first_tar(demo_shards, "2d")) == []
+
+
+def _edit(field, fn):
+    def mutate(key, members):
+        if key == mutate.target or mutate.target is None:
+            mutate.target = key
+            members[field] = fn(codec.decode_member(field, members[field]), members)
+        return key, members
+    mutate.target = None
+    return mutate
+
+
+@pytest.mark.parametrize("field,fn,rule", [
+    ("labels.npy", lambda a, m: codec.npy_bytes(np.where(a == -100, a, a + 1).astype(np.int32)), "labels"),
+    ("loss_weight.npy", lambda a, m: codec.npy_bytes(np.full_like(a, 1.0)), "loss-weight"),
+    ("loss_weight.npy", lambda a, m: codec.npy_bytes(np.where(a > 0, 2.0, 0).astype(np.float32)), "loss-weight"),
+    ("input_ids.npy", lambda a, m: codec.npy_bytes(a[:-1]), "token-lengths"),
+    ("vision.npy.zst", lambda a, m: codec.encode_vision(np.concatenate([a, a])), "image-spans"),
+    ("vision.npy.zst", lambda a, m: codec.encode_vision(a[:, :, :256, :256]), "vision-shape"),
+    ("vision.npy.zst", lambda a, m: b"not zstd", "decode"),
+    ("meta.json", lambda a, m: codec.encode_meta({**a, "stream": "3d"}), "meta-consistency"),
+    ("meta.json", lambda a, m: codec.encode_meta({k: v for k, v in a.items() if k != "image_spans"}), "meta-keys"),
+])
+def test_validator_catches_sample_violations(demo_shards, tmp_path, field, fn, rule):
+    found = violations_for(tmp_path, first_tar(demo_shards, "2d"), _edit(field, fn))
+    assert found and all(": " in v for v in found)
+    assert any(f": {rule}: " in v for v in found), found
+
+
+def test_validator_catches_3d_depth(demo_shards, tmp_path):
+    fn = lambda a, m: codec.encode_vision(np.repeat(a[..., :1], 6, axis=-1))  # depth 6
+    found = violations_for(tmp_path, first_tar(demo_shards, "3d"), _edit("vision.npy.zst", fn))
+    assert any(": vision-shape: 3D depth 6" in v for v in found), found
+
+
+def test_validator_catches_layout_violations(demo_shards, tmp_path):
+    src = first_tar(demo_shards, "2d")
+    # a missing member
+    def drop(key, members):
+        if drop.done is None:
+            drop.done = key
+            members.pop("labels.npy")
+        return key, members
+    drop.done = None
+    assert any(": members: " in v for v in violations_for(tmp_path / "a", src, drop))
+    # a key with a dot
+    dotted = violations_for(tmp_path / "b", src, lambda k, m: (k.replace("_", ".", 1) if k.endswith("0") else k, m))
+    assert any(": key: " in v or ": tar: " in v or ": members: " in v for v in dotted), dotted
+    # members of one key not adjacent
+    def interleave(names):
+        names = list(names)
+        names[0], names[len(names) // 2] = names[len(names) // 2], names[0]
+        return names
+    assert any(": tar: " in v and "contiguous" in v for v in violations_for(tmp_path / "c", src, order=interleave))
+
+
+def test_validator_catches_index_and_manifest_violations(demo_shards, tmp_path):
+    root = tmp_path / "copy"
+    shutil.copytree(demo_shards / "mimic", root / "mimic")
+    tar = sorted(root.rglob("*.tar"))[0]
+    idx = json.loads(index_path(tar).read_text())
+    idx["samples"][0]["members"]["meta.json"][0] += 1
+    index_path(tar).write_bytes(json_bytes(idx))
+    manifest = json.loads((root / "mimic" / "manifest.json").read_text())
+    manifest["shards"][1]["samples"] += 1
+    (root / "mimic" / "manifest.json").write_bytes(json_bytes(manifest))
+    (root / "mimic" / "rejects.jsonl").write_text("")
+    shutil.copy(tar, tar.with_name("mimic-train-2d-000099.tar"))
+    found = validate_paths([str(root)]).violations
+    assert any(": index: members:" in v for v in found), found
+    assert any("manifest says" in v and "samples" in v for v in found), found
+    assert any(": rejects: " in v for v in found), found
+    assert any("not listed in the manifest" in v for v in found), found
+
+
+def test_validate_cli_exit_codes(demo_shards, tmp_path):
+    ok = subprocess.run([sys.executable, "-m", "shards_spec.validate", str(demo_shards)], cwd=ROOT, capture_output=True, text=True)
+    assert ok.returncode == 0, ok.stdout + ok.stderr
+    assert ok.stdout == ""
+    bad = tmp_path / "mimic" / "2d" / "train" / "mimic-train-2d-000000.tar"
+    rewrite(first_tar(demo_shards, "2d"), bad, _edit("labels.npy", lambda a, m: codec.npy_bytes(a * 0)))
+    res = subprocess.run([sys.executable, "-m", "shards_spec.validate", str(bad)], cwd=ROOT, capture_output=True, text=True)
+    assert res.returncode == 1
+    lines = res.stdout.strip().splitlines()
+    assert lines and all(line.startswith(str(bad)) for line in lines)
+
+
+def _hostile_tar(path: Path, kind: str) -> None:
+    with tarfile.open(path, "w") as tar:
+        if kind == "symlink":
+            info = tarfile.TarInfo("k.meta.json")
+            info.type, info.linkname = tarfile.SYMTYPE, "/etc/passwd"
+            tar.addfile(info)
+        elif kind == "traversal":
+            data = b"{}"
+            info = tarfile.TarInfo("../../evil.meta.json")
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    if kind == "huge":
+        data = b"x"
+        with tarfile.open(path, "w") as tar:
+            info = tarfile.TarInfo("k.vision.npy.zst")
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+        raw = bytearray(path.read_bytes())
+        raw[124:136] = b"77777777777\0"  # declare an 8 GiB member
+        chk = sum(raw[:148]) + 8 * 32 + sum(raw[156:512])
+        raw[148:156] = f"{chk:06o}\0 ".encode()
+        path.write_bytes(bytes(raw))
+
+
+@pytest.mark.parametrize("kind", ["symlink", "traversal", "huge"])
+def test_hostile_tars_are_refused_without_extraction(tmp_path, kind, monkeypatch):
+    tar = tmp_path / "in" / "x.tar"
+    tar.parent.mkdir()
+    _hostile_tar(tar, kind)
+    monkeypatch.chdir(tmp_path / "in")
+    with pytest.raises((UnsafeTar, tarfile.TarError)):
+        list(iter_members(tar, max_member_bytes=1 << 20))
+    summary = inspect_path(tar)
+    assert summary.errors and summary.samples == 0
+    assert sorted(p.name for p in tmp_path.rglob("*")) == ["in", "x.tar"]  # nothing extracted
+
+
+def test_inspect_cli_summary_show_and_montage(demo_shards, tmp_path, capsys):
+    png = tmp_path / "sheet.png"
+    rc = inspect_main([str(demo_shards), "--show", "2", "--montage", str(png), "--validate"])
+    out = capsys.readouterr().out
+    assert rc == 0
+    assert "samples per stream / task" in out and "2d  report" in out and "3d  vqa" in out
+    assert "[IMG 0]" in out and "*" in out and "</s>" in out
+    assert "validate: OK" in out
+    from PIL import Image
+    with Image.open(png) as im:
+        assert im.size[0] > 300 and im.size[1] > 150
