@@ -143,15 +143,16 @@ def markdown(args: argparse.Namespace, rows: list[tuple[dict, dict]], wall_s: fl
         f"{load[0]:.1f} at the start and {load[1]:.1f} at the end (above ~0.5 other jobs shared the cores, so "
         "single timings are noisy; ratios are of medians).",
         "",
-        "| S | vocab rows | gather time, median (min) | one-hot time, median (min) | time ratio (one-hot / gather) "
-        "| gather peak mem | one-hot peak mem | memory ratio |",
+        "| S | vocab rows | gather time, median (min) | one-hot time, median (min) | time ratio one-hot / gather, "
+        "medians (minima) | gather peak mem | one-hot peak mem | memory ratio |",
         "|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for g, o in rows:
         lines.append(
             f"| {g['images']} | {g['vocab_rows']:,} | {g['median_s'] * 1e3:.1f} ms ({min(g['times_s']) * 1e3:.1f}) | "
             f"{o['median_s']:.2f} s ({min(o['times_s']):.2f}) | "
-            f"{o['median_s'] / g['median_s']:,.0f}x | {_gib(g['peak_extra_bytes'])} | "
+            f"{o['median_s'] / g['median_s']:,.0f}x ({min(o['times_s']) / min(g['times_s']):,.0f}x) | "
+            f"{_gib(g['peak_extra_bytes'])} | "
             f"{_gib(o['peak_extra_bytes'])} | {o['peak_extra_bytes'] / max(g['peak_extra_bytes'], 1):.0f}x |"
         )
     lines += [

@@ -139,16 +139,16 @@ def _insert_images(text: str, inserts: list[tuple[int, int]], ids: ImageTokenIds
         by_pos.setdefault(min(max(pos - 1, 0), len(text)), []).append(image_index)
     parts: list[str] = []
     char_map: list[int] = []
-    length = 0
-    for i in range(len(text) + 1):
-        for image_index in by_pos.get(i, ()):
-            span = _span_text(image_index, ids)
-            parts.append(span)
-            length += len(span)
-        char_map.append(length)
-        if i < len(text):
-            parts.append(text[i])
-            length += 1
+    prev = added = 0
+    for cut in sorted(by_pos):
+        parts.append(text[prev:cut])
+        char_map.extend(range(prev + added, cut + added))
+        spans = "".join(_span_text(i, ids) for i in by_pos[cut])
+        parts.append(spans)
+        added += len(spans)
+        prev = cut
+    parts.append(text[prev:])
+    char_map.extend(range(prev + added, len(text) + added + 1))
     return "".join(parts), char_map
 
 

@@ -8,7 +8,6 @@ never follows links, skips nothing silently, and bounds every size it reads.
 
 from __future__ import annotations
 
-import io
 import os
 import tarfile
 from collections.abc import Iterator
@@ -32,11 +31,17 @@ class MemberRecord:
 
 
 class TarSink:
-    """Writes members to a tar file object deterministically, recording their offsets."""
+    """Writes members to a file object as a ustar archive, deterministically, recording
+    where each member's header and data start.
+
+    Headers come from :class:`tarfile.TarInfo` (so the bytes are standard ustar); the
+    archive ends like :mod:`tarfile`'s: two zero blocks, padded to a 10240-byte record.
+    """
 
     def __init__(self, fileobj: BinaryIO, mtime: int):
-        self._tar = tarfile.open(fileobj=fileobj, mode="w", format=_FORMAT, encoding="utf-8")
+        self._fh = fileobj
         self._mtime = mtime
+        self.offset = 0
 
     def add(self, name: str, data: bytes) -> MemberRecord:
         info = tarfile.TarInfo(name)
@@ -46,13 +51,21 @@ class TarSink:
         info.uid = info.gid = 0
         info.uname = info.gname = ""
         info.type = tarfile.REGTYPE
-        header_offset = self._tar.offset
-        header_len = len(info.tobuf(_FORMAT, "utf-8", "surrogateescape"))
-        self._tar.addfile(info, io.BytesIO(data))
-        return MemberRecord(name, header_offset, header_offset + header_len, len(data))
+        header = info.tobuf(_FORMAT, "utf-8", "surrogateescape")
+        record = MemberRecord(name, self.offset, self.offset + len(header), len(data))
+        pad = -len(data) % tarfile.BLOCKSIZE
+        self._fh.write(header)
+        self._fh.write(data)
+        if pad:
+            self._fh.write(b"\0" * pad)
+        self.offset += len(header) + len(data) + pad
+        return record
 
     def close(self) -> None:
-        self._tar.close()
+        end = self.offset + 2 * tarfile.BLOCKSIZE
+        end += -end % tarfile.RECORDSIZE
+        self._fh.write(b"\0" * (end - self.offset))
+        self.offset = end
 
 
 class UnsafeTar(ValueError):

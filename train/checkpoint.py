@@ -1,0 +1,120 @@
+"""Trainer checkpoints: DeepSpeed's engine checkpoint plus the trainer's own per-rank state.
+
+Layout (``<output>/checkpoints``)::
+
+    latest                                   tag of the newest *complete* checkpoint (DeepSpeed's format)
+    step00000020/                            one tag per saved step
+        mp_rank_00_model_states.pt, zero_pp_rank_*_optim_states.pt, ...   (DeepSpeed; client_state: step, streams)
+        trainer_state_rank000.pt, ...        step, stream positions and RNG states of each rank
+
+Every rank calls :func:`save` (``engine.save_checkpoint`` must run on all ranks). DeepSpeed writes its
+``client_state`` only from data-parallel rank 0, but stream cursors and RNG states differ per rank, so each rank
+also writes ``trainer_state_rankNNN.pt``. ``latest`` is written by rank 0 only after every rank has finished
+(DeepSpeed's own ``latest`` is disabled: it can appear before slower ranks are done), so a run killed while
+saving resumes from the previous complete checkpoint. The state files hold only tensors, lists and numbers
+(``torch.load(weights_only=True)``).
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import shutil
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.distributed as dist
+
+LATEST = "latest"
+
+
+def tag_for(step: int) -> str:
+    return f"step{step:08d}"
+
+
+def state_file(tag_dir: Path, rank: int) -> Path:
+    return Path(tag_dir) / f"trainer_state_rank{rank:03d}.pt"
+
+
+def rng_state() -> dict:
+    py = random.getstate()
+    name, keys, pos, has_gauss, cached = np.random.get_state()
+    state = {
+        "python": [py[0], list(py[1]), py[2]],
+        "numpy": [name, torch.from_numpy(np.asarray(keys, dtype=np.int64)), int(pos), int(has_gauss), float(cached)],
+        "torch": torch.get_rng_state(),
+    }
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict) -> None:
+    py = state["python"]
+    random.setstate((py[0], tuple(py[1]), py[2]))
+    name, keys, pos, has_gauss, cached = state["numpy"]
+    np.random.set_state((name, keys.numpy().astype(np.uint32), pos, has_gauss, cached))
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def save(engine, ckpt_dir: str | Path, step: int, rank: int, common: dict, rank_state: dict,
+         keep: int = 0) -> str:
+    """Save a checkpoint for ``step`` on every rank; returns the tag."""
+    ckpt_dir = Path(ckpt_dir)
+    tag = tag_for(step)
+    tag_dir = ckpt_dir / tag
+    tag_dir.mkdir(parents=True, exist_ok=True)
+    tmp = state_file(tag_dir, rank).with_suffix(".tmp")
+    torch.save({**rank_state, "step": step, "rank": rank}, tmp)
+    os.replace(tmp, state_file(tag_dir, rank))
+    engine.save_checkpoint(str(ckpt_dir), tag=tag, client_state={"trainer": common}, save_latest=False)
+    if dist.is_initialized():
+        dist.barrier()
+    if rank == 0:
+        tmp = ckpt_dir / f".{LATEST}.tmp"
+        tmp.write_text(tag)
+        os.replace(tmp, ckpt_dir / LATEST)
+        if keep > 0:
+            tags = sorted(p.name for p in ckpt_dir.iterdir() if p.is_dir() and p.name.startswith("step"))
+            for old in tags[:-keep]:
+                if old != tag:
+                    shutil.rmtree(ckpt_dir / old, ignore_errors=True)
+    if dist.is_initialized():
+        dist.barrier()
+    return tag
+
+
+def find(resume: str | bool, ckpt_dir: str | Path) -> tuple[Path, str] | None:
+    """``(checkpoint dir, tag)`` to resume from, or None.
+
+    ``resume``: False/None/"" -> None; True/"auto"/"latest" -> ``ckpt_dir/latest`` if present (else a fresh
+    start); a path -> that tag directory, or a checkpoints directory with a ``latest`` file (must exist).
+    """
+    if resume in (False, None, "", "false", "no"):
+        return None
+    if resume in (True, "auto", "latest", "true", "yes"):
+        latest = Path(ckpt_dir) / LATEST
+        if not latest.is_file():
+            return None
+        return Path(ckpt_dir), latest.read_text().strip()
+    p = Path(str(resume))
+    if (p / LATEST).is_file():
+        return p, (p / LATEST).read_text().strip()
+    if p.is_dir() and state_file(p, 0).is_file():
+        return p.parent, p.name
+    raise FileNotFoundError(f"resume: {p} is neither a checkpoint tag directory nor holds a '{LATEST}' file")
+
+
+def load(engine, ckpt_dir: Path, tag: str, rank: int) -> tuple[dict, dict]:
+    """Load the engine state and this rank's trainer state; returns ``(common, rank_state)``."""
+    path = state_file(Path(ckpt_dir) / tag, rank)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} is missing: was this checkpoint written with a different world size?")
+    load_path, client = engine.load_checkpoint(str(ckpt_dir), tag=tag)
+    if load_path is None:
+        raise RuntimeError(f"DeepSpeed could not load {ckpt_dir}/{tag}")
+    rank_state = torch.load(path, map_location="cpu", weights_only=True)
+    return (client or {}).get("trainer", {}), rank_state

@@ -1,0 +1,216 @@
+"""Training configuration: one flat dataclass, loaded from YAML, with ``--set key=value`` overrides.
+
+Paths in the YAML (``sources[].path``, ``checkpoint``, ``tokenizer``, ``output_dir``) are taken relative to the
+working directory, as a shell would. ``deepspeed`` is looked up relative to the working directory, then the YAML
+file's directory, then the repository root, so ``deepspeed: ds_zero2.json`` next to the YAML works from anywhere.
+
+Overrides use dotted keys with list indices and YAML values::
+
+    --set steps=10 --set lr=1e-3 --set sources.0.weight=2 --set 'depth_choices=[4,8]'
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+LR_SCHEDULES = ("cosine", "linear", "constant")
+RESIZE_MODES = ("trilinear", "nearest")
+LOSS_REDUCTIONS = ("weighted", "mean")
+
+
+@dataclass
+class SourceConfig:
+    """One shard source: a dataset directory, a directory of dataset directories, a ``manifest.json``,
+    or a brace pattern of local tar paths (``/x/mimic-train-2d-{000000..000005}.tar``)."""
+
+    path: str
+    #: Expected visits per sample per stream epoch (2 = every shard twice, 0.5 = a seeded half of them).
+    weight: float = 1.0
+    #: Splits to use; ``None`` means ``["train"]`` for manifests/directories and "no filter" for URL patterns.
+    splits: list[str] | None = None
+
+
+@dataclass
+class TrainConfig:
+    # ---------------------------------------------------------------- data
+    sources: list[SourceConfig] = field(default_factory=list)
+    batch_size_2d: int = 4  # RadFM's batch_size_2D
+    batch_size_3d: int = 1  # RadFM's batch_size_3D
+    #: Fraction of micro-batches that are 2D; None = proportional to the two streams' (weighted) batch counts.
+    stream_ratio_2d: float | None = None
+    num_workers: int = 1  # DataLoader workers per stream and rank (0 = in the training process)
+    prefetch_factor: int = 2
+    shuffle_block_2d: int = 256  # K: samples per shuffle block
+    shuffle_block_3d: int = 32
+    interleave: int = 4  # M: shards read round-robin at a time by one worker
+    length_grouping: bool = True  # sort each block by length into batches, then shuffle the batch order
+    augment: bool = True  # RandomResizedCrop on 2D images, as RadFM
+    crop_scale: list[float] = field(default_factory=lambda: [0.8, 1.0])
+    crop_ratio: list[float] = field(default_factory=lambda: [3 / 4, 4 / 3])
+    resize_mode: str = "trilinear"  # "nearest" reproduces RadFM's F.interpolate default
+    depth_choices: list[int] = field(default_factory=lambda: list(range(4, 65, 4)))
+    image_size_default: int = 512
+    image_size_single_3d: int = 256  # H = W for a batch of one sample whose target depth > 4
+    many_images_threshold: int = 6  # a batch of one sample with more images than this ...
+    many_images_max_depth: int = 32  # ... is limited to this depth
+    image_size: int | None = None  # force H = W for every batch (tests / small machines)
+    vision_dtype: str = "float32"  # dtype of vision_x leaving the loader ("float32" or "bfloat16")
+
+    # ---------------------------------------------------------------- model
+    model: str = "tiny"  # preset name (model.config.PRESETS) when no checkpoint is given
+    model_overrides: dict[str, Any] = field(default_factory=dict)
+    #: our save_pretrained directory, or RadFM's official pytorch_model.bin (load_official_checkpoint)
+    checkpoint: str | None = None
+    tokenizer: str | None = None  # only used to log decoded text ("default" = the builder's tokenizer)
+    gradient_checkpointing: bool = False
+
+    # ---------------------------------------------------------------- optimisation
+    deepspeed: str = "train/configs/ds_zero2.json"
+    steps: int = 1000  # optimizer steps; every rank runs exactly this many
+    gradient_accumulation_steps: int = 1
+    lr: float = 1e-4
+    lr_schedule: str = "cosine"
+    warmup_steps: int = 100
+    min_lr_ratio: float = 0.1  # final lr = lr * min_lr_ratio (cosine / linear)
+    weight_decay: float = 0.0
+    adam_betas: list[float] = field(default_factory=lambda: [0.9, 0.95])
+    adam_eps: float = 1e-8
+    grad_clip: float | None = 1.0
+    loss_reduction: str = "weighted"  # "weighted" (RadFM's intended loss) or "mean"
+
+    # ---------------------------------------------------------------- run
+    output_dir: str = "runs/train"
+    seed: int = 0
+    checkpoint_interval: int = 0  # optimizer steps between checkpoints (0: only the final one)
+    save_final: bool = True
+    resume: str | bool = False  # False, "auto" (latest in output_dir/checkpoints if any) or a tag dir
+    stop_after: int | None = None  # leave after this step without a final checkpoint (simulates a kill)
+    progress: bool = True  # tqdm bar on rank 0
+    log_text_every: int = 0  # with a tokenizer: log the decoded answer of one sample every N steps
+
+    def validate(self) -> None:
+        if not self.sources:
+            raise ValueError("config: 'sources' is empty")
+        if self.batch_size_2d < 1 or self.batch_size_3d < 1:
+            raise ValueError("config: batch sizes must be >= 1")
+        if self.steps < 1:
+            raise ValueError("config: steps must be >= 1")
+        if self.gradient_accumulation_steps < 1:
+            raise ValueError("config: gradient_accumulation_steps must be >= 1")
+        if self.lr_schedule not in LR_SCHEDULES:
+            raise ValueError(f"config: lr_schedule must be one of {LR_SCHEDULES}")
+        if self.resize_mode not in RESIZE_MODES:
+            raise ValueError(f"config: resize_mode must be one of {RESIZE_MODES}")
+        if self.loss_reduction not in LOSS_REDUCTIONS:
+            raise ValueError(f"config: loss_reduction must be one of {LOSS_REDUCTIONS}")
+        if self.stream_ratio_2d is not None and not 0.0 <= self.stream_ratio_2d <= 1.0:
+            raise ValueError("config: stream_ratio_2d must be in [0, 1]")
+        if self.num_workers < 0 or self.interleave < 1:
+            raise ValueError("config: num_workers must be >= 0 and interleave >= 1")
+        if self.shuffle_block_2d < 1 or self.shuffle_block_3d < 1:
+            raise ValueError("config: shuffle blocks must be >= 1")
+        if sorted(self.depth_choices) != list(self.depth_choices) or not self.depth_choices:
+            raise ValueError("config: depth_choices must be a non-empty increasing list")
+        if self.vision_dtype not in ("float32", "bfloat16"):
+            raise ValueError("config: vision_dtype must be float32 or bfloat16")
+        if self.stop_after is not None and self.stop_after < 1:
+            raise ValueError("config: stop_after must be >= 1")
+        for s in self.sources:
+            if s.weight < 0:
+                raise ValueError(f"config: source {s.path}: weight must be >= 0")
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> TrainConfig:
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise ValueError(f"config: unknown keys {unknown}")
+        d = dict(d)
+        d["sources"] = [_source(s) for s in d.get("sources") or []]
+        cfg = cls(**d)
+        cfg.validate()
+        return cfg
+
+
+def _source(s: Any) -> SourceConfig:
+    if isinstance(s, SourceConfig):
+        return s
+    if isinstance(s, str):
+        return SourceConfig(path=s)
+    if not isinstance(s, dict) or "path" not in s:
+        raise ValueError(f"config: a source must be a path or a mapping with 'path', got {s!r}")
+    unknown = sorted(set(s) - {"path", "weight", "splits"})
+    if unknown:
+        raise ValueError(f"config: source {s['path']}: unknown keys {unknown}")
+    splits = s.get("splits")
+    if isinstance(splits, str):
+        splits = [splits]
+    return SourceConfig(path=str(s["path"]), weight=float(s.get("weight", 1.0)), splits=splits)
+
+
+def apply_override(d: dict[str, Any], assignment: str) -> None:
+    """Apply one ``dotted.key=value`` (value parsed as YAML) to the raw config dict ``d`` in place."""
+    if "=" not in assignment:
+        raise ValueError(f"--set expects key=value, got {assignment!r}")
+    key, raw = assignment.split("=", 1)
+    value = yaml.safe_load(raw) if raw != "" else None
+    parts = key.strip().split(".")
+    node: Any = d
+    for i, part in enumerate(parts[:-1]):
+        nxt_is_index = parts[i + 1].isdigit()
+        if isinstance(node, list):
+            node = node[int(part)]
+        else:
+            if part not in node or node[part] is None:
+                node[part] = [] if nxt_is_index else {}
+            node = node[part]
+    last = parts[-1]
+    if isinstance(node, list):
+        idx = int(last)
+        if idx == len(node):
+            node.append(value)
+        else:
+            node[idx] = value
+    else:
+        node[last] = value
+
+
+def load_config(path: str | Path | None, overrides: list[str] | None = None) -> TrainConfig:
+    raw: dict[str, Any] = {}
+    if path is not None:
+        loaded = yaml.safe_load(Path(path).read_text())
+        if loaded is not None and not isinstance(loaded, dict):
+            raise ValueError(f"{path}: the top level must be a mapping")
+        raw = loaded or {}
+    raw = {k: v for k, v in raw.items()}
+    raw["sources"] = [s if not isinstance(s, SourceConfig) else dataclasses.asdict(s) for s in raw.get("sources") or []]
+    for a in overrides or []:
+        apply_override(raw, a)
+    cfg = TrainConfig.from_dict(raw)
+    cfg._config_path = str(path) if path is not None else None  # type: ignore[attr-defined]
+    return cfg
+
+
+def resolve_deepspeed_path(cfg: TrainConfig) -> Path:
+    """The DeepSpeed JSON: as given, else next to the YAML, else under the repository root."""
+    p = Path(cfg.deepspeed)
+    candidates = [p]
+    if not p.is_absolute():
+        cfg_path = getattr(cfg, "_config_path", None)
+        if cfg_path:
+            candidates.append(Path(cfg_path).parent / p)
+        candidates.append(REPO_ROOT / p)
+    for c in candidates:
+        if c.is_file():
+            return c
+    raise FileNotFoundError(f"DeepSpeed config {cfg.deepspeed!r} not found (tried {[str(c) for c in candidates]})")

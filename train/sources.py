@@ -1,0 +1,172 @@
+"""Resolve the config's ``sources`` into a deterministic list of shards per stream.
+
+A source ``path`` may be
+
+* a dataset directory holding ``manifest.json`` (``<out>/<dataset>``),
+* a directory of dataset directories (``<out>``, e.g. ``data/shards``): every ``*/manifest.json`` in it,
+* a ``manifest.json`` file,
+* a brace pattern (or a single path) of local tar files, e.g. ``/x/mimic-train-2d-{000000..000005}.tar``,
+  expanded with ``webdataset.shardlists.expand_urls``; ``file:`` prefixes are accepted. The stream, split and
+  dataset come from the shard name (SPEC §1), the sample count from the index sidecar.
+
+Manifests are filtered by ``splits`` (default ``["train"]``); URL patterns only when ``splits`` is given.
+Shards come back in a fixed order (source order, then path), so every rank derives the same list.
+Only local files are supported: the stream seeks inside shards using their index sidecars (SPEC §4).
+Shards listed in a manifest but missing on disk are reported and left out (they cannot be read on any rank);
+shards with zero samples are left out.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from shards_spec.layout import INDEX_SUFFIX, MANIFEST_NAME, SHARD_RE, SPEC_VERSION, STREAMS, index_path
+
+from .config import SourceConfig
+
+DEFAULT_SPLITS = ("train",)
+
+
+@dataclass(frozen=True)
+class ShardRef:
+    path: str  # absolute path of the tar
+    stream: str  # "2d" / "3d"
+    split: str
+    dataset: str
+    samples: int  # from the manifest, else the index sidecar (the index is authoritative when reading)
+    weight: float
+    source: int  # position of the source entry in the config
+
+    @property
+    def index(self) -> str:
+        return str(index_path(self.path))
+
+    @property
+    def name(self) -> str:
+        return Path(self.path).name
+
+
+class SourceError(ValueError):
+    pass
+
+
+def _warn(msg: str) -> None:
+    print(f"[train.sources] warning: {msg}", file=sys.stderr, flush=True)
+
+
+def _check_version(version: object, where: str) -> None:
+    if not isinstance(version, str) or version.split(".")[0] != SPEC_VERSION.split(".")[0]:
+        raise SourceError(f"{where}: spec_version {version!r} is not readable by this trainer (spec {SPEC_VERSION})")
+
+
+def _from_manifest(manifest: Path, src: SourceConfig, source_idx: int) -> list[ShardRef]:
+    data = json.loads(manifest.read_text())
+    _check_version(data.get("spec_version"), str(manifest))
+    splits = set(src.splits or DEFAULT_SPLITS)
+    root = manifest.parent
+    out = []
+    for entry in data.get("shards", []):
+        if entry.get("split") not in splits:
+            continue
+        stream = entry.get("stream")
+        if stream not in STREAMS:
+            raise SourceError(f"{manifest}: shard {entry.get('path')} has unknown stream {stream!r}")
+        path = (root / entry["path"]).resolve()
+        if not path.is_file():
+            _warn(f"{manifest}: shard {entry['path']} is listed but missing; left out")
+            continue
+        samples = int(entry.get("samples", 0))
+        if samples <= 0:
+            continue
+        out.append(ShardRef(str(path), stream, entry["split"], data.get("dataset", root.name), samples,
+                            src.weight, source_idx))
+    return out
+
+
+def count_index_samples(tar: Path) -> int:
+    """Samples listed in a shard's index sidecar (-1 if the sidecar is missing or unreadable)."""
+    idx = index_path(tar)
+    try:
+        return len(json.loads(idx.read_text())["samples"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return -1
+
+
+def _from_pattern(pattern: str, src: SourceConfig, source_idx: int) -> list[ShardRef]:
+    from webdataset.shardlists import expand_urls
+
+    urls = expand_urls(pattern)
+    out = []
+    for url in urls:
+        if url.startswith("file://"):
+            url = url[len("file://"):]
+        elif url.startswith("file:"):
+            url = url[len("file:"):]
+        if "://" in url or url.startswith("pipe:"):
+            raise SourceError(f"{url}: only local shard files are supported (the stream seeks by index)")
+        path = Path(url).resolve()
+        if not path.is_file():
+            raise SourceError(f"{pattern}: {path} does not exist")
+        m = SHARD_RE.match(path.name)
+        if not m:
+            raise SourceError(f"{path.name}: not a shard name <dataset>-<split>-<stream>-NNNNNN.tar")
+        if src.splits is not None and m["split"] not in src.splits:
+            continue
+        samples = count_index_samples(path)
+        if samples < 0:
+            from shards_spec.reader import iter_raw_samples
+
+            _warn(f"{path}: no readable index sidecar; counting samples by walking the tar")
+            try:
+                samples = sum(1 for _ in iter_raw_samples(path, read_data=False))
+            except Exception as exc:  # a truncated tar still counts what it holds
+                _warn(f"{path}: walking the tar failed ({exc})")
+                samples = max(samples, 0)
+        if samples == 0:
+            continue
+        out.append(ShardRef(str(path), m["stream"], m["split"], m["dataset"], samples, src.weight, source_idx))
+    return out
+
+
+def resolve_source(src: SourceConfig, source_idx: int = 0) -> list[ShardRef]:
+    p = Path(src.path)
+    if any(ch in src.path for ch in "{}") or src.path.endswith(".tar"):
+        shards = _from_pattern(src.path, src, source_idx)
+    elif p.is_file() and p.name.endswith(".json"):
+        shards = _from_manifest(p, src, source_idx)
+    elif p.is_dir() and (p / MANIFEST_NAME).is_file():
+        shards = _from_manifest(p / MANIFEST_NAME, src, source_idx)
+    elif p.is_dir():
+        manifests = sorted(p.glob(f"*/{MANIFEST_NAME}"))
+        if not manifests:
+            raise SourceError(f"{p}: no {MANIFEST_NAME} in it or in its subdirectories")
+        shards = [s for m in manifests for s in _from_manifest(m, src, source_idx)]
+    else:
+        raise SourceError(f"source {src.path!r} does not exist")
+    return sorted(shards, key=lambda s: s.path)
+
+
+def resolve_sources(sources: list[SourceConfig]) -> dict[str, list[ShardRef]]:
+    """``{"2d": [...], "3d": [...]}``: the shards of every source, in source order then path order."""
+    by_stream: dict[str, list[ShardRef]] = {s: [] for s in STREAMS}
+    for i, src in enumerate(sources):
+        shards = resolve_source(src, i)
+        if not shards:
+            _warn(f"source {src.path!r} (splits {src.splits or list(DEFAULT_SPLITS)}) gave no shards")
+        for s in shards:
+            by_stream[s.stream].append(s)
+    if not any(by_stream.values()):
+        raise SourceError("no shards in any source")
+    return by_stream
+
+
+def weighted_samples(shards: list[ShardRef]) -> float:
+    """Expected samples per stream epoch: sum of weight x samples."""
+    return float(sum(s.weight * s.samples for s in shards))
+
+
+__all__ = ["ShardRef", "SourceError", "resolve_source", "resolve_sources", "weighted_samples",
+           "count_index_samples", "INDEX_SUFFIX"]

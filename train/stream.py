@@ -1,0 +1,466 @@
+"""One endless, exactly resumable stream of collated batches per modality (2D or 3D).
+
+Design
+------
+The order of samples seen by every (rank, DataLoader worker) *slot* is a pure function of
+``(seed, stream, epoch, rank, world_size, worker, num_workers)`` and the shards' index sidecars (SPEC §4):
+
+1. **Shard list of an epoch.** Each shard appears ``floor(weight)`` times, plus once more with probability
+   ``frac(weight)`` (a seeded draw per shard and epoch); the list is shuffled with the epoch's seed.
+2. **Dealing.** Position ``t`` of that list goes to rank ``t % W`` and, within the rank, to worker
+   ``(t // W) % N`` (round-robin to ranks, then to workers). With fewer shards than the ``W*N`` slots the
+   list wraps around (``t`` runs to ``W*N``, shard ``t % n_shards``) and the slots that share a shard split its
+   samples (slot ``part`` of ``nparts`` takes samples ``part, part+nparts, ...``; a slot whose part would be
+   empty takes sample ``part % n_samples``). So every slot always has data, whatever the shard count.
+3. **Interleave.** A slot reads its shards ``M`` (``interleave``) at a time, one sample from each in turn;
+   an exhausted shard is replaced by the slot's next one. Within a shard, samples are read in tar order.
+4. **Block shuffle.** The read order is cut into blocks of ``K`` samples; each block is permuted with a
+   seeded RNG. With ``length_grouping`` the permuted block is then sorted by token count, cut into batches,
+   and the batch order shuffled (a partial batch stays last), so batches hold similar lengths and padding stays
+   small. The emitted order is still a permutation of each block, i.e. a function of the position.
+5. **Batches.** The worker decodes samples in emitted order (seek + read of the sample's member span, no tar
+   walking) and collates every ``batch_size`` *good* samples into a batch. Workers yield whole batches, so
+   PyTorch's DataLoader, which polls workers round-robin, delivers batch ``i`` from worker ``i % N``.
+
+Epochs and equal step counts ("repeating with a fixed step count")
+------------------------------------------------------------------
+An *epoch* is per slot: one pass over the shard parts dealt to that slot for that epoch number. When a slot
+has exhausted its epoch it continues with the next epoch (a new shuffle and a new dealing), so every stream
+is endless on every rank and the run length is set in optimizer steps, identical on all ranks. Nothing can
+hang on uneven data (webdataset #188/#225, litData #233). The price: slots with fewer samples revisit their
+data sooner; within one epoch number slots see disjoint samples (except in the wrap-around case above, where
+a shard with fewer samples than the slots sharing it repeats one of them).
+
+Resumption
+----------
+A worker's position is ``(epoch, pos)``: the index of the next sample to examine in its emitted order. Every
+batch carries the cursor of its worker after the batch, and the trainer keeps, per stream, the number of
+batches consumed and the cursor of each worker's last consumed batch (``StreamLoader.state_dict``). A
+resumed loader starts every worker at its cursor and rotates worker ids by ``batches % N``, so that the next
+batch comes from the same worker, with the same samples, as in the uninterrupted run. Bad samples are
+skipped deterministically (the same bytes fail the same way), so resumption stays exact with them.
+Changing ``world_size`` or ``num_workers`` changes the dealing; such a resume starts every slot at the
+next epoch (reported, not exact).
+
+Bad samples
+-----------
+An index entry without all five members, a member span past the end of the tar (truncated shard), a member
+that fails ``shards_spec.codec.decode_member`` (bounded, no pickle), or inconsistent arrays (lengths,
+image-token ids beyond the sample's images, key mismatch) make the sample *bad*: it is reported with the
+batch it was skipped in (shard, key, reason), counted, and the batch is completed with the following good
+samples. A shard whose index sidecar is missing or unreadable is indexed by walking its tar headers instead
+(with a warning). A slot that finds no good sample in a whole epoch raises (the run would otherwise spin).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+import sys
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import Any, Iterator
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, IterableDataset, get_worker_info
+
+from shards_spec.codec import DecodeError, decode_member
+from shards_spec.layout import FIELD_INPUT_IDS, FIELD_LABELS, FIELD_LOSS_WEIGHT, FIELD_META, FIELD_VISION, FIELDS
+from shards_spec.layout import IGNORE_INDEX, IMAGE_TOKENS_PER_IMAGE
+
+from .collate import CollateConfig, Sample, collate
+from .schedule import seed_from, unit_hash
+from .sources import ShardRef
+
+DEFAULT_BASE_VOCAB = 32000
+
+
+@dataclass(frozen=True)
+class StreamConfig:
+    name: str  # "2d" / "3d"
+    batch_size: int
+    block_size: int = 256
+    interleave: int = 4
+    length_grouping: bool = True
+    seed: int = 0
+    collate: CollateConfig = CollateConfig()
+
+    @property
+    def effective_block(self) -> int:
+        """K rounded up to a multiple of the batch size when grouping, so grouped batches align with blocks."""
+        if self.length_grouping and self.batch_size > 1:
+            return int(math.ceil(self.block_size / self.batch_size) * self.batch_size)
+        return self.block_size
+
+
+class BadSample(Exception):
+    pass
+
+
+def _warn(msg: str) -> None:
+    print(f"[train.stream] warning: {msg}", file=sys.stderr, flush=True)
+
+
+# ============================================================================ pure planning functions
+def epoch_shard_order(shards: list[ShardRef], seed: int, stream: str, epoch: int) -> list[int]:
+    """Indices into ``shards`` for one epoch: weight copies, then a seeded shuffle."""
+    order: list[int] = []
+    for i, s in enumerate(shards):
+        copies = int(math.floor(s.weight))
+        frac = s.weight - copies
+        if frac > 0 and unit_hash("weight", seed, stream, epoch, s.path) < frac:
+            copies += 1
+        order.extend([i] * copies)
+    random.Random(seed_from("shards", seed, stream, epoch)).shuffle(order)
+    return order
+
+
+def deal(n_items: int, world_size: int, num_workers: int, rank: int, worker: int) -> list[tuple[int, int, int]]:
+    """``(position, part, nparts)`` of the epoch list dealt to slot ``(rank, worker)`` (see module docstring)."""
+    if n_items <= 0:
+        return []
+    slots = world_size * num_workers
+    total = max(n_items, slots)
+    out = []
+    for t in range(total):
+        if t % world_size == rank and (t // world_size) % num_workers == worker:
+            i = t % n_items
+            nparts = (total - 1 - i) // n_items + 1
+            out.append((i, t // n_items, nparts))
+    return out
+
+
+def part_indices(n_samples: int, part: int, nparts: int) -> list[int]:
+    if n_samples <= 0:
+        return []
+    if part < n_samples:
+        return list(range(part, n_samples, nparts))
+    return [part % n_samples]
+
+
+def interleave(lists: list[list[Any]], m: int) -> list[tuple[int, Any]]:
+    """Round-robin over at most ``m`` lists at a time; yields ``(list index, item)``."""
+    out: list[tuple[int, Any]] = []
+    active: list[list] = []  # [list index, position]
+    nxt = 0
+    while nxt < len(lists) and len(active) < m:
+        if lists[nxt]:
+            active.append([nxt, 0])
+        nxt += 1
+    pos = 0
+    while active:
+        a = active[pos]
+        out.append((a[0], lists[a[0]][a[1]]))
+        a[1] += 1
+        if a[1] == len(lists[a[0]]):
+            while nxt < len(lists) and not lists[nxt]:
+                nxt += 1
+            if nxt < len(lists):
+                active[pos] = [nxt, 0]
+                nxt += 1
+                pos += 1
+            else:
+                del active[pos]
+        else:
+            pos += 1
+        if pos >= len(active):
+            pos = 0
+    return out
+
+
+def block_order(
+    lengths: list[int],
+    block_size: int,
+    batch_size: int,
+    length_grouping: bool,
+    seed_parts: tuple,
+) -> list[int]:
+    """Emitted order (a permutation of ``range(len(lengths))``), block by block."""
+    out: list[int] = []
+    for b0 in range(0, len(lengths), block_size):
+        idx = list(range(b0, min(b0 + block_size, len(lengths))))
+        rng = random.Random(seed_from("block", *seed_parts, b0))
+        rng.shuffle(idx)
+        if length_grouping and batch_size > 1:
+            idx.sort(key=lambda p: lengths[p])  # stable: equal lengths keep their shuffled order
+            groups = [idx[i:i + batch_size] for i in range(0, len(idx), batch_size)]
+            tail = [groups.pop()] if groups and len(groups[-1]) < batch_size else []
+            rng.shuffle(groups)
+            idx = [p for g in groups + tail for p in g]
+        out.extend(idx)
+    return out
+
+
+# ============================================================================ index sidecars
+def _scan_index(path: str) -> list[dict]:
+    """Index entries for a tar without (readable) sidecar, by walking its headers."""
+    from shards_spec.reader import iter_raw_samples
+
+    entries = []
+    try:
+        for raw in iter_raw_samples(path, read_data=False):
+            members = {f: [m.data_offset, m.size] for f, m in raw.members.items()}
+            first = min(m.header_offset for m in raw.members.values())
+            end = max(m.data_offset + m.size for m in raw.members.values())
+            entries.append({"key": raw.key, "offset": first, "size": end - first, "members": members,
+                            "n_tokens": 0, "n_images": 0, "depth": 0})
+    except Exception as exc:
+        _warn(f"{path}: walking the tar stopped ({exc}); {len(entries)} samples indexed")
+    return entries
+
+
+class IndexCache:
+    """Index entries per shard path, loaded lazily (in the worker that reads the shard)."""
+
+    def __init__(self) -> None:
+        self._cache: dict[str, list[dict]] = {}
+
+    def get(self, shard: ShardRef) -> list[dict]:
+        if shard.path not in self._cache:
+            try:
+                with open(shard.index) as fh:
+                    data = json.load(fh)
+                entries = data["samples"]
+                if not isinstance(entries, list):
+                    raise ValueError("'samples' is not a list")
+            except (OSError, ValueError, KeyError, TypeError) as exc:
+                _warn(f"{shard.index}: unreadable index sidecar ({exc}); indexing by walking the tar")
+                entries = _scan_index(shard.path)
+            if shard.samples >= 0 and len(entries) != shard.samples:
+                _warn(f"{shard.name}: index lists {len(entries)} samples, manifest {shard.samples}; using the index")
+            self._cache[shard.path] = entries
+        return self._cache[shard.path]
+
+
+# ============================================================================ per-slot plan
+@dataclass
+class EpochPlan:
+    epoch: int
+    order: list[tuple[int, dict]]  # (shard index, index entry) in emitted order
+
+
+class SlotPlan:
+    """The emitted sample order of one (rank, worker) slot, epoch by epoch."""
+
+    def __init__(self, shards: list[ShardRef], cfg: StreamConfig, rank: int, world_size: int, worker: int,
+                 num_workers: int, index: IndexCache | None = None):
+        self.shards, self.cfg = shards, cfg
+        self.rank, self.world_size, self.worker, self.num_workers = rank, world_size, worker, num_workers
+        self.index = index or IndexCache()
+
+    def epoch(self, epoch: int) -> EpochPlan:
+        cfg = self.cfg
+        order = epoch_shard_order(self.shards, cfg.seed, cfg.name, epoch)
+        assigned = deal(len(order), self.world_size, self.num_workers, self.rank, self.worker)
+        lists = []
+        for pos, part, nparts in assigned:
+            sid = order[pos]
+            entries = self.index.get(self.shards[sid])
+            lists.append([(sid, entries[j]) for j in part_indices(len(entries), part, nparts)])
+        read = [item for _, item in interleave(lists, cfg.interleave)]
+        lengths = [int(e.get("n_tokens") or 0) for _, e in read]
+        seed_parts = (cfg.seed, cfg.name, epoch, self.rank, self.world_size, self.worker, self.num_workers)
+        emitted = block_order(lengths, cfg.effective_block, cfg.batch_size, cfg.length_grouping, seed_parts)
+        return EpochPlan(epoch, [read[p] for p in emitted])
+
+    def keys(self, epoch: int) -> list[str]:
+        return [e["key"] for _, e in self.epoch(epoch).order]
+
+
+# ============================================================================ reading one sample
+class FileCache:
+    def __init__(self, size: int = 8):
+        self.size = size
+        self._files: OrderedDict[str, Any] = OrderedDict()
+
+    def get(self, path: str):
+        fh = self._files.pop(path, None)
+        if fh is None:
+            fh = open(path, "rb")
+            if len(self._files) >= self.size:
+                _, old = self._files.popitem(last=False)
+                old.close()
+        self._files[path] = fh
+        return fh
+
+    def close(self) -> None:
+        for fh in self._files.values():
+            fh.close()
+        self._files.clear()
+
+
+def read_sample(files: FileCache, shard: ShardRef, entry: dict, epoch: int = 0) -> Sample:
+    """Seek + read one sample's member span and decode it; raises :class:`BadSample` with the reason."""
+    key = entry.get("key", "?")
+    members = entry.get("members")
+    if not isinstance(members, dict):
+        raise BadSample("index entry has no members")
+    missing = [f for f in FIELDS if f not in members]
+    if missing:
+        raise BadSample(f"index entry lacks members {missing}")
+    try:
+        spans = {f: (int(members[f][0]), int(members[f][1])) for f in FIELDS}
+    except (TypeError, ValueError, IndexError):
+        raise BadSample("index entry has malformed member offsets") from None
+    lo = min(o for o, _ in spans.values())
+    hi = max(o + s for o, s in spans.values())
+    if lo < 0 or hi - lo > (1 << 32):
+        raise BadSample(f"implausible member span [{lo}, {hi})")
+    try:
+        fh = files.get(shard.path)
+        fh.seek(lo)
+        buf = fh.read(hi - lo)
+    except OSError as exc:
+        raise BadSample(f"read error: {exc}") from None
+    if len(buf) < hi - lo:
+        raise BadSample(f"truncated shard: members end at byte {hi}, file ends at {lo + len(buf)}")
+    try:
+        dec = {f: decode_member(f, buf[o - lo:o - lo + s]) for f, (o, s) in spans.items()}
+    except DecodeError as exc:
+        raise BadSample(f"decode error: {exc}") from None
+    meta, ids, labels, weights, vision = (dec[FIELD_META], dec[FIELD_INPUT_IDS], dec[FIELD_LABELS],
+                                          dec[FIELD_LOSS_WEIGHT], dec[FIELD_VISION])
+    if meta.get("key", key) != key:
+        raise BadSample(f"meta.json key {meta.get('key')!r} does not match the index")
+    n = ids.shape[0]
+    if n == 0 or labels.shape[0] != n or weights.shape[0] != n:
+        raise BadSample(f"token arrays disagree: input_ids {n}, labels {labels.shape[0]}, loss_weight {weights.shape[0]}")
+    s, c = vision.shape[0], vision.shape[1]
+    if s < 1 or c not in (1, 3) or min(vision.shape) < 1:
+        raise BadSample(f"vision shape {tuple(vision.shape)} is not [S>=1, C in (1,3), H, W, D]")
+    base = int((meta.get("special_ids") or {}).get("base_vocab", DEFAULT_BASE_VOCAB))
+    if int(ids.min()) < 0:
+        raise BadSample("negative token id")
+    top = int(ids.max()) - base - 2
+    if top >= IMAGE_TOKENS_PER_IMAGE * s:
+        raise BadSample(f"image token <image{top}> needs more than the sample's {s} images")
+    if not np.all((labels == IGNORE_INDEX) | (labels >= 0)):
+        raise BadSample("labels hold negative ids other than -100")
+    if not np.all(np.isfinite(weights)):
+        raise BadSample("loss_weight is not finite")
+    return Sample(key=key, input_ids=ids, labels=labels, loss_weight=weights, vision=vision, epoch=epoch,
+                  shard=shard.name, meta=meta)
+
+
+# ============================================================================ the dataset (runs in workers)
+class StreamDataset(IterableDataset):
+    """Endless collated batches of one stream for one rank; see the module docstring."""
+
+    def __init__(self, shards: list[ShardRef], cfg: StreamConfig, rank: int = 0, world_size: int = 1,
+                 start: dict[int, tuple[int, int]] | None = None, worker_offset: int = 0):
+        super().__init__()
+        if not shards:
+            raise ValueError(f"stream {cfg.name}: no shards")
+        self.shards, self.cfg = shards, cfg
+        self.rank, self.world_size = rank, world_size
+        self.start = dict(start or {})
+        self.worker_offset = worker_offset
+
+    def __iter__(self) -> Iterator[dict]:
+        info = get_worker_info()
+        if info is None:
+            worker_id, num_workers = 0, 1
+        else:
+            worker_id, num_workers = info.id, info.num_workers
+            torch.set_num_threads(1)
+        worker = (worker_id + self.worker_offset) % num_workers
+        return self.batches(worker, num_workers)
+
+    def batches(self, worker: int, num_workers: int) -> Iterator[dict]:
+        cfg = self.cfg
+        plan = SlotPlan(self.shards, cfg, self.rank, self.world_size, worker, num_workers)
+        files = FileCache(cfg.interleave + 2)
+        epoch, pos = self.start.get(worker, (0, 0))
+        pending: list[Sample] = []
+        bad: list[dict] = []
+        barren_epochs = 0
+        try:
+            while True:
+                ep = plan.epoch(epoch)
+                full_epoch, good = pos == 0, 0
+                while pos < len(ep.order):
+                    sid, entry = ep.order[pos]
+                    pos += 1
+                    shard = self.shards[sid]
+                    try:
+                        smp = read_sample(files, shard, entry, epoch)
+                    except BadSample as exc:
+                        bad.append({"stream": cfg.name, "shard": shard.path, "key": entry.get("key", "?"),
+                                    "reason": str(exc)})
+                        continue
+                    good += 1
+                    pending.append(smp)
+                    if len(pending) == cfg.batch_size:
+                        batch = collate(pending, cfg.collate, cfg.name)
+                        batch.update(worker=worker, cursor=(epoch, pos), bad=bad, epoch=epoch)
+                        pending, bad = [], []
+                        yield batch
+                if full_epoch and good == 0:
+                    barren_epochs += 1
+                    if barren_epochs >= 2:
+                        raise RuntimeError(
+                            f"stream {cfg.name}: rank {self.rank} worker {worker} found no readable sample in "
+                            f"two whole epochs ({len(bad)} bad); check the shards")
+                else:
+                    barren_epochs = 0
+                epoch, pos = epoch + 1, 0
+        finally:
+            files.close()
+
+
+# ============================================================================ main-process side
+class StreamLoader:
+    """The trainer's handle on one stream: a DataLoader over :class:`StreamDataset` plus the position
+    bookkeeping (batches consumed, each worker's cursor, bad-sample count) that goes into checkpoints."""
+
+    def __init__(self, shards: list[ShardRef], cfg: StreamConfig, rank: int, world_size: int,
+                 num_workers: int, prefetch_factor: int = 2, state: dict | None = None):
+        self.cfg = cfg
+        self.num_workers = num_workers
+        self.world_size = world_size
+        self.batches = 0
+        self.bad = 0
+        self.cursors: dict[int, tuple[int, int]] = {}
+        slots = max(num_workers, 1)
+        if state:
+            self.batches = int(state["batches"])
+            self.bad = int(state.get("bad", 0))
+            cursors = {int(k): (int(v[0]), int(v[1])) for k, v in (state.get("cursors") or {}).items()}
+            if int(state.get("num_workers", num_workers)) != num_workers or int(
+                    state.get("world_size", world_size)) != world_size:
+                nxt = max([e for e, _ in cursors.values()], default=0) + 1
+                _warn(f"stream {cfg.name}: checkpoint had world_size {state.get('world_size')} x "
+                      f"num_workers {state.get('num_workers')}, now {world_size} x {num_workers}; "
+                      f"every slot restarts at epoch {nxt} (data order not exact)")
+                cursors = {w: (nxt, 0) for w in range(slots)}
+            self.cursors = cursors
+        self.dataset = StreamDataset(shards, cfg, rank, world_size, start=self.cursors,
+                                     worker_offset=self.batches % slots)
+        kwargs: dict[str, Any] = {}
+        if num_workers > 0:
+            kwargs.update(prefetch_factor=prefetch_factor, persistent_workers=False)
+        self.loader = DataLoader(self.dataset, batch_size=None, num_workers=num_workers, **kwargs)
+        self._it: Iterator | None = None
+
+    def start(self) -> None:
+        if self._it is None:
+            self._it = iter(self.loader)
+
+    def next(self) -> dict:
+        self.start()
+        batch = next(self._it)
+        worker = int(batch.pop("worker"))
+        epoch, pos = batch.pop("cursor")
+        self.cursors[worker] = (int(epoch), int(pos))
+        self.batches += 1
+        self.bad += len(batch["bad"])
+        return batch
+
+    def state_dict(self) -> dict:
+        return {"batches": self.batches, "bad": self.bad, "num_workers": self.num_workers,
+                "world_size": self.world_size, "cursors": {str(k): list(v) for k, v in sorted(self.cursors.items())}}
+
+    def close(self) -> None:
+        self._it = None
