@@ -90,6 +90,7 @@ class TrainConfig:
     seed: int = 0
     checkpoint_interval: int = 0  # optimizer steps between checkpoints (0: only the final one)
     save_final: bool = True
+    keep_checkpoints: int = 3  # newest checkpoints kept (0: keep all)
     resume: str | bool = False  # False, "auto" (latest in output_dir/checkpoints if any) or a tag dir
     stop_after: int | None = None  # leave after this step without a final checkpoint (simulates a kill)
     progress: bool = True  # tqdm bar on rank 0

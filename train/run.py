@@ -1,0 +1,388 @@
+"""Train a RadFM-style model on 2D + 3D WebDataset shards with DeepSpeed.
+
+    deepspeed --num_gpus 2 train/run.py --config train/configs/demo-cpu.yaml [--set steps=10] [--resume]
+    torchrun --nproc_per_node 2 train/run.py --config ...
+    python train/run.py --config ...                      (one process)
+
+config -> data -> model -> optimizer -> (resume) -> loop -> checkpoint. The pieces live in ``train.config``,
+``train.sources``, ``train.schedule``, ``train.stream``, ``train.collate``, ``train.logs`` and
+``train.checkpoint``; their docstrings explain the design (equal step counts on every rank, exact resumption,
+what an epoch is).
+
+On a machine without CUDA this sets ``DS_ACCELERATOR=cpu`` before importing DeepSpeed and uses gloo.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+if __package__ in (None, ""):  # run as a script: put the repository root first (train/ holds config.py etc.)
+    _root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    sys.path[:] = [_root] + [p for p in sys.path if os.path.abspath(p or ".") != os.path.dirname(os.path.abspath(__file__))]
+
+import argparse
+import json
+import math
+import random
+import socket
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from train import checkpoint as ckpt
+from train.collate import CollateConfig
+from train.config import TrainConfig, load_config, resolve_deepspeed_path
+from train.logs import StepLogger
+from train.schedule import STREAM_2D, STREAM_3D, StepSchedule, default_ratio_2d
+from train.sources import resolve_sources, weighted_samples
+from train.stream import StreamConfig, StreamLoader
+
+MODEL_INPUTS = ("input_ids", "attention_mask", "vision_x", "labels", "loss_weight")
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description="RadFM streaming trainer (DeepSpeed)")
+    p.add_argument("--config", required=True, help="YAML config (see train/configs/)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a config key (dotted, YAML value); repeatable")
+    p.add_argument("--resume", nargs="?", const="auto", default=None,
+                   help="resume from the latest checkpoint in output_dir (or from the given directory)")
+    p.add_argument("--local_rank", "--local-rank", type=int, default=None, help=argparse.SUPPRESS)
+    return p.parse_args(argv)
+
+
+# ----------------------------------------------------------------------------------------------- environment
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def setup_distributed():
+    """Pick the accelerator (CPU when there is no CUDA), then initialise torch.distributed via DeepSpeed."""
+    on_cpu = not torch.cuda.is_available()
+    if on_cpu:
+        os.environ.setdefault("DS_ACCELERATOR", "cpu")
+        # DeepSpeed JIT-builds its CPU communication op once; keep it with the repository's other caches.
+        os.environ.setdefault("TORCH_EXTENSIONS_DIR", str(Path(__file__).resolve().parents[1] / ".cache" / "torch_extensions"))
+    for k, v in (("RANK", "0"), ("WORLD_SIZE", "1"), ("LOCAL_RANK", "0"), ("MASTER_ADDR", "127.0.0.1")):
+        os.environ.setdefault(k, v)
+    if "MASTER_PORT" not in os.environ:
+        os.environ["MASTER_PORT"] = str(_free_port())
+    import deepspeed  # noqa: E402  (after DS_ACCELERATOR)
+
+    deepspeed.init_distributed(dist_backend="gloo" if on_cpu else "nccl", auto_mpi_discovery=False)
+    if not on_cpu:
+        torch.cuda.set_device(int(os.environ["LOCAL_RANK"]))
+    return deepspeed, on_cpu
+
+
+def seed_all(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+# ----------------------------------------------------------------------------------------------- data
+def build_streams(cfg: TrainConfig, rank: int, world: int, states: dict) -> tuple[StepSchedule, dict, dict]:
+    shards = resolve_sources(cfg.sources)
+    n2, n3 = weighted_samples(shards[STREAM_2D]), weighted_samples(shards[STREAM_3D])
+    if cfg.stream_ratio_2d is not None:
+        ratio = cfg.stream_ratio_2d
+        if (ratio > 0 and n2 == 0) or (ratio < 1 and n3 == 0):
+            raise ValueError(f"stream_ratio_2d={ratio} but the 2D stream has {n2:g} and the 3D stream {n3:g} samples")
+    else:
+        ratio = default_ratio_2d(n2, n3, cfg.batch_size_2d, cfg.batch_size_3d)
+    base = dict(
+        depth_choices=tuple(cfg.depth_choices), image_size_default=cfg.image_size_default,
+        image_size_single_3d=cfg.image_size_single_3d, many_images_threshold=cfg.many_images_threshold,
+        many_images_max_depth=cfg.many_images_max_depth, image_size=cfg.image_size, resize_mode=cfg.resize_mode,
+        crop_scale=tuple(cfg.crop_scale), crop_ratio=tuple(cfg.crop_ratio), seed=cfg.seed,
+        vision_dtype=cfg.vision_dtype)
+    loaders = {}
+    for name, bs, block, augment in ((STREAM_2D, cfg.batch_size_2d, cfg.shuffle_block_2d, cfg.augment),
+                                     (STREAM_3D, cfg.batch_size_3d, cfg.shuffle_block_3d, False)):
+        if not shards[name]:
+            continue
+        scfg = StreamConfig(name=name, batch_size=bs, block_size=block, interleave=cfg.interleave,
+                            length_grouping=cfg.length_grouping, seed=cfg.seed,
+                            collate=CollateConfig(augment=augment, **base))
+        loaders[name] = StreamLoader(shards[name], scfg, rank, world, cfg.num_workers, cfg.prefetch_factor,
+                                     state=states.get(name))
+    info = {"shards": {k: len(v) for k, v in shards.items()}, "weighted_samples": {STREAM_2D: n2, STREAM_3D: n3},
+            "ratio_2d": ratio}
+    return StepSchedule(cfg.seed, ratio), loaders, info
+
+
+# ----------------------------------------------------------------------------------------------- model
+def build_model(cfg: TrainConfig):
+    from model import RadFMForCausalLM, get_config
+    from model.checkpoint import load_official_checkpoint
+
+    if cfg.checkpoint:
+        path = Path(cfg.checkpoint)
+        if path.is_dir():
+            model = RadFMForCausalLM.from_pretrained(path)
+        else:
+            model, report = load_official_checkpoint(path, config=get_config(cfg.model, **cfg.model_overrides))
+            print(f"[train] {report.summary()}", flush=True)
+    else:
+        model = RadFMForCausalLM(get_config(cfg.model, **cfg.model_overrides))
+    if cfg.gradient_checkpointing:
+        model.gradient_checkpointing_enable()
+    return model.train()
+
+
+def lr_lambda(cfg: TrainConfig):
+    warmup, total, floor = cfg.warmup_steps, cfg.steps, cfg.min_lr_ratio
+
+    def fn(step: int) -> float:  # step = optimizer steps already taken
+        if warmup > 0 and step < warmup:
+            return (step + 1) / warmup
+        if cfg.lr_schedule == "constant":
+            return 1.0
+        progress = min(1.0, max(0.0, (step - warmup) / max(1, total - warmup)))
+        if cfg.lr_schedule == "linear":
+            return 1.0 - (1.0 - floor) * progress
+        return floor + (1.0 - floor) * 0.5 * (1.0 + math.cos(math.pi * progress))
+
+    return fn
+
+
+def deepspeed_config(cfg: TrainConfig, on_cpu: bool) -> dict:
+    ds = json.loads(resolve_deepspeed_path(cfg).read_text())
+    ds.pop("train_batch_size", None)
+    # Micro-batches differ per stream (batch_size_2d / batch_size_3d); DeepSpeed only uses this number for
+    # its own bookkeeping, so it is nominal here.
+    ds["train_micro_batch_size_per_gpu"] = 1
+    ds["gradient_accumulation_steps"] = cfg.gradient_accumulation_steps
+    if cfg.grad_clip is not None:
+        ds["gradient_clipping"] = cfg.grad_clip
+    if "optimizer" not in ds:
+        ds["zero_allow_untested_optimizer"] = True
+    ds.setdefault("steps_per_print", 10**9)
+    if on_cpu and (ds.get("fp16") or {}).get("enabled"):
+        raise ValueError("fp16 is not supported by DeepSpeed on CPU; use bf16 or fp32")
+    return ds
+
+
+def param_groups(model, weight_decay: float) -> list[dict]:
+    decay, no_decay = [], []
+    for _, p in model.named_parameters():
+        if p.requires_grad:
+            (decay if p.ndim >= 2 else no_decay).append(p)
+    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+
+
+# ----------------------------------------------------------------------------------------------- helpers
+def _gather(obj, world: int):
+    import torch.distributed as dist
+
+    if world == 1:
+        return [obj]
+    out = [None] * world
+    dist.all_gather_object(out, obj)
+    return out
+
+
+def _all_reduce(values: list[float]) -> list[float]:
+    import torch.distributed as dist
+
+    t = torch.tensor(values, dtype=torch.float64)
+    if dist.is_initialized() and dist.get_world_size() > 1:
+        dist.all_reduce(t)
+    return t.tolist()
+
+
+def _decoded_answer(tokenizer, batch) -> str:
+    ids = batch["input_ids"][0]
+    keep = batch["labels"][0] != -100
+    return tokenizer.decode(ids[keep].tolist(), skip_special_tokens=True)
+
+
+# ----------------------------------------------------------------------------------------------- main
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    cfg = load_config(args.config, args.set)
+    if args.resume is not None:
+        cfg.resume = args.resume
+    deepspeed, on_cpu = setup_distributed()
+    import torch.distributed as dist
+
+    rank, world = dist.get_rank(), dist.get_world_size()
+    out = Path(cfg.output_dir)
+    ckpt_dir = out / "checkpoints"
+    if rank == 0:
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "config.json").write_text(json.dumps(cfg.to_dict(), indent=2))
+    gas = cfg.gradient_accumulation_steps
+
+    # ---- model and optimizer (same init on every rank)
+    seed_all(cfg.seed)
+    model = build_model(cfg)
+    ds_config = deepspeed_config(cfg, on_cpu)
+    optimizer = None
+    if "optimizer" not in ds_config:
+        optimizer = torch.optim.AdamW(param_groups(model, cfg.weight_decay), lr=cfg.lr,
+                                      betas=tuple(cfg.adam_betas), eps=cfg.adam_eps)
+    scheduler = None
+    if "scheduler" not in ds_config:
+        fn = lr_lambda(cfg)
+        scheduler = lambda opt: torch.optim.lr_scheduler.LambdaLR(opt, fn)  # noqa: E731
+    engine, optimizer, _, lr_sched = deepspeed.initialize(
+        model=model, model_parameters=[p for p in model.parameters() if p.requires_grad], optimizer=optimizer,
+        lr_scheduler=scheduler, config=ds_config)
+    seed_all(cfg.seed + 1000003 * rank)  # dropout etc. differ per rank
+
+    # ---- resume
+    start_step, stream_states, bad_totals = 0, {}, {STREAM_2D: 0, STREAM_3D: 0}
+    found = ckpt.find(cfg.resume, ckpt_dir)
+    if found is not None:
+        common, rank_state = ckpt.load(engine, found[0], found[1], rank)
+        start_step = int(rank_state["step"])
+        stream_states = rank_state["streams"]
+        bad_totals.update(common.get("bad_totals", {}))
+        ckpt.set_rng_state(rank_state["rng"])
+        if rank == 0:
+            print(f"[train] resumed from {found[0]}/{found[1]} at step {start_step}", flush=True)
+
+    # ---- data
+    schedule, loaders, data_info = build_streams(cfg, rank, world, stream_states)
+    expected = schedule.consumed(start_step * gas)
+    for name, loader in loaders.items():
+        if loader.batches != expected[name]:
+            raise RuntimeError(f"stream {name}: checkpoint says {loader.batches} batches consumed, the schedule "
+                               f"{expected[name]} after {start_step} steps (was the seed or ratio changed?)")
+    for loader in loaders.values():
+        loader.start()
+    if rank == 0:
+        print(f"[train] world {world} ({'cpu/gloo' if on_cpu else 'cuda/nccl'}), shards {data_info['shards']}, "
+              f"weighted samples {data_info['weighted_samples']}, 2D share of steps {data_info['ratio_2d']:.3f}, "
+              f"steps {start_step}->{cfg.steps}", flush=True)
+
+    tokenizer = None
+    if rank == 0 and cfg.tokenizer and cfg.log_text_every > 0:
+        from pipelines.text import load_tokenizer
+
+        tokenizer = load_tokenizer(cfg.tokenizer).hf
+
+    logger = StepLogger(out, rank, start_step if found is not None else None)
+    bar = None
+    if rank == 0 and cfg.progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=cfg.steps, initial=start_step, desc="train", dynamic_ncols=True)
+
+    def rank_state() -> dict:
+        return {"streams": {k: v.state_dict() for k, v in loaders.items()}, "rng": ckpt.rng_state()}
+
+    def save(step: int) -> None:
+        common = {"step": step, "streams_batches": {k: v.batches for k, v in loaders.items()},
+                  "bad_totals": bad_totals, "world_size": world, "seed": cfg.seed}
+        ckpt.save(engine, ckpt_dir, step, rank, common, rank_state(), keep=cfg.keep_checkpoints)
+        logger.plot()
+
+    # ---- loop
+    step = start_step
+    stopped_early = False
+    while step < cfg.steps:
+        t_step = time.perf_counter()
+        wait = 0.0
+        micro, keys, new_bad = [], [], []
+        sums = [0.0] * 8  # loss, correct, n_tokens(loss), samples, real tokens, processed tokens, wait, n_micro
+        lr = float(engine.get_lr()[0]) if engine.get_lr() else cfg.lr
+        text = None
+        for j in range(gas):
+            stream = schedule.stream(step * gas + j)
+            t0 = time.perf_counter()
+            batch = loaders[stream].next()
+            wait += time.perf_counter() - t0
+            inputs = {k: batch[k] for k in MODEL_INPUTS}
+            if not on_cpu:
+                inputs = {k: v.to(engine.device, non_blocking=True) for k, v in inputs.items()}
+            res = engine(**inputs, loss_reduction=cfg.loss_reduction)
+            engine.backward(res.loss)
+            engine.step()
+            loss = float(res.loss.detach().float())
+            n_tok = float(res.n_tokens)
+            micro.append({"stream": stream, "loss": loss})
+            keys.extend(batch["keys"])
+            for b in batch["bad"]:
+                print(f"[train] warning: bad sample skipped (rank {rank}, stream {b['stream']}): "
+                      f"shard={b['shard']} key={b['key']} reason={b['reason']}", file=sys.stderr, flush=True)
+            new_bad.extend(batch["bad"])
+            bsz, length = batch["input_ids"].shape
+            sums[0] += loss
+            sums[1] += float(res.token_accuracy) * n_tok
+            sums[2] += n_tok
+            sums[3] += bsz
+            sums[4] += float(batch["n_real_tokens"])
+            sums[5] += bsz * length
+            sums[7] += 1
+            if tokenizer is not None and text is None and (step + 1) % cfg.log_text_every == 0:
+                text = _decoded_answer(tokenizer, batch)
+        step += 1
+        step_time = time.perf_counter() - t_step
+        sums[6] = wait / step_time
+        bad_counts = [sum(1 for b in new_bad if b["stream"] == s) for s in (STREAM_2D, STREAM_3D)]
+        red = _all_reduce(sums + bad_counts + [float(len(micro))])
+        per_rank_micro = _all_reduce([m["loss"] for m in micro])
+        bad_totals[STREAM_2D] += int(red[8])
+        bad_totals[STREAM_3D] += int(red[9])
+        all_keys = _gather(keys, world)
+        all_bad = _gather(new_bad, world) if (red[8] + red[9]) > 0 else [[]]
+        rec = {
+            "step": step,
+            "stream": micro[0]["stream"] if len({m["stream"] for m in micro}) == 1 else "mixed",
+            "loss": red[0] / red[7],
+            "lr": lr,
+            "token_accuracy": red[1] / max(red[2], 1.0),
+            "tokens_per_s": red[4] / step_time,
+            "samples_per_s": red[3] / step_time,
+            "data_wait": red[6] / world,
+            "step_time": step_time,
+            "n_tokens": int(red[4]),
+            "samples": int(red[3]),
+            "token_efficiency": red[4] / max(red[5], 1.0),
+            "keys": all_keys,
+            "micro": [{"stream": m["stream"], "loss": per_rank_micro[i] / world} for i, m in enumerate(micro)],
+            "epochs": {k: max((c[0] for c in v.cursors.values()), default=0) for k, v in loaders.items()},
+            "bad_samples": dict(bad_totals),
+            "bad": [b for rb in all_bad for b in rb],
+        }
+        if text is not None:
+            rec["text"] = text
+        logger.log(rec)
+        logger.log_rank({"step": step, "stream": rec["stream"], "keys": keys, "loss": sums[0] / max(sums[7], 1),
+                         "streams": [m["stream"] for m in micro]})
+        if bar is not None:
+            bar.update(1)
+            bar.set_postfix(loss=f"{rec['loss']:.3f}", stream=rec["stream"], wait=f"{rec['data_wait']:.2f}")
+        if cfg.checkpoint_interval > 0 and step % cfg.checkpoint_interval == 0:
+            save(step)
+        if cfg.stop_after is not None and step >= cfg.stop_after and step < cfg.steps:
+            stopped_early = True
+            break
+
+    if not stopped_early and cfg.save_final and not (cfg.checkpoint_interval > 0 and step % cfg.checkpoint_interval == 0):
+        save(step)
+    if bar is not None:
+        bar.close()
+    if not stopped_early:
+        logger.plot()
+    logger.close()
+    for loader in loaders.values():
+        loader.close()
+    if rank == 0:
+        print(f"[train] {'stopped' if stopped_early else 'finished'} at step {step}; log {out / 'log.jsonl'}; "
+              f"bad samples {bad_totals}", flush=True)
+    dist.barrier()
+    dist.destroy_process_group()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
