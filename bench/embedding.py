@@ -10,8 +10,8 @@ already allocated), read from ``VmHWM`` after resetting it through ``/proc/self/
 
 Usage::
 
-    python bench/embedding.py                       # bf16, S = 1,2,4,7,10, 3 reps, prints a markdown table
-    python bench/embedding.py --write-docs          # also replaces the section in docs/benchmarks.md
+    python bench/embedding.py                       # bf16, S = 1,2,4,7,10, 3 reps; updates docs/benchmarks.md
+    python bench/embedding.py --no-docs             # print the table only
     python bench/embedding.py --dtype fp32 --images 1,10
 """
 
@@ -28,8 +28,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-DOCS = ROOT / "docs" / "benchmarks.md"
-HEADING = "## Image-token embedding (bench/embedding.py)"
+HEADING = "Image-token embedding (bench/embedding.py)"
 BASE_VOCAB = 32000
 TOKENS_PER_IMAGE = 32
 
@@ -128,8 +127,6 @@ def markdown(args: argparse.Namespace, rows: list[tuple[dict, dict]], wall_s: fl
         if full else "Reduced sizes (see above), not RadFM's B = 4, L = 2048, hidden = 5120."
     )
     lines = [
-        HEADING,
-        "",
         f"Forward lookup `input_ids [B, L] -> [B, L, hidden]` with B = {args.batch}, L = {args.seq_len}, "
         f"hidden = {args.hidden}, {args.dtype}; vocabulary rows = 32002 + 32·S (RadFM's extended matrix). "
         "*gather* is `model.embedding.embed_image_tokens` (gather + two masked scatters); *one-hot* is RadFM's "
@@ -164,19 +161,6 @@ def markdown(args: argparse.Namespace, rows: list[tuple[dict, dict]], wall_s: fl
     return "\n".join(lines)
 
 
-def write_docs(section: str) -> None:
-    DOCS.parent.mkdir(parents=True, exist_ok=True)
-    text = DOCS.read_text() if DOCS.exists() else "# Benchmarks\n"
-    start = text.find(HEADING)
-    if start == -1:
-        text = text.rstrip("\n") + "\n\n" + section
-    else:
-        nxt = text.find("\n## ", start + len(HEADING))
-        end = len(text) if nxt == -1 else nxt + 1
-        text = text[:start] + section + ("\n" + text[end:] if nxt != -1 else "")
-    DOCS.write_text(text.rstrip("\n") + "\n")
-
-
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--dtype", choices=("bf16", "fp32"), default="bf16")
@@ -186,7 +170,7 @@ def main() -> None:
     p.add_argument("--hidden", type=int, default=5120)
     p.add_argument("--reps", type=int, default=3)
     p.add_argument("--threads", type=int, default=os.cpu_count() or 1)
-    p.add_argument("--write-docs", action="store_true", help=f"replace the section in {DOCS.relative_to(ROOT)}")
+    p.add_argument("--no-docs", action="store_true", help="print the table only; do not update docs/benchmarks.md")
     p.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--variant", choices=("gather", "one-hot"), help=argparse.SUPPRESS)
     args = p.parse_args()
@@ -206,8 +190,11 @@ def main() -> None:
         rows.append((g, o))
     section = markdown(args, rows, time.perf_counter() - start, (load_start, os.getloadavg()[0]))
     print(section)
-    if args.write_docs:
-        write_docs(section)
+    if not args.no_docs:
+        sys.path.insert(0, str(ROOT))
+        from bench.report import write_section
+
+        write_section(HEADING, section)
 
 
 if __name__ == "__main__":

@@ -27,6 +27,7 @@ import math
 import random
 import socket
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -41,6 +42,9 @@ from train.sources import resolve_sources, weighted_samples
 from train.stream import StreamConfig, StreamLoader
 
 MODEL_INPUTS = ("input_ids", "attention_mask", "vision_x", "labels", "loss_weight")
+
+# DeepSpeed's ZeRO calls a collective that torch deprecated; the warning repeats on every rank.
+warnings.filterwarnings("ignore", message=r".*all_gather_into_tensor.*is deprecated", category=FutureWarning)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
