@@ -6,10 +6,12 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 import signal
+import socket
 import subprocess
 import sys
-import tarfile
+import tempfile
 import time
 from pathlib import Path
 
@@ -182,3 +184,27 @@ def test_ray_executor_matches_serial(demo_raw, tmp_path):
                     "--out", str(ray_out), "--executor", "ray", "--workers", "2", "--samples-per-shard-2d", "8", "--quiet"],
                    cwd=ROOT, env=env, check=True, timeout=300)
     assert tree_digest(serial) == tree_digest(ray_out)
+
+
+@pytest.mark.slow
+def test_ray_cluster_via_ray_address(demo_raw, tmp_path):
+    """With RAY_ADDRESS set the build joins that cluster (here a head node started for the
+    test) and ships the project's packages to it."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    ray_bin = Path(sys.executable).with_name("ray")
+    ray_tmp = tempfile.mkdtemp(prefix="ray", dir="/tmp")  # Unix socket paths must stay short
+    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
+    subprocess.run([str(ray_bin), "start", "--head", "--num-cpus", "2", "--port", str(port), "--include-dashboard", "false",
+                    "--disable-usage-stats", "--temp-dir", ray_tmp], env=env, check=True, capture_output=True, timeout=120)
+    try:
+        res = subprocess.run([sys.executable, "-m", "pipelines.build", "--dataset", "mimic", "--raw", str(demo_raw / "mimic"),
+                              "--out", str(tmp_path / "out"), "--samples-per-shard-2d", "8", "--quiet"],
+                             cwd=ROOT, env={**env, "RAY_ADDRESS": f"127.0.0.1:{port}"}, capture_output=True, text=True, timeout=300)
+    finally:
+        subprocess.run([str(ray_bin), "stop", "--force"], env=env, capture_output=True, timeout=120)
+        shutil.rmtree(ray_tmp, ignore_errors=True)
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert "Pushing file package" in res.stderr  # the packages travelled to the cluster
+    assert validate_paths([str(tmp_path / "out")]).violations == []

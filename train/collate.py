@@ -16,6 +16,13 @@ Images (RadFM ``DataCollator``, radfm-original §4.2, made configurable):
 * Images are padded to the batch's largest image count with all-zero images (their tokens are never
   referenced, as in RadFM).
 
+Broadcast layout: a grey image's 3 channels and a 2D image's D identical slices are not materialised:
+``vision_x`` is a stride-0 ``expand`` view of a compact ``[B, S, 1|3, H, W, 1|D]`` tensor, with exactly the
+shape, dtype and values of the dense tensor (12x less memory to write and to ship between processes for 2D
+batches, 3x for grey volumes). The model reads it like the dense one (its first op, ``.to(dtype)``, produces a
+dense tensor); the trainer moves only the compact part to the GPU and expands it there. ``dense_vision`` gives
+the materialised tensor instead.
+
 Tokens: padded to the longest sequence *in the batch* (not RadFM's fixed 2048), on the right: pad id 0,
 ``attention_mask`` 0, ``labels`` -100, ``loss_weight`` 0.
 
@@ -56,6 +63,7 @@ class CollateConfig:
     crop_ratio: tuple[float, float] = (3 / 4, 4 / 3)
     seed: int = 0
     vision_dtype: str = "float32"
+    dense_vision: bool = False  # materialise the broadcast channels/slices of vision_x
 
 
 @dataclass
@@ -181,7 +189,10 @@ def collate(samples: list[Sample], cfg: CollateConfig, stream: str = "") -> dict
     hw, d = target_geometry(depths, n_images, cfg)
     s_max = max(n_images)
     dtype = torch.bfloat16 if cfg.vision_dtype == "bfloat16" else torch.float32
-    vision = torch.empty((b, s_max, 3, hw, hw, d), dtype=dtype)
+    # Grey images and depth-1 images are stored once and broadcast (see "Broadcast layout" above).
+    channels = 3 if any(s.vision.shape[1] == 3 for s in samples) else 1
+    depth = 1 if all(s.vision.shape[-1] == 1 for s in samples) else d
+    compact = torch.empty((b, s_max, channels, hw, hw, depth), dtype=dtype)
     for i, smp in enumerate(samples):
         imgs = torch.from_numpy(smp.vision)
         for j in range(imgs.shape[0]):
@@ -190,9 +201,12 @@ def collate(samples: list[Sample], cfg: CollateConfig, stream: str = "") -> dict
             if cfg.augment and img.shape[-1] == 1:
                 crop = crop_box_for(cfg, smp.epoch, smp.key, j, img.shape[1], img.shape[2])
             out = resize_image(img, hw, d, cfg.resize_mode, crop)
-            vision[i, j].copy_(out.expand(3, hw, hw, d))
+            compact[i, j].copy_(out.expand(channels, hw, hw, depth))
         if imgs.shape[0] < s_max:
-            vision[i, imgs.shape[0]:].zero_()
+            compact[i, imgs.shape[0]:].zero_()
+    vision = compact.expand(b, s_max, 3, hw, hw, d)
+    if cfg.dense_vision:
+        vision = vision.contiguous()
 
     length = max(s.n_tokens for s in samples)
     input_ids = torch.full((b, length), PAD_ID, dtype=torch.long)

@@ -62,6 +62,7 @@ class TrainConfig:
     many_images_max_depth: int = 32  # ... is limited to this depth
     image_size: int | None = None  # force H = W for every batch (tests / small machines)
     vision_dtype: str = "float32"  # dtype of vision_x leaving the loader ("float32" or "bfloat16")
+    dense_vision: bool = False  # materialise vision_x (default: grey channels / 2D slices are broadcast views)
 
     # ---------------------------------------------------------------- model
     model: str = "tiny"  # preset name (model.config.PRESETS) when no checkpoint is given
@@ -138,9 +139,24 @@ class TrainConfig:
             raise ValueError(f"config: unknown keys {unknown}")
         d = dict(d)
         d["sources"] = [_source(s) for s in d.get("sources") or []]
+        types = {f.name: str(f.type) for f in dataclasses.fields(cls)}
+        for k, v in list(d.items()):
+            d[k] = _coerce(k, v, types[k])
         cfg = cls(**d)
         cfg.validate()
         return cfg
+
+
+def _coerce(name: str, value: Any, type_str: str) -> Any:
+    """YAML 1.1 reads ``3e-3`` as a string; turn such strings into the field's number type."""
+    if isinstance(value, str) and type_str.split(" |")[0] in ("float", "int"):
+        try:
+            return float(value) if type_str.startswith("float") else int(value)
+        except ValueError:
+            raise ValueError(f"config: {name} must be a number, got {value!r}") from None
+    if isinstance(value, int) and not isinstance(value, bool) and type_str.startswith("float"):
+        return float(value)
+    return value
 
 
 def _source(s: Any) -> SourceConfig:
@@ -170,6 +186,8 @@ def apply_override(d: dict[str, Any], assignment: str) -> None:
     for i, part in enumerate(parts[:-1]):
         nxt_is_index = parts[i + 1].isdigit()
         if isinstance(node, list):
+            if isinstance(node[int(part)], str):  # a source given as a bare path
+                node[int(part)] = {"path": node[int(part)]}
             node = node[int(part)]
         else:
             if part not in node or node[part] is None:

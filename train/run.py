@@ -105,7 +105,7 @@ def build_streams(cfg: TrainConfig, rank: int, world: int, states: dict) -> tupl
         image_size_single_3d=cfg.image_size_single_3d, many_images_threshold=cfg.many_images_threshold,
         many_images_max_depth=cfg.many_images_max_depth, image_size=cfg.image_size, resize_mode=cfg.resize_mode,
         crop_scale=tuple(cfg.crop_scale), crop_ratio=tuple(cfg.crop_ratio), seed=cfg.seed,
-        vision_dtype=cfg.vision_dtype)
+        vision_dtype=cfg.vision_dtype, dense_vision=cfg.dense_vision)
     loaders = {}
     for name, bs, block, augment in ((STREAM_2D, cfg.batch_size_2d, cfg.shuffle_block_2d, cfg.augment),
                                      (STREAM_3D, cfg.batch_size_3d, cfg.shuffle_block_3d, False)):
@@ -201,6 +201,14 @@ def _all_reduce(values: list[float]) -> list[float]:
     return t.tolist()
 
 
+def to_device(t: torch.Tensor, device) -> torch.Tensor:
+    """Move a tensor, sending only the stored part of a broadcast (stride-0) view and expanding it there."""
+    if 0 in t.stride():
+        index = tuple(slice(0, 1) if st == 0 and n > 1 else slice(None) for n, st in zip(t.shape, t.stride()))
+        return t[index].to(device, non_blocking=True).expand(t.shape)
+    return t.to(device, non_blocking=True)
+
+
 def _decoded_answer(tokenizer, batch) -> str:
     ids = batch["input_ids"][0]
     keep = batch["labels"][0] != -100
@@ -263,7 +271,10 @@ def main(argv: list[str] | None = None) -> int:
     for loader in loaders.values():
         loader.start()
     if rank == 0:
-        print(f"[train] world {world} ({'cpu/gloo' if on_cpu else 'cuda/nccl'}), shards {data_info['shards']}, "
+        precision = "bf16" if (ds_config.get("bf16") or {}).get("enabled") else "fp32"
+        stage = (ds_config.get("zero_optimization") or {}).get("stage", 0)
+        print(f"[train] world {world} ({'cpu/gloo' if on_cpu else 'cuda/nccl'}), ZeRO-{stage}, {precision}, "
+              f"shards {data_info['shards']}, "
               f"weighted samples {data_info['weighted_samples']}, 2D share of steps {data_info['ratio_2d']:.3f}, "
               f"steps {start_step}->{cfg.steps}", flush=True)
 
@@ -306,7 +317,7 @@ def main(argv: list[str] | None = None) -> int:
             wait += time.perf_counter() - t0
             inputs = {k: batch[k] for k in MODEL_INPUTS}
             if not on_cpu:
-                inputs = {k: v.to(engine.device, non_blocking=True) for k, v in inputs.items()}
+                inputs = {k: to_device(v, engine.device) for k, v in inputs.items()}
             res = engine(**inputs, loss_reduction=cfg.loss_reduction)
             engine.backward(res.loss)
             engine.step()
@@ -353,7 +364,7 @@ def main(argv: list[str] | None = None) -> int:
             "token_efficiency": red[4] / max(red[5], 1.0),
             "keys": all_keys,
             "micro": [{"stream": m["stream"], "loss": per_rank_micro[i] / world} for i, m in enumerate(micro)],
-            "epochs": {k: max((c[0] for c in v.cursors.values()), default=0) for k, v in loaders.items()},
+            "epochs": {k: max((c[0] for c in v.cursors.values()), default=0) for k, v in loaders.items()},  # rank 0
             "bad_samples": dict(bad_totals),
             "bad": [b for rb in all_bad for b in rb],
         }
@@ -361,7 +372,8 @@ def main(argv: list[str] | None = None) -> int:
             rec["text"] = text
         logger.log(rec)
         logger.log_rank({"step": step, "stream": rec["stream"], "keys": keys, "loss": sums[0] / max(sums[7], 1),
-                         "streams": [m["stream"] for m in micro]})
+                         "streams": [m["stream"] for m in micro], "epochs": rec["epochs"],
+                         "bad": [b["key"] for b in new_bad]})
         if bar is not None:
             bar.update(1)
             bar.set_postfix(loss=f"{rec['loss']:.3f}", stream=rec["stream"], wait=f"{rec['data_wait']:.2f}")
@@ -371,7 +383,8 @@ def main(argv: list[str] | None = None) -> int:
             stopped_early = True
             break
 
-    if not stopped_early and cfg.save_final and not (cfg.checkpoint_interval > 0 and step % cfg.checkpoint_interval == 0):
+    already_saved = step == start_step or (cfg.checkpoint_interval > 0 and step % cfg.checkpoint_interval == 0)
+    if not stopped_early and cfg.save_final and not already_saved:
         save(step)
     if bar is not None:
         bar.close()

@@ -18,7 +18,10 @@ The order of samples seen by every (rank, DataLoader worker) *slot* is a pure fu
    seeded RNG. With ``length_grouping`` the permuted block is then sorted by token count, cut into batches,
    and the batch order shuffled (a partial batch stays last), so batches hold similar lengths and padding stays
    small. The emitted order is still a permutation of each block, i.e. a function of the position.
-5. **Batches.** The worker decodes samples in emitted order (seek + read of the sample's member span, no tar
+5. **Whole batches per epoch.** If a slot's epoch is not a whole number of batches, it is completed with
+   repeats of its own samples (fewer than ``batch_size``; with grouping the nearest lengths), so batches never
+   straddle epochs and each epoch starts aligned with its length groups.
+6. **Batches.** The worker decodes samples in emitted order (seek + read of the sample's member span, no tar
    walking) and collates every ``batch_size`` *good* samples into a batch. Workers yield whole batches, so
    PyTorch's DataLoader, which polls workers round-robin, delivers batch ``i`` from worker ``i % N``.
 
@@ -48,7 +51,8 @@ An index entry without all five members, a member span past the end of the tar (
 that fails ``shards_spec.codec.decode_member`` (bounded, no pickle), or inconsistent arrays (lengths,
 image-token ids beyond the sample's images, key mismatch) make the sample *bad*: it is reported with the
 batch it was skipped in (shard, key, reason), counted, and the batch is completed with the following good
-samples. A shard whose index sidecar is missing or unreadable is indexed by walking its tar headers instead
+samples (a batch left short at the end of an epoch takes the epoch's first good samples instead, which
+keeps the next epoch aligned). A shard whose index sidecar is missing or unreadable is indexed by walking its tar headers instead
 (with a warning). A slot that finds no good sample in a whole epoch raises (the run would otherwise spin).
 """
 
@@ -193,6 +197,26 @@ def block_order(
     return out
 
 
+def pad_to_batches(order: list[int], batch_size: int, length_grouping: bool) -> list[int]:
+    """Append repeats so that an epoch is whole batches (fewer than ``batch_size`` of them).
+
+    With length grouping the short last group is completed with the samples just before it in the order
+    (the nearest lengths); otherwise with the epoch's first samples. Batches then never straddle two epochs,
+    so every epoch starts aligned with its length groups.
+    """
+    n = len(order)
+    short = (-n) % batch_size
+    if n == 0 or short == 0:
+        return order
+    rem = n % batch_size
+    if length_grouping:
+        before = order[max(0, n - rem - short):n - rem]
+    else:
+        before = order[:short]
+    fill = (before + [order[i % n] for i in range(short)])[:short]
+    return order + fill
+
+
 # ============================================================================ index sidecars
 def _scan_index(path: str) -> list[dict]:
     """Index entries for a tar without (readable) sidecar, by walking its headers."""
@@ -263,6 +287,7 @@ class SlotPlan:
         lengths = [int(e.get("n_tokens") or 0) for _, e in read]
         seed_parts = (cfg.seed, cfg.name, epoch, self.rank, self.world_size, self.worker, self.num_workers)
         emitted = block_order(lengths, cfg.effective_block, cfg.batch_size, cfg.length_grouping, seed_parts)
+        emitted = pad_to_batches(emitted, cfg.batch_size, cfg.length_grouping)
         return EpochPlan(epoch, [read[p] for p in emitted])
 
     def keys(self, epoch: int) -> list[str]:
@@ -395,6 +420,21 @@ class StreamDataset(IterableDataset):
                     if len(pending) == cfg.batch_size:
                         batch = collate(pending, cfg.collate, cfg.name)
                         batch.update(worker=worker, cursor=(epoch, pos), bad=bad, epoch=epoch)
+                        pending, bad = [], []
+                        yield batch
+                if pending and good > 0:
+                    # bad samples left the epoch's last batch short: complete it with the epoch's first good
+                    # samples, so that the next epoch starts aligned with its batches
+                    for sid, entry in ep.order:
+                        if len(pending) == cfg.batch_size:
+                            break
+                        try:
+                            pending.append(read_sample(files, self.shards[sid], entry, epoch))
+                        except BadSample:
+                            continue
+                    if len(pending) == cfg.batch_size:
+                        batch = collate(pending, cfg.collate, cfg.name)
+                        batch.update(worker=worker, cursor=(epoch + 1, 0), bad=bad, epoch=epoch)
                         pending, bad = [], []
                         yield batch
                 if full_epoch and good == 0:

@@ -1,0 +1,211 @@
+"""End-to-end trainer runs: DeepSpeed on the CPU (gloo), the tiny model, the demo shards, 2 ranks.
+
+Each run is a subprocess (torchrun, the deepspeed launcher, or plain python) with a hard timeout, so a hang
+fails the test instead of blocking CI. DeepSpeed JIT-builds its CPU comm op once into TORCH_EXTENSIONS_DIR
+(set by conftest); later runs reuse it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from train.config import SourceConfig
+from train.logs import read_jsonl
+from train.sources import resolve_source
+from train.stream import SlotPlan, StreamConfig
+
+ROOT = Path(__file__).resolve().parents[1]
+RUN = ROOT / "train" / "run.py"
+ZERO2 = str(ROOT / "train" / "configs" / "ds_zero2.json")
+ZERO3 = str(ROOT / "train" / "configs" / "ds_zero3.json")
+
+pytestmark = pytest.mark.slow
+
+
+def _port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _config(tmp: Path, name: str, sources: list[dict], **kw) -> Path:
+    cfg = {
+        "sources": sources,
+        "model": "tiny",
+        "deepspeed": ZERO2,
+        "output_dir": str(tmp / name),
+        "seed": 0,
+        "steps": 10,
+        "batch_size_2d": 2,
+        "batch_size_3d": 1,
+        "lr": 3e-3,
+        "lr_schedule": "constant",
+        "warmup_steps": 0,
+        "num_workers": 1,
+        "shuffle_block_2d": 8,
+        "shuffle_block_3d": 4,
+        "interleave": 2,
+        "progress": False,
+        "checkpoint_interval": 0,
+        "save_final": False,
+        "resume": False,
+    }
+    cfg.update(kw)
+    path = tmp / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    return path
+
+
+def _launch(config: Path, *extra: str, nproc: int = 2, launcher: str = "torchrun", timeout: float = 300) -> str:
+    port = str(_port())
+    if launcher == "torchrun":
+        cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", str(nproc), "--master_port", port]
+    elif launcher == "deepspeed":
+        cmd = [sys.executable, "-m", "deepspeed.launcher.runner", "--num_gpus", str(nproc), "--master_port", port]
+    else:
+        cmd = [sys.executable]
+    cmd += [str(RUN), "--config", str(config), *extra]
+    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            start_new_session=True)
+    try:
+        out, _ = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        out, _ = proc.communicate()
+        pytest.fail(f"training run did not finish within {timeout}s (hang?)\n{out[-6000:]}")
+    assert proc.returncode == 0, f"exit code {proc.returncode}\n{out[-8000:]}"
+    return out
+
+
+def _overfit_sources(shards: Path) -> list[dict]:
+    return [{"path": str(shards / "mimic/2d/train/mimic-train-2d-000000.tar")},
+            {"path": str(shards / "rad3d/3d/train/rad3d-train-3d-{000001..000002}.tar")}]
+
+
+@pytest.mark.timeout(400)
+@pytest.mark.parametrize("stage", [2, 3])
+def test_loss_falls_on_both_streams(demo_shards, tmp_path, stage):
+    cfg = _config(tmp_path, f"zero{stage}", _overfit_sources(demo_shards), steps=30, stream_ratio_2d=0.5,
+                  deepspeed=ZERO2 if stage == 2 else ZERO3)
+    out = _launch(cfg)
+    assert f"world 2 (cpu/gloo), ZeRO-{stage}, bf16" in out
+    log = read_jsonl(tmp_path / f"zero{stage}" / "log.jsonl")
+    assert [r["step"] for r in log] == list(range(1, 31))
+    for stream in ("2d", "3d"):
+        losses = [r["loss"] for r in log if r["stream"] == stream]
+        assert len(losses) >= 10, f"{stream}: only {len(losses)} steps"
+        first, last = sum(losses[:5]) / 5, sum(losses[-5:]) / 5
+        assert last < first - 1.0, f"{stream}: loss did not fall ({first:.2f} -> {last:.2f})"
+    r = log[-1]
+    assert 0.0 <= r["data_wait"] <= 1.0 and r["tokens_per_s"] > 0 and r["samples_per_s"] > 0
+    assert r["lr"] == pytest.approx(3e-3) and 0.0 <= r["token_accuracy"] <= 1.0
+    assert all(len(r["keys"]) == 2 for r in log)  # both ranks' keys
+    assert all(len(k) == (2 if r["stream"] == "2d" else 1) for r in log for k in r["keys"])
+    assert (tmp_path / f"zero{stage}" / "loss.png").stat().st_size > 1000
+
+
+@pytest.mark.timeout(400)
+def test_uneven_shards_give_equal_steps(demo_shards, tmp_path):
+    """3 shards per stream on 2 ranks x 2 workers (4 slots): the dealing wraps, ranks hold different numbers of
+    samples, and both ranks still run every step (deepspeed launcher)."""
+    sources = [{"path": str(demo_shards / "mimic/2d/train/mimic-train-2d-{000000..000002}.tar")},
+               {"path": str(demo_shards / "rad3d/3d/train/rad3d-train-3d-{000000..000002}.tar")}]
+    per_rank = []
+    for stream, bs in (("2d", 2), ("3d", 1)):
+        shards = resolve_source(SourceConfig(sources[0 if stream == "2d" else 1]["path"]))
+        assert len(shards) == 3
+        plans = {r: sum(len(SlotPlan(shards, StreamConfig(stream, bs), r, 2, w, 2).keys(0)) for w in range(2))
+                 for r in range(2)}
+        per_rank.append(plans)
+    assert any(p[0] != p[1] for p in per_rank), f"dealing is not uneven: {per_rank}"
+    steps = 12
+    cfg = _config(tmp_path, "uneven", sources, steps=steps, num_workers=2, stream_ratio_2d=0.5)
+    out = _launch(cfg, launcher="deepspeed")
+    assert "finished at step 12" in out
+    ranks = [read_jsonl(tmp_path / "uneven" / "ranks" / f"rank-{r:03d}.jsonl") for r in range(2)]
+    assert [len(x) for x in ranks] == [steps, steps]
+    assert [r["stream"] for r in ranks[0]] == [r["stream"] for r in ranks[1]]
+    assert len(read_jsonl(tmp_path / "uneven" / "log.jsonl")) == steps
+    # some slot ran out of its epoch and went on with the next one (the stream is endless)
+    assert max(max(r["epochs"].values()) for x in ranks for r in x) >= 1
+
+
+@pytest.mark.timeout(600)
+def test_kill_and_resume_sees_the_same_batches(demo_shards, tmp_path):
+    """Run A: 12 steps. Run B: stops hard after step 6 (last checkpoint at 4), then resumes to 12.
+    Steps 5..12 must see exactly A's batch keys on every rank, in the same 2D/3D schedule (ZeRO-3, 2 workers)."""
+    common = dict(steps=12, checkpoint_interval=4, num_workers=2, stream_ratio_2d=0.5, deepspeed=ZERO3,
+                  save_final=True)
+    sources = [{"path": str(demo_shards)}]
+    _launch(_config(tmp_path, "A", sources, **common))
+    cfg_b = _config(tmp_path, "B", sources, stop_after=6, **common)
+    out1 = _launch(cfg_b)
+    assert "stopped at step 6" in out1
+    assert (tmp_path / "B" / "checkpoints" / "latest").read_text() == "step00000004"
+    out2 = _launch(cfg_b, "--resume", "--set", "stop_after=null")
+    assert "resumed from" in out2 and "at step 4" in out2 and "finished at step 12" in out2
+    a, b = read_jsonl(tmp_path / "A" / "log.jsonl"), read_jsonl(tmp_path / "B" / "log.jsonl")
+    assert [r["step"] for r in b] == list(range(1, 13))  # the log was cut back to step 4 on resume
+    assert [r["stream"] for r in a] == [r["stream"] for r in b]
+    assert {r["stream"] for r in a[4:]} == {"2d", "3d"}
+    assert [r["keys"] for r in a[4:]] == [r["keys"] for r in b[4:]]
+    for rank in range(2):
+        ra = read_jsonl(tmp_path / "A" / "ranks" / f"rank-{rank:03d}.jsonl")
+        rb = read_jsonl(tmp_path / "B" / "ranks" / f"rank-{rank:03d}.jsonl")
+        assert [r["keys"] for r in ra] == [r["keys"] for r in rb]
+    # the same data and RNG states give (nearly) the same losses
+    for x, y in zip(a[4:], b[4:]):
+        assert y["loss"] == pytest.approx(x["loss"], abs=0.05)
+
+
+@pytest.mark.timeout(400)
+def test_corrupt_sample_is_counted_and_skipped(demo_shards, tmp_path):
+    shard_dir = tmp_path / "shards"
+    src = demo_shards / "mimic" / "2d" / "train"
+    shard_dir.mkdir()
+    for f in src.glob("mimic-train-2d-00000[01].*"):
+        shutil.copy(f, shard_dir / f.name)
+    tar = shard_dir / "mimic-train-2d-000000.tar"
+    entry = json.loads((shard_dir / "mimic-train-2d-000000.index.json").read_text())["samples"][1]
+    offset, _ = entry["members"]["vision.npy.zst"]
+    with open(tar, "r+b") as fh:  # overwrite the zstd frame header in place; index, manifest untouched
+        fh.seek(offset)
+        fh.write(bytes(range(200, 248)))
+    sources = [{"path": str(shard_dir / "mimic-train-2d-{000000..000001}.tar")}]
+    cfg = _config(tmp_path, "corrupt", sources, steps=8, stream_ratio_2d=1.0)
+    out = _launch(cfg)
+    assert "finished at step 8" in out
+    assert f"key={entry['key']}" in out and "bad sample skipped" in out and str(tar) in out
+    log = read_jsonl(tmp_path / "corrupt" / "log.jsonl")
+    assert len(log) == 8
+    assert log[-1]["bad_samples"]["2d"] >= 1
+    reported = [b for r in log for b in r["bad"]]
+    assert len(reported) == log[-1]["bad_samples"]["2d"]
+    assert all(b["key"] == entry["key"] and b["shard"] == str(tar) and "decode error" in b["reason"]
+               for b in reported)
+    for r in log:  # every batch is full and never holds the bad sample
+        assert all(len(k) == 2 and entry["key"] not in k for k in r["keys"])
+
+
+@pytest.mark.timeout(300)
+def test_single_process_plain_python_fp32(demo_shards, tmp_path):
+    sources = [{"path": str(demo_shards)}]
+    cfg = _config(tmp_path, "single", sources, steps=3, num_workers=0, deepspeed=str(
+        ROOT / "train" / "configs" / "ds_zero2_fp32.json"), save_final=True, image_size=128)
+    out = _launch(cfg, launcher="python")
+    assert "world 1 (cpu/gloo), ZeRO-2, fp32" in out and "finished at step 3" in out
+    assert (tmp_path / "single" / "checkpoints" / "latest").read_text() == "step00000003"
+    # resume: auto on a finished run does nothing and keeps the log
+    out = _launch(cfg, "--set", "resume=auto", launcher="python")
+    assert "resumed from" in out and "finished at step 3" in out
+    assert len(read_jsonl(tmp_path / "single" / "log.jsonl")) == 3

@@ -1,0 +1,444 @@
+"""Fast tests of the trainer's pieces (no DeepSpeed): schedule, dealing, block shuffle, exact resumption of the
+streams, collation rules, augmentation, bad samples, sources and config."""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from train.collate import (
+    CollateConfig,
+    Sample,
+    closest_depth,
+    collate,
+    crop_box_for,
+    resize_image,
+    target_geometry,
+)
+from train.config import SourceConfig, TrainConfig, apply_override, load_config
+from train.schedule import StepSchedule, default_ratio_2d
+from train.sources import ShardRef, SourceError, resolve_source, resolve_sources
+from train.stream import (
+    SlotPlan,
+    StreamConfig,
+    StreamDataset,
+    StreamLoader,
+    block_order,
+    deal,
+    epoch_shard_order,
+    interleave,
+    pad_to_batches,
+    part_indices,
+)
+
+
+# ============================================================================================ schedule
+def test_schedule_is_a_pure_function_of_seed_and_step():
+    a, b = StepSchedule(7, 0.3), StepSchedule(7, 0.3)  # "two ranks" build their own
+    assert a.streams(0, 500) == b.streams(0, 500)
+    assert a.streams(250, 500) == a.streams(0, 500)[250:]  # no state: any window is the same
+    assert StepSchedule(8, 0.3).streams(0, 500) != a.streams(0, 500)
+
+
+def test_schedule_ratio_and_counts():
+    s = StepSchedule(0, 0.25)
+    streams = s.streams(0, 20000)
+    share = streams.count("2d") / len(streams)
+    assert abs(share - 0.25) < 0.015
+    assert s.consumed(1234) == {"2d": streams[:1234].count("2d"), "3d": streams[:1234].count("3d")}
+    assert set(StepSchedule(0, 1.0).streams(0, 100)) == {"2d"}
+    assert set(StepSchedule(0, 0.0).streams(0, 100)) == {"3d"}
+
+
+def test_default_ratio_is_proportional_to_batch_counts():
+    # 28 2D samples / 4 = 7 batches, 34 3D samples / 1 = 34 batches
+    assert default_ratio_2d(28, 34, 4, 1) == pytest.approx(7 / 41)
+    assert default_ratio_2d(10, 0, 4, 1) == 1.0
+    assert default_ratio_2d(0, 10, 4, 1) == 0.0
+
+
+# ============================================================================================ dealing
+@pytest.mark.parametrize("n_items,world,workers", [(3, 2, 2), (1, 2, 2), (4, 2, 2), (10, 2, 2), (7, 3, 2), (5, 1, 1)])
+def test_deal_gives_every_slot_data_and_covers_everything(n_items, world, workers):
+    slots = {(r, w): deal(n_items, world, workers, r, w) for r in range(world) for w in range(workers)}
+    assert all(slots.values()), "a slot got nothing"
+    assert slots == {(r, w): deal(n_items, world, workers, r, w) for r in range(world) for w in range(workers)}
+    parts: dict[int, list[tuple[int, int]]] = {}
+    for assigned in slots.values():
+        for i, part, nparts in assigned:
+            parts.setdefault(i, []).append((part, nparts))
+    assert sorted(parts) == list(range(n_items))  # every item dealt
+    for i, ps in parts.items():
+        nparts = {n for _, n in ps}
+        assert len(nparts) == 1
+        assert sorted(p for p, _ in ps) == list(range(nparts.pop()))  # parts 0..n-1 exactly once
+    if n_items >= world * workers:
+        assert all(len(ps) == 1 for ps in parts.values())  # no sharing needed
+
+
+def test_deal_round_robin_to_ranks_then_workers():
+    # 8 shards, 2 ranks x 2 workers: rank = t % 2, worker = (t // 2) % 2
+    assert [i for i, _, _ in deal(8, 2, 2, 0, 0)] == [0, 4]
+    assert [i for i, _, _ in deal(8, 2, 2, 1, 0)] == [1, 5]
+    assert [i for i, _, _ in deal(8, 2, 2, 0, 1)] == [2, 6]
+    assert [i for i, _, _ in deal(8, 2, 2, 1, 1)] == [3, 7]
+
+
+def test_part_indices_split_a_shared_shard():
+    n, nparts = 6, 4
+    got = [part_indices(n, p, nparts) for p in range(nparts)]
+    assert sorted(sum(got, [])) == list(range(n))
+    assert part_indices(1, 1, 2) == [0]  # a part beyond the samples still gets one
+
+
+def _shard(i: int, weight: float = 1.0) -> ShardRef:
+    return ShardRef(f"/x/s{i}.tar", "2d", "train", "x", 5, weight, 0)
+
+
+def test_epoch_shard_order_weights_and_shuffle():
+    shards = [_shard(i) for i in range(6)] + [_shard(10 + i, 2.0) for i in range(3)] + [_shard(20 + i, 0.5) for i in range(40)]
+    e0 = epoch_shard_order(shards, 0, "2d", 0)
+    assert e0 == epoch_shard_order(shards, 0, "2d", 0)
+    assert e0 != epoch_shard_order(shards, 0, "2d", 1)
+    c = Counter(e0)
+    assert all(c[i] == 1 for i in range(6)) and all(c[6 + i] == 2 for i in range(3))
+    halves = sum(1 for i in range(9, 49) if c[i])
+    assert 10 <= halves <= 30 and all(c[i] <= 1 for i in range(9, 49))
+
+
+def test_interleave_round_robin():
+    out = interleave([["a0", "a1", "a2"], ["b0"], ["c0", "c1"]], 2)
+    assert [x for _, x in out] == ["a0", "b0", "a1", "c0", "a2", "c1"]
+    assert [x for _, x in interleave([[1, 2], [3, 4]], 1)] == [1, 2, 3, 4]
+
+
+def test_block_order_permutes_within_blocks_and_groups_lengths():
+    lengths = [int(x) for x in np.random.default_rng(0).integers(10, 500, 100)]
+    order = block_order(lengths, 32, 4, False, ("s",))
+    assert sorted(order) == list(range(100))
+    for b0 in range(0, 100, 32):
+        assert sorted(order[b0:b0 + 32]) == list(range(b0, min(b0 + 32, 100)))
+    assert order == block_order(lengths, 32, 4, False, ("s",))
+    assert order != block_order(lengths, 32, 4, False, ("t",))
+    grouped = block_order(lengths, 32, 4, True, ("s",))
+    assert sorted(grouped) == list(range(100))
+    waste_grouped = sum(4 * max(lengths[p] for p in grouped[i:i + 4]) - sum(lengths[p] for p in grouped[i:i + 4])
+                        for i in range(0, 96, 4))
+    waste_plain = sum(4 * max(lengths[p] for p in order[i:i + 4]) - sum(lengths[p] for p in order[i:i + 4])
+                      for i in range(0, 96, 4))
+    assert waste_grouped < 0.5 * waste_plain
+
+
+# ============================================================================================ streams on demo shards
+def _demo(demo_shards: Path) -> dict[str, list[ShardRef]]:
+    return resolve_sources([SourceConfig(str(demo_shards))])
+
+
+def _cfg(name: str, bs: int, **kw) -> StreamConfig:
+    return StreamConfig(name=name, batch_size=bs, block_size=kw.pop("block", 8), interleave=kw.pop("interleave", 2),
+                        seed=kw.pop("seed", 3), collate=CollateConfig(image_size=64, **kw))
+
+
+def test_sources_resolve_all_forms(demo_shards):
+    root = _demo(demo_shards)
+    assert len(root["2d"]) >= 3 and len(root["3d"]) >= 3
+    assert all(s.split == "train" for s in root["2d"] + root["3d"])
+    mimic = resolve_source(SourceConfig(str(demo_shards / "mimic")))
+    assert [s.path for s in mimic] == [s.path for s in root["2d"]]
+    manifest = resolve_source(SourceConfig(str(demo_shards / "mimic" / "manifest.json"), splits=["test"]))
+    assert manifest and all(s.split == "test" for s in manifest)
+    first = Path(root["2d"][0].path)
+    pattern = str(first.parent / first.name.replace("000000", "{000000..000001}"))
+    urls = resolve_source(SourceConfig(pattern, weight=2.0))
+    assert [Path(s.path).name for s in urls] == [first.name, first.name.replace("000000", "000001")]
+    assert urls[0].samples == root["2d"][0].samples and urls[0].weight == 2.0
+    with pytest.raises(SourceError):
+        resolve_source(SourceConfig(str(demo_shards / "nope")))
+
+
+def _keys(batches) -> list[list[str]]:
+    return [b["keys"] for b in batches]
+
+
+def test_block_shuffle_seek_resume_equivalence(demo_shards):
+    """A worker restarted at any batch's cursor emits exactly what the uninterrupted worker emitted next,
+    across epoch boundaries."""
+    shards = _demo(demo_shards)["2d"]
+    cfg = _cfg("2d", 3, block=6)
+    ds = StreamDataset(shards, cfg, rank=1, world_size=2)
+    it = ds.batches(worker=1, num_workers=2)
+    full = [next(it) for _ in range(14)]
+    assert any(b["epoch"] >= 2 for b in full), "the test should cross epoch boundaries"
+    for k in (0, 3, 7, 11):
+        epoch, pos = full[k]["cursor"]
+        resumed = StreamDataset(shards, cfg, rank=1, world_size=2, start={1: (epoch, pos)}).batches(1, 2)
+        assert _keys([next(resumed) for _ in range(14 - k - 1)]) == _keys(full[k + 1:])
+    # an epoch is the slot's dealt samples, padded with fewer than batch_size repeats to whole batches
+    plan = SlotPlan(shards, cfg, 1, 2, 1, 2)
+    keys0 = plan.keys(0)
+    assert len(keys0) % 3 == 0 and len(keys0) - len(set(keys0)) < 3
+    assert plan.keys(0) == keys0 and plan.keys(1) != keys0
+
+
+def test_pad_to_batches():
+    assert pad_to_batches([5, 1, 4, 2, 3], 2, False) == [5, 1, 4, 2, 3, 5]
+    assert pad_to_batches([5, 1, 4, 2, 3], 4, True) == [5, 1, 4, 2, 3, 1, 4, 2]  # nearest before the tail
+    assert pad_to_batches([7], 4, True) == [7, 7, 7, 7]
+    assert pad_to_batches([1, 2, 3, 4], 4, True) == [1, 2, 3, 4]
+
+
+def test_batches_stay_aligned_with_length_groups_across_epochs(demo_shards):
+    """Token efficiency: grouped batches never straddle epochs, so every batch is one length group."""
+    shards = _demo(demo_shards)["2d"]
+    cfg = _cfg("2d", 4, block=64)
+    it = StreamDataset(shards, cfg).batches(0, 1)
+    batches = [next(it) for _ in range(30)]
+    assert len({b["epoch"] for b in batches}) >= 3
+    eff = sum(int(b["attention_mask"].sum()) for b in batches) / sum(b["attention_mask"].numel() for b in batches)
+    plain = StreamDataset(shards, StreamConfig("2d", 4, 64, 2, False, 3, CollateConfig(image_size=64))).batches(0, 1)
+    plain_batches = [next(plain) for _ in range(30)]
+    eff_plain = (sum(int(b["attention_mask"].sum()) for b in plain_batches)
+                 / sum(b["attention_mask"].numel() for b in plain_batches))
+    assert eff > 0.9 and eff > eff_plain
+
+
+def test_slots_partition_an_epoch(demo_shards):
+    shards = _demo(demo_shards)["3d"]
+    cfg = _cfg("3d", 1)
+    all_keys = [k for r in range(2) for w in range(2) for k in SlotPlan(shards, cfg, r, 2, w, 2).keys(0)]
+    expected = sum(s.samples for s in shards)
+    assert len(all_keys) == expected and len(set(all_keys)) == expected  # disjoint and complete
+
+
+def test_loader_state_resume_with_workers(demo_shards):
+    """StreamLoader with 2 DataLoader workers: stop after n batches, resume from state_dict -> same batches."""
+    shards = _demo(demo_shards)["2d"]
+    cfg = _cfg("2d", 2, block=4)
+    ref = StreamLoader(shards, cfg, 0, 2, num_workers=2)
+    full = [ref.next()["keys"] for _ in range(11)]
+    first = StreamLoader(shards, cfg, 0, 2, num_workers=2)
+    head = [first.next()["keys"] for _ in range(5)]
+    state = json.loads(json.dumps(first.state_dict()))  # survives serialisation
+    first.close()
+    second = StreamLoader(shards, cfg, 0, 2, num_workers=2, state=state)
+    tail = [second.next()["keys"] for _ in range(6)]
+    assert head + tail == full
+    assert state["batches"] == 5 and set(state["cursors"]) == {"0", "1"}
+    # the broadcast vision_x view survives the worker -> main process hand-over
+    b = second.next()
+    v = b["vision_x"]
+    assert v.shape == (2, 1, 3, 64, 64, 4) and 0 in v.stride()
+    assert torch.equal(v.contiguous()[:, :, 1], v.contiguous()[:, :, 0])
+
+
+def test_worker_count_changes_the_order_but_not_the_contract(demo_shards):
+    shards = _demo(demo_shards)["2d"]
+    a = StreamLoader(shards, _cfg("2d", 2), 0, 1, num_workers=0)
+    b = StreamLoader(shards, _cfg("2d", 2), 0, 1, num_workers=0)
+    assert [a.next()["keys"] for _ in range(5)] == [b.next()["keys"] for _ in range(5)]
+
+
+# ============================================================================================ collation
+def test_closest_depth_rule_and_ties():
+    choices = tuple(range(4, 65, 4))
+    assert closest_depth(1, choices) == 4
+    assert closest_depth(6, choices) == 4  # tie 4/8 -> smaller
+    assert closest_depth(7, choices) == 8
+    assert closest_depth(10, choices) == 8  # tie 8/12 -> 8
+    assert closest_depth(62, choices) == 60  # tie 60/64 -> 60
+    assert closest_depth(100, choices) == 64
+
+
+def test_target_geometry_rules():
+    cfg = CollateConfig()
+    assert target_geometry([1, 1, 1, 1], [1, 1, 1, 1], cfg) == (512, 4)  # 2D batch
+    assert target_geometry([12], [1], cfg) == (256, 12)  # one 3D sample, depth > 4 -> 256^2
+    assert target_geometry([4], [2], cfg) == (512, 4)  # depth 4 stays 512^2
+    assert target_geometry([1], [1], cfg) == (512, 4)  # a 2D batch of one
+    assert target_geometry([64, 12], [1, 1], cfg) == (512, 64)  # two samples: 512^2
+    assert target_geometry([64], [7], cfg) == (256, 32)  # > 6 images: depth <= 32
+    assert target_geometry([64], [6], cfg) == (256, 64)
+    assert target_geometry([64], [1], CollateConfig(image_size=128)) == (128, 64)
+    assert target_geometry([40], [7], CollateConfig(many_images_threshold=10)) == (256, 40)
+
+
+def _sample(key: str, n_tok: int, vision: np.ndarray, epoch: int = 0) -> Sample:
+    ids = np.arange(1, n_tok + 1, dtype=np.int32)
+    labels = ids.copy()
+    labels[:2] = -100
+    w = np.ones(n_tok, np.float32)
+    w[:2] = 0
+    return Sample(key, ids, labels, w, vision, epoch)
+
+
+def test_collate_padding_channels_and_images():
+    rng = np.random.default_rng(0)
+    a = rng.integers(0, 256, (1, 1, 32, 32, 1), dtype=np.uint8)
+    a[0, 0, 0, 0, 0] = 255
+    b = rng.integers(0, 256, (2, 3, 32, 32, 1), dtype=np.uint8)
+    batch = collate([_sample("a", 3, a), _sample("b", 5, b)], CollateConfig(image_size=32), "2d")
+    assert batch["input_ids"].shape == (2, 5) and batch["input_ids"].dtype == torch.long
+    assert batch["input_ids"][0].tolist() == [1, 2, 3, 0, 0]
+    assert batch["attention_mask"].tolist() == [[1, 1, 1, 0, 0], [1, 1, 1, 1, 1]]
+    assert batch["labels"][0].tolist() == [-100, -100, 3, -100, -100]
+    assert batch["loss_weight"][0].tolist() == [0, 0, 1, 0, 0] and batch["loss_weight"].dtype == torch.float32
+    v = batch["vision_x"]
+    assert v.shape == (2, 2, 3, 32, 32, 4) and v.dtype == torch.float32
+    # grey -> 3 identical channels, depth 1 -> 4 identical slices, uint8 -> [0, 1]
+    assert torch.equal(v[0, 0, 0], v[0, 0, 1]) and torch.equal(v[0, 0, 0], v[0, 0, 2])
+    assert torch.equal(v[0, 0, ..., 0], v[0, 0, ..., 3])
+    assert v[0, 0, 0, 0, 0, 0].item() == 1.0 and 0.0 <= v.min() and v.max() <= 1.0
+    expected = torch.from_numpy(a[0, 0, :, :, 0]).float() / 255
+    assert torch.allclose(v[0, 0, 0, :, :, 0], expected)
+    # padded image slot is all zeros; RGB kept per channel
+    assert v[0, 1].abs().sum() == 0
+    assert torch.allclose(v[1, 1, 2, :, :, 0], torch.from_numpy(b[1, 2, :, :, 0]).float() / 255)
+    assert batch["keys"] == ["a", "b"] and batch["stream"] == "2d" and batch["n_real_tokens"] == 8
+    dense = collate([_sample("a", 3, a), _sample("b", 5, b)], CollateConfig(image_size=32, dense_vision=True))
+    assert dense["vision_x"].is_contiguous() and torch.equal(dense["vision_x"], v)
+    grey = collate([_sample("a", 3, a)], CollateConfig(image_size=32))["vision_x"]
+    assert grey.stride()[2] == 0 and grey.stride()[-1] == 0  # channels and slices are broadcast
+
+
+def test_collate_3d_rules_on_real_shapes():
+    vol = np.random.default_rng(1).integers(0, 256, (1, 1, 64, 64, 12), dtype=np.uint8)
+    cfg = CollateConfig(image_size_default=64, image_size_single_3d=32)
+    batch = collate([_sample("v", 4, vol)], cfg, "3d")
+    assert batch["vision_x"].shape == (1, 1, 3, 32, 32, 12)
+    many = np.zeros((7, 1, 64, 64, 64), np.uint8)
+    assert collate([_sample("m", 4, many)], cfg, "3d")["vision_x"].shape == (1, 7, 3, 32, 32, 32)
+
+
+@pytest.mark.parametrize("mode", ["trilinear", "nearest"])
+def test_separable_resize_matches_f_interpolate(mode):
+    img = torch.from_numpy(np.random.default_rng(2).integers(0, 256, (1, 40, 40, 12), dtype=np.uint8))
+    ours = resize_image(img, 24, 8, mode)
+    ref = F.interpolate(img[None].float(), size=(24, 24, 8), mode=mode,
+                        **({"align_corners": False} if mode == "trilinear" else {}))[0] / 255
+    if mode == "nearest":  # the same source voxels are picked (compare on the uint8 scale)
+        assert torch.equal((ours * 255).round(), (ref * 255).round())
+    else:
+        assert torch.allclose(ours, ref.clamp(0, 1), atol=1e-5)
+
+
+def test_augmentation_is_deterministic_and_in_range():
+    cfg = CollateConfig(augment=True, seed=5)
+    box = crop_box_for(cfg, 2, "mimic_abc", 0, 512, 512)
+    assert box == crop_box_for(cfg, 2, "mimic_abc", 0, 512, 512)
+    boxes = {crop_box_for(cfg, e, "mimic_abc", 0, 512, 512) for e in range(20)}
+    assert len(boxes) > 15  # a new crop each epoch
+    for e in range(200):
+        top, left, h, w = crop_box_for(cfg, e, f"k{e}", 0, 512, 512)
+        assert 0 <= top and top + h <= 512 and 0 <= left and left + w <= 512
+        assert 0.8 * 512 * 512 * 0.97 <= h * w <= 512 * 512
+        assert 3 / 4 * 0.97 <= w / h <= 4 / 3 * 1.03
+    img = np.random.default_rng(3).integers(0, 256, (1, 1, 512, 512, 1), dtype=np.uint8)
+    b1 = collate([_sample("mimic_abc", 4, img, epoch=2)], cfg, "2d")["vision_x"]
+    b2 = collate([_sample("mimic_abc", 4, img, epoch=2)], cfg, "2d")["vision_x"]
+    b3 = collate([_sample("mimic_abc", 4, img, epoch=3)], cfg, "2d")["vision_x"]
+    plain = collate([_sample("mimic_abc", 4, img, epoch=2)], CollateConfig(), "2d")["vision_x"]
+    assert torch.equal(b1, b2) and not torch.equal(b1, b3) and not torch.equal(b1, plain)
+    assert b1.shape == plain.shape == (1, 1, 3, 512, 512, 4)
+
+
+# ============================================================================================ bad samples
+def _corrupt_copy(demo_shards: Path, tmp_path: Path) -> tuple[Path, str]:
+    src = sorted((demo_shards / "mimic" / "2d" / "train").glob("*-000000.tar"))[0]
+    dst_dir = tmp_path / "mimic" / "2d" / "train"
+    dst_dir.mkdir(parents=True)
+    for f in src.parent.glob("mimic-train-2d-00000[01].*"):
+        shutil.copy(f, dst_dir / f.name)
+    tar = dst_dir / src.name
+    entry = json.loads((dst_dir / src.name.replace(".tar", ".index.json")).read_text())["samples"][2]
+    off, size = entry["members"]["vision.npy.zst"]
+    with open(tar, "r+b") as fh:
+        fh.seek(off)
+        fh.write(b"\xff" * 64)
+    return tar, entry["key"]
+
+
+def test_corrupt_sample_is_counted_skipped_and_resume_stays_exact(demo_shards, tmp_path):
+    tar, bad_key = _corrupt_copy(demo_shards, tmp_path)
+    shards = resolve_source(SourceConfig(str(tar.parent / "mimic-train-2d-{000000..000001}.tar")))
+    cfg = _cfg("2d", 3, block=6)
+    it = StreamDataset(shards, cfg).batches(0, 1)
+    batches = [next(it) for _ in range(8)]
+    bad = [b for batch in batches for b in batch["bad"]]
+    assert bad and all(b["key"] == bad_key and b["shard"] == str(tar) for b in bad)
+    assert "decode error" in bad[0]["reason"]
+    assert all(len(b["keys"]) == 3 and bad_key not in b["keys"] for b in batches)
+    k = next(i for i, b in enumerate(batches) if b["bad"])
+    resumed = StreamDataset(shards, cfg, start={0: batches[k - 1]["cursor"]} if k else None).batches(0, 1)
+    again = [next(resumed) for _ in range(8 - k)]
+    assert _keys(again) == _keys(batches[k:]) and [len(b["bad"]) for b in again] == [len(b["bad"]) for b in batches[k:]]
+
+
+def test_truncated_shard_and_missing_members(demo_shards, tmp_path):
+    tar, _ = _corrupt_copy(demo_shards, tmp_path)
+    other = tar.with_name(tar.name.replace("000000", "000001"))
+    entries = json.loads(other.with_name(other.name.replace(".tar", ".index.json")).read_text())["samples"]
+    with open(other, "r+b") as fh:  # cut the tar inside its last sample
+        fh.truncate(entries[-1]["offset"] + 700)
+    idx = tar.with_name(tar.name.replace(".tar", ".index.json"))
+    data = json.loads(idx.read_text())
+    del data["samples"][0]["members"]["labels.npy"]
+    idx.write_text(json.dumps(data))
+    shards = resolve_source(SourceConfig(str(tar.parent / "mimic-train-2d-{000000..000001}.tar")))
+    it = StreamDataset(shards, _cfg("2d", 2, block=20)).batches(0, 1)
+    reasons = []
+    while len(reasons) < 3:
+        reasons += [b["reason"] for b in next(it)["bad"]]
+    assert any("truncated" in r for r in reasons)
+    assert any("lacks members" in r for r in reasons)
+    assert any("decode error" in r for r in reasons)
+
+
+def test_missing_index_sidecar_falls_back_to_walking_the_tar(demo_shards, tmp_path):
+    tar, _ = _corrupt_copy(demo_shards, tmp_path)
+    other = tar.with_name(tar.name.replace("000000", "000001"))
+    n = len(json.loads(other.with_name(other.name.replace(".tar", ".index.json")).read_text())["samples"])
+    other.with_name(other.name.replace(".tar", ".index.json")).unlink()
+    shards = resolve_source(SourceConfig(str(other)))
+    assert shards[0].samples == n
+    it = StreamDataset(shards, _cfg("2d", 1)).batches(0, 1)
+    keys = {next(it)["keys"][0] for _ in range(n)}
+    assert len(keys) == n
+
+
+# ============================================================================================ config
+def test_config_overrides_and_validation(tmp_path):
+    p = tmp_path / "c.yaml"
+    p.write_text("sources:\n  - path: /data/a\n  - /data/b\nsteps: 5\nlr: 3e-3\n")
+    cfg = load_config(p, ["steps=7", "sources.1.weight=2", "depth_choices=[4, 8]", "image_size=64"])
+    assert cfg.steps == 7 and cfg.lr == 3e-3 and cfg.depth_choices == [4, 8] and cfg.image_size == 64
+    assert cfg.sources[1] == SourceConfig("/data/b", 2.0, None)
+    with pytest.raises(ValueError):
+        load_config(p, ["nonsense=1"])
+    with pytest.raises(ValueError):
+        load_config(p, ["lr_schedule=weird"])
+    d = {"a": [{"x": 1}]}
+    apply_override(d, "a.0.x=3")
+    apply_override(d, "b.c=true")
+    assert d == {"a": [{"x": 3}], "b": {"c": True}}
+
+
+def test_lr_schedule_shape():
+    from train.run import lr_lambda
+
+    cfg = TrainConfig(sources=[SourceConfig("x")], steps=100, warmup_steps=10, lr_schedule="cosine", min_lr_ratio=0.1)
+    fn = lr_lambda(cfg)
+    assert fn(0) == pytest.approx(0.1) and fn(9) == pytest.approx(1.0)
+    assert fn(10) == pytest.approx(1.0) and fn(100) == pytest.approx(0.1)
+    assert fn(55) == pytest.approx(0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * 0.5)))
+    cfg.lr_schedule = "linear"
+    assert lr_lambda(cfg)(55) == pytest.approx(1 - 0.9 * 0.5)
+    cfg.lr_schedule = "constant"
+    assert lr_lambda(cfg)(99) == 1.0
