@@ -170,8 +170,9 @@ def build(args: argparse.Namespace) -> dict[str, Any]:
     jobs, plan_rejects = plan_jobs(source, ctx, set(args.split) if args.split else None)
 
     tokenizer = load_tokenizer(args.tokenizer, cfg.image.max_images)
-    matcher = make_matcher(args.keywords, source.keyword_terms)
-    env = WorkerEnv(str(raw), cfg, args.tokenizer, args.keywords, tuple(source.keyword_terms), delay_s=args.test_delay)
+    label_terms = source.label_terms(ctx)
+    matcher = make_matcher(args.keywords, label_terms)
+    env = WorkerEnv(str(raw), cfg, args.tokenizer, args.keywords, label_terms, delay_s=args.test_delay)
     params = {"mode": mode, "splits": sorted(args.split) if args.split else "all", "config": cfg.to_dict(),
               "keywords": matcher.description, "tokenizer_name": tokenizer.name}
     env_fp = json.dumps({"spec": SPEC_VERSION, "tokenizer": tokenizer.fingerprint, **params}, sort_keys=True, default=str)

@@ -131,6 +131,8 @@ def test_rad3d_plan_on_demo(demo_raw):
     assert tasks_seen == {"report", "rationale", "vqa", "modality"}
     assert all(j.record.stream == "3d" for j in jobs)
     assert any(r.reason == "bad_row" for r in rejects)
+    terms = source.label_terms(ctx)  # diagnoses and modalities join the keyword lexicon
+    assert "MRI" in terms and any(j.record.fields.get("title") in terms for j in jobs if j.record.fields.get("kind") == "article")
     for j in jobs:
         assert j.key == sample_key("rad3d", j.record.source_id, j.spec.task, j.spec.variant)
         if j.spec.task == "rationale" and j.spec.variant == "no":

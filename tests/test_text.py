@@ -107,3 +107,20 @@ def test_encoding_is_deterministic(tok):
     args = ("Report?", "Findings: small effusion.", [ImagePlacement("question", 7)], [(10, 25, "x")], TextConfig())
     a, b = encode(tok, *args), encode(tok, *args)
     assert np.array_equal(a.input_ids, b.input_ids) and np.array_equal(a.loss_weight, b.loss_weight)
+
+
+def test_any_hugging_face_tokenizer_directory(tmp_path, tok):
+    """A user tokenizer (here a small word-level one) gets image ids right after its vocab."""
+    from tokenizers import Tokenizer, models, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast
+
+    words = ["<unk>", "<s>", "</s>", "findings", ":", "mild", "cardiomegaly", ".", "report", "?"]
+    backend = Tokenizer(models.WordLevel({w: i for i, w in enumerate(words)}, unk_token="<unk>"))
+    backend.pre_tokenizer = pre_tokenizers.Sequence([pre_tokenizers.WhitespaceSplit(), pre_tokenizers.Punctuation()])
+    PreTrainedTokenizerFast(tokenizer_object=backend, unk_token="<unk>", bos_token="<s>", eos_token="</s>").save_pretrained(tmp_path)
+    mine = load_tokenizer(tmp_path, max_images=2)
+    assert mine.ids.base_vocab == len(words) and (mine.bos_id, mine.eos_id) == (1, 2)
+    assert mine.fingerprint != tok.fingerprint
+    enc = encode(mine, "report ?", "findings : mild cardiomegaly .", [ImagePlacement("question", 8)], [], TextConfig())
+    assert enc.input_ids[enc.image_spans[0]["token_start"]] == len(words)
+    assert enc.input_ids.tolist()[-6:] == [3, 4, 5, 6, 7, 2]

@@ -36,7 +36,7 @@ class Source:
     name: ClassVar[str]
     modes: ClassVar[tuple[str, ...]]
     default_mode: ClassVar[str]
-    #: The dataset's own label names, added to the keyword lexicon.
+    #: Label names the dataset always has (finding classes …), added to the keyword lexicon.
     keyword_terms: ClassVar[tuple[str, ...]] = ()
 
     def records(self, ctx: BuildContext) -> Iterator[Record | Reject]:
@@ -44,6 +44,11 @@ class Source:
 
     def samples(self, record: Record, ctx: BuildContext) -> list[SampleSpec]:
         raise NotImplementedError
+
+    def label_terms(self, ctx: BuildContext) -> tuple[str, ...]:
+        """The dataset's own label names for the keyword lexicon: ``keyword_terms`` plus
+        names found while reading (called after ``records``)."""
+        return tuple(self.keyword_terms)
 
     def reject(self, source_id: str, file: str, reason: str, message: str, task: str = "") -> Reject:
         return Reject(self.name, source_id, file, reason, message, "plan", task)

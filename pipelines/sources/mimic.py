@@ -59,7 +59,6 @@ class Mimic(Source):
     name = "mimic"
     modes = ("radfm", "native")
     default_mode = "radfm"
-    keyword_terms = ()
 
     def records(self, ctx: BuildContext) -> Iterator[Record | Reject]:
         if ctx.mode == "radfm":

@@ -86,6 +86,10 @@ class Rad3D(Source):
         rng = tasks.task_rng(ctx.seed, record, "modality")
         return [tasks.modality(rng, record, record.modality, ctx.options["rad3d_modalities"], max_images=n)]
 
+    def label_terms(self, ctx: BuildContext) -> tuple[str, ...]:
+        """Article titles (diagnoses) and modality names."""
+        return tuple(sorted({*ctx.options.get("rad3d_titles", ()), *ctx.options.get("rad3d_modalities", ())}))
+
     # -- readers -------------------------------------------------------------------------
 
     def _images(self, ctx: BuildContext, paths: list[str], where: str) -> tuple[tuple, Reject | None]:
