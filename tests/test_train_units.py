@@ -239,7 +239,7 @@ def test_loader_state_resume_with_workers(demo_shards):
     assert torch.equal(v.contiguous()[:, :, 1], v.contiguous()[:, :, 0])
 
 
-def test_worker_count_changes_the_order_but_not_the_contract(demo_shards):
+def test_stream_is_deterministic(demo_shards):
     shards = _demo(demo_shards)["2d"]
     a = StreamLoader(shards, _cfg("2d", 2), 0, 1, num_workers=0)
     b = StreamLoader(shards, _cfg("2d", 2), 0, 1, num_workers=0)
@@ -442,3 +442,31 @@ def test_lr_schedule_shape():
     assert lr_lambda(cfg)(55) == pytest.approx(1 - 0.9 * 0.5)
     cfg.lr_schedule = "constant"
     assert lr_lambda(cfg)(99) == 1.0
+
+
+def test_to_device_sends_the_stored_part_of_broadcast_views():
+    from train.run import to_device
+
+    compact = torch.rand(2, 1, 1, 8, 8, 1)
+    view = compact.expand(2, 1, 3, 8, 8, 4)
+    moved = to_device(view, "cpu")
+    assert moved.shape == view.shape and torch.equal(moved, view) and 0 in moved.stride()
+    dense = torch.rand(3, 4)
+    assert torch.equal(to_device(dense, "cpu"), dense)
+
+
+def test_build_model_from_preset_and_pretrained_dir(tmp_path):
+    from model import RadFMForCausalLM, get_config
+    from train.run import build_model, param_groups
+
+    torch.manual_seed(0)
+    src = RadFMForCausalLM(get_config("tiny"))
+    src.save_pretrained(tmp_path / "ckpt")
+    cfg = TrainConfig(sources=[SourceConfig("x")], checkpoint=str(tmp_path / "ckpt"))
+    model = build_model(cfg)
+    assert model.training and model.embeddings_tied()
+    assert torch.equal(model.lang_model.lm_head.weight, src.lang_model.lm_head.weight)
+    preset = build_model(TrainConfig(sources=[SourceConfig("x")], model="tiny"))
+    groups = param_groups(preset, 0.1)
+    assert groups[0]["weight_decay"] == 0.1 and all(p.ndim >= 2 for p in groups[0]["params"])
+    assert all(p.ndim < 2 for p in groups[1]["params"]) and groups[1]["params"]

@@ -20,6 +20,7 @@ from __future__ import annotations
 import os
 import random
 import shutil
+from contextlib import nullcontext
 from pathlib import Path
 
 import numpy as np
@@ -118,3 +119,36 @@ def load(engine, ckpt_dir: Path, tag: str, rank: int) -> tuple[dict, dict]:
         raise RuntimeError(f"DeepSpeed could not load {ckpt_dir}/{tag}")
     rank_state = torch.load(path, map_location="cpu", weights_only=True)
     return (client or {}).get("trainer", {}), rank_state
+
+
+def export_pretrained(engine, directory: str | Path, rank: int) -> Path | None:
+    """Write the trained model as a ``save_pretrained`` directory (``config.json`` + ``model.safetensors``,
+    loadable with ``RadFMForCausalLM.from_pretrained``). Call on every rank; rank 0 writes.
+
+    Under ZeRO-3 each parameter is partitioned across ranks: they are gathered one module at a time, so no rank
+    ever holds more than one module's full weights on the device; rank 0 collects them on the CPU.
+    """
+    import deepspeed
+
+    from model import RadFMForCausalLM
+    from model.modeling import SHARED_EMBEDDING_KEY
+
+    module = engine.module
+    zero3 = engine.zero_optimization_stage() == 3
+    state: dict[str, torch.Tensor] = {}
+    for prefix, sub in module.named_modules():
+        own = list(sub.named_parameters(recurse=False))
+        if not own:
+            continue
+        gather = deepspeed.zero.GatheredParameters([p for _, p in own], modifier_rank=None) if zero3 else nullcontext()
+        with gather:
+            if rank == 0:
+                for name, p in own:
+                    state[f"{prefix}.{name}" if prefix else name] = p.detach().to("cpu", copy=True)
+    if rank != 0:
+        return None
+    state.pop(SHARED_EMBEDDING_KEY, None)  # the same Parameter as the LLM's embed_tokens
+    model = RadFMForCausalLM._from_state_dict(module.config, state, "cpu")
+    directory = Path(directory)
+    model.save_pretrained(directory)
+    return directory

@@ -71,6 +71,8 @@ class TrainConfig:
     checkpoint: str | None = None
     tokenizer: str | None = None  # only used to log decoded text ("default" = the builder's tokenizer)
     gradient_checkpointing: bool = False
+    #: build the model inside deepspeed.zero.Init (partitioned at construction); "auto": ZeRO-3 without checkpoint
+    zero_init: str | bool = "auto"
 
     # ---------------------------------------------------------------- optimisation
     deepspeed: str = "train/configs/ds_zero2.json"
@@ -91,6 +93,7 @@ class TrainConfig:
     seed: int = 0
     checkpoint_interval: int = 0  # optimizer steps between checkpoints (0: only the final one)
     save_final: bool = True
+    export_final: bool = True  # write <output_dir>/final (RadFMForCausalLM.save_pretrained format) at the end
     keep_checkpoints: int = 3  # newest checkpoints kept (0: keep all)
     resume: str | bool = False  # False, "auto" (latest in output_dir/checkpoints if any) or a tag dir
     stop_after: int | None = None  # leave after this step without a final checkpoint (simulates a kill)

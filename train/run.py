@@ -122,11 +122,23 @@ def build_streams(cfg: TrainConfig, rank: int, world: int, states: dict) -> tupl
 
 
 # ----------------------------------------------------------------------------------------------- model
-def build_model(cfg: TrainConfig):
+def build_model(cfg: TrainConfig, ds_config: dict | None = None):
+    """A preset (``model``) or a checkpoint: our ``save_pretrained`` directory or RadFM's ``pytorch_model.bin``.
+
+    With ZeRO-3 and no checkpoint the preset is built inside ``deepspeed.zero.Init`` (``zero_init: auto``), so
+    a 13B model is partitioned while it is constructed instead of being materialised whole on every rank.
+    """
     from model import RadFMForCausalLM, get_config
     from model.checkpoint import load_official_checkpoint
 
-    if cfg.checkpoint:
+    stage = ((ds_config or {}).get("zero_optimization") or {}).get("stage", 0)
+    use_zero_init = cfg.zero_init is True or (cfg.zero_init == "auto" and stage == 3 and not cfg.checkpoint)
+    if use_zero_init and not cfg.checkpoint:
+        import deepspeed
+
+        with deepspeed.zero.Init(config_dict_or_path=ds_config):
+            model = RadFMForCausalLM(get_config(cfg.model, **cfg.model_overrides))
+    elif cfg.checkpoint:
         path = Path(cfg.checkpoint)
         if path.is_dir():
             model = RadFMForCausalLM.from_pretrained(path)
@@ -176,8 +188,8 @@ def deepspeed_config(cfg: TrainConfig, on_cpu: bool) -> dict:
 def param_groups(model, weight_decay: float) -> list[dict]:
     decay, no_decay = [], []
     for _, p in model.named_parameters():
-        if p.requires_grad:
-            (decay if p.ndim >= 2 else no_decay).append(p)
+        if p.requires_grad:  # under zero.Init the data is a flat shard; ds_shape keeps the real shape
+            (decay if len(getattr(p, "ds_shape", p.shape)) >= 2 else no_decay).append(p)
     return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
 
 
@@ -234,8 +246,8 @@ def main(argv: list[str] | None = None) -> int:
 
     # ---- model and optimizer (same init on every rank)
     seed_all(cfg.seed)
-    model = build_model(cfg)
     ds_config = deepspeed_config(cfg, on_cpu)
+    model = build_model(cfg, ds_config)
     optimizer = None
     if "optimizer" not in ds_config:
         optimizer = torch.optim.AdamW(param_groups(model, cfg.weight_decay), lr=cfg.lr,
@@ -257,9 +269,11 @@ def main(argv: list[str] | None = None) -> int:
         start_step = int(rank_state["step"])
         stream_states = rank_state["streams"]
         bad_totals.update(common.get("bad_totals", {}))
-        ckpt.set_rng_state(rank_state["rng"])
         if rank == 0:
             print(f"[train] resumed from {found[0]}/{found[1]} at step {start_step}", flush=True)
+            if start_step >= cfg.steps:
+                print(f"[train] nothing to do: the run is already at step {start_step} of {cfg.steps} "
+                      "(raise 'steps', or use resume=false / a new output_dir to start over)", flush=True)
 
     # ---- data
     schedule, loaders, data_info = build_streams(cfg, rank, world, stream_states)
@@ -269,7 +283,9 @@ def main(argv: list[str] | None = None) -> int:
             raise RuntimeError(f"stream {name}: checkpoint says {loader.batches} batches consumed, the schedule "
                                f"{expected[name]} after {start_step} steps (was the seed or ratio changed?)")
     for loader in loaders.values():
-        loader.start()
+        loader.start()  # (starting a DataLoader draws from torch's RNG: restore the saved states after it)
+    if found is not None:
+        ckpt.set_rng_state(rank_state["rng"])
     if rank == 0:
         precision = "bf16" if (ds_config.get("bf16") or {}).get("enabled") else "fp32"
         stage = (ds_config.get("zero_optimization") or {}).get("stage", 0)
@@ -386,6 +402,10 @@ def main(argv: list[str] | None = None) -> int:
     already_saved = step == start_step or (cfg.checkpoint_interval > 0 and step % cfg.checkpoint_interval == 0)
     if not stopped_early and cfg.save_final and not already_saved:
         save(step)
+    if not stopped_early and cfg.export_final and step > start_step:
+        final = ckpt.export_pretrained(engine, out / "final", rank)
+        if final is not None:
+            print(f"[train] model written to {final} (RadFMForCausalLM.from_pretrained)", flush=True)
     if bar is not None:
         bar.close()
     if not stopped_early:

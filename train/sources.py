@@ -23,7 +23,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from shards_spec.layout import INDEX_SUFFIX, MANIFEST_NAME, SHARD_RE, SPEC_VERSION, STREAMS, index_path
+from shards_spec.layout import MANIFEST_NAME, SHARD_RE, SPEC_VERSION, STREAMS, index_path
 
 from .config import SourceConfig
 
@@ -145,7 +145,8 @@ def resolve_source(src: SourceConfig, source_idx: int = 0) -> list[ShardRef]:
             raise SourceError(f"{p}: no {MANIFEST_NAME} in it or in its subdirectories")
         shards = [s for m in manifests for s in _from_manifest(m, src, source_idx)]
     else:
-        raise SourceError(f"source {src.path!r} does not exist")
+        raise SourceError(f"source {src.path!r} does not exist (relative paths start at {Path.cwd()}; "
+                          "the demo shards come from `make demo`)")
     return sorted(shards, key=lambda s: s.path)
 
 
@@ -169,4 +170,4 @@ def weighted_samples(shards: list[ShardRef]) -> float:
 
 
 __all__ = ["ShardRef", "SourceError", "resolve_source", "resolve_sources", "weighted_samples",
-           "count_index_samples", "INDEX_SUFFIX"]
+           "count_index_samples"]
