@@ -7,18 +7,20 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 
+from shards_spec import layout
+
 
 @dataclass(frozen=True)
 class ImageConfig:
     #: 2D images are stored as ``size_2d x size_2d x 1``.
-    size_2d: int = 512
+    size_2d: int = layout.SIZE_2D
     #: 3D volumes are stored as ``size_3d x size_3d x D``.
-    size_3d: int = 512
+    size_3d: int = layout.SIZE_3D
     #: Stored depths are multiples of this (the ViT's frame patch size) ...
-    depth_multiple: int = 4
+    depth_multiple: int = layout.DEPTH_MULTIPLE
     #: ... between these bounds. All series of one sample share one depth.
-    min_depth: int = 4
-    max_depth: int = 64
+    min_depth: int = layout.MIN_DEPTH
+    max_depth: int = layout.MAX_DEPTH
     #: Decompression-bomb guard: largest accepted 2D image / slice, in pixels.
     max_pixels: int = 16384 * 16384
     #: Largest accepted volume before resampling, in voxels.
@@ -32,12 +34,12 @@ class ImageConfig:
 @dataclass(frozen=True)
 class TextConfig:
     #: Longest sample in tokens (BOS + question + image spans + answer + EOS).
-    max_length: int = 2048
+    max_length: int = layout.MAX_LENGTH
     #: An over-long answer is shortened at a token boundary if at least this many
     #: answer tokens survive; otherwise the sample is rejected as ``too_long``.
     min_answer_tokens: int = 8
     #: Loss weight on medical-keyword tokens (RadFM: 3).
-    keyword_weight: float = 3.0
+    keyword_weight: float = layout.WEIGHT_KEYWORD
 
 
 @dataclass(frozen=True)

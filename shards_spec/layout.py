@@ -65,6 +65,13 @@ def image_token_strings(max_images: int) -> list[str]:
     return ["<image>", "</image>"] + [f"<image{k}>" for k in range(max_images * IMAGE_TOKENS_PER_IMAGE)]
 
 
+# --- image geometry and text limits (spec defaults; a manifest records a build's values) ---
+SIZE_2D = 512  # 2D images: SIZE_2D x SIZE_2D x 1
+SIZE_3D = 512  # 3D volumes: SIZE_3D x SIZE_3D x D
+DEPTH_MULTIPLE = 4  # D is a multiple of the ViT's frame patch size ...
+MIN_DEPTH, MAX_DEPTH = 4, 64  # ... within these bounds
+MAX_LENGTH = 2048  # tokens per sample
+
 # --- members ---------------------------------------------------------------------
 #: Member field names (``<key>.<field>``) and what they hold.
 FIELD_VISION = "vision.npy.zst"  # uint8 [S, C, H, W, D], zstd-compressed .npy

@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from shards_spec import layout
 from shards_spec.codec import DecodeError
 from shards_spec.layout import (
     FIELD_INPUT_IDS,
@@ -52,13 +53,13 @@ META_KEYS = {
 class Limits:
     """Values the manifest's build parameters fix (defaults when validating a lone tar)."""
 
-    size_2d: int = 512
-    size_3d: int = 512
-    depth_multiple: int = 4
-    min_depth: int = 4
-    max_depth: int = 64
-    max_length: int = 2048
-    keyword_weight: float = 3.0
+    size_2d: int = layout.SIZE_2D
+    size_3d: int = layout.SIZE_3D
+    depth_multiple: int = layout.DEPTH_MULTIPLE
+    min_depth: int = layout.MIN_DEPTH
+    max_depth: int = layout.MAX_DEPTH
+    max_length: int = layout.MAX_LENGTH
+    keyword_weight: float = layout.WEIGHT_KEYWORD
     tokenizer: str | None = None
 
     @classmethod
