@@ -36,7 +36,7 @@ def write_section(heading: str, body: str) -> None:
     """Replace (or append) the ``## heading`` section of docs/benchmarks.md."""
     title = f"## {heading}"
     section = f"{title}\n\n{body.strip()}\n"
-    text = DOCS.read_text() if DOCS.exists() else "# Benchmarks\n\nEvery figure below comes from the named script; ratios compare our path with a baseline measured in the same run.\n"
+    text = DOCS.read_text() if DOCS.exists() else "# Benchmarks\n"
     start = text.find(title + "\n")
     if start == -1:
         text = text.rstrip("\n") + "\n\n" + section

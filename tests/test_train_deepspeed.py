@@ -10,10 +10,10 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import signal
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -66,6 +66,24 @@ def _config(tmp: Path, name: str, sources: list[dict], **kw) -> Path:
     return path
 
 
+def _kill_tree(pid: int) -> None:
+    """SIGKILL a launcher and every process below it (torchrun starts ranks in their own sessions, so
+    killing the launcher's process group alone would leave them running)."""
+    import psutil
+
+    try:
+        root = psutil.Process(pid)
+    except psutil.NoSuchProcess:
+        return
+    procs = root.children(recursive=True) + [root]
+    for p in procs:
+        try:
+            p.kill()
+        except psutil.NoSuchProcess:
+            pass
+    psutil.wait_procs(procs, timeout=30)
+
+
 def _launch(config: Path, *extra: str, nproc: int = 2, launcher: str = "torchrun", timeout: float = 300) -> str:
     port = str(_port())
     if launcher == "torchrun":
@@ -80,7 +98,7 @@ def _launch(config: Path, *extra: str, nproc: int = 2, launcher: str = "torchrun
     try:
         out, _ = proc.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
+        _kill_tree(proc.pid)
         out, _ = proc.communicate()
         pytest.fail(f"training run did not finish within {timeout}s (hang?)\n{out[-6000:]}")
     assert proc.returncode == 0, f"exit code {proc.returncode}\n{out[-8000:]}"
@@ -192,6 +210,27 @@ def test_kill_and_resume_sees_the_same_batches(demo_shards, tmp_path):
     for x, y in zip(a, b):
         assert y["loss"] == pytest.approx(x["loss"], abs=1e-5), f"step {x['step']}"
         assert y["lr"] == pytest.approx(x["lr"])
+
+    # Run C: a real SIGKILL of every process once the first checkpoint is complete, then resume.
+    cfg_c = _config(tmp_path, "C", sources, **common)
+    latest = tmp_path / "C" / "checkpoints" / "latest"
+    proc = subprocess.Popen([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port",
+                             str(_port()), str(RUN), "--config", str(cfg_c)], cwd=ROOT, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.time() + 300
+    while not latest.exists() and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.02)
+    _kill_tree(proc.pid)
+    proc.wait()
+    killed_at = len(read_jsonl(tmp_path / "C" / "log.jsonl"))
+    assert latest.exists() and killed_at < 12, "the run should have been killed after its first checkpoint"
+    resumed_from = int(latest.read_text().removeprefix("step"))
+    out3 = _launch(cfg_c, "--resume")
+    assert f"at step {resumed_from}" in out3 and "finished at step 12" in out3, out3[-3000:]
+    c = read_jsonl(tmp_path / "C" / "log.jsonl")
+    assert [r["step"] for r in c] == list(range(1, 13))
+    assert [r["keys"] for r in a] == [r["keys"] for r in c]
+    assert [r["loss"] for r in c] == pytest.approx([r["loss"] for r in a], abs=1e-5)
 
 
 @pytest.mark.timeout(400)
