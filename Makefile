@@ -23,7 +23,7 @@ export DS_ACCELERATOR := cpu
 export TORCH_EXTENSIONS_DIR ?= $(CURDIR)/.cache/torch_extensions
 export RADFM_CACHE ?= $(CURDIR)/.cache/radfm_data
 
-.PHONY: setup demo shards inspect validate train test bench clean
+.PHONY: setup demo shards inspect validate train test lint bench clean
 
 ## setup: create .venv and install everything (torch CPU wheel first, then the project)
 setup: $(STAMP)
@@ -65,6 +65,10 @@ train: setup
 ## test: install and run the test suite
 test: setup
 	$(PYTHON) -m pytest -q $(ARGS)
+
+## lint: static checks (ruff)
+lint: setup
+	$(VENV)/bin/ruff check pipelines shards_spec model train bench tests
 
 ## bench: run the benchmarks and rewrite docs/benchmarks.md sections
 bench: setup

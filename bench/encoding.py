@@ -18,7 +18,6 @@ import sys
 from pathlib import Path
 
 import numpy as np
-import zstandard
 from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))

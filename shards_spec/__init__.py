@@ -5,9 +5,9 @@ format has exactly one definition. See SPEC.md for the prose version.
 """
 
 from shards_spec.layout import (  # noqa: F401
+    IMAGE_SPAN_LEN,
+    IMAGE_TOKENS_PER_IMAGE,
     SPEC_VERSION,
     STREAMS,
-    IMAGE_TOKENS_PER_IMAGE,
-    IMAGE_SPAN_LEN,
     ImageTokenIds,
 )

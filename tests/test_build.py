@@ -18,8 +18,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import webdataset as wds
-
 from conftest import ROOT, build_shards
+
 from shards_spec.codec import webdataset_decoder
 from shards_spec.layout import FIELDS
 from shards_spec.reader import iter_raw_samples

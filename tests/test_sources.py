@@ -4,7 +4,6 @@ image-reference expansion, tasks (prompt/position/variant rules and RadFM bug fi
 from __future__ import annotations
 
 import random
-from pathlib import Path
 
 import numpy as np
 import pytest

@@ -13,16 +13,16 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from conftest import ROOT
+
 from pipelines.inspect import inspect as inspect_path
 from pipelines.inspect import main as inspect_main
+from pipelines.writer import json_bytes
 from shards_spec import codec
 from shards_spec.layout import index_path
 from shards_spec.reader import iter_raw_samples
 from shards_spec.tario import TarSink, UnsafeTar, iter_members
 from shards_spec.validate import validate_paths
-from pipelines.writer import json_bytes
 
 
 def first_tar(root: Path, stream: str) -> Path:

@@ -8,7 +8,6 @@ fails the test instead of blocking CI. DeepSpeed JIT-builds its CPU comm op once
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import socket
 import subprocess

@@ -71,8 +71,16 @@ import torch
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
 from shards_spec.codec import DecodeError, decode_member
-from shards_spec.layout import FIELD_INPUT_IDS, FIELD_LABELS, FIELD_LOSS_WEIGHT, FIELD_META, FIELD_VISION, FIELDS
-from shards_spec.layout import IGNORE_INDEX, IMAGE_TOKENS_PER_IMAGE
+from shards_spec.layout import (
+    FIELD_INPUT_IDS,
+    FIELD_LABELS,
+    FIELD_LOSS_WEIGHT,
+    FIELD_META,
+    FIELD_VISION,
+    FIELDS,
+    IGNORE_INDEX,
+    IMAGE_TOKENS_PER_IMAGE,
+)
 
 from .collate import CollateConfig, Sample, collate
 from .schedule import seed_from, unit_hash
