@@ -14,6 +14,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from shards_spec import codec
+from shards_spec.layout import index_path
 from train.collate import (
     CollateConfig,
     Sample,
@@ -25,7 +27,7 @@ from train.collate import (
 )
 from train.config import SourceConfig, TrainConfig, apply_override, load_config
 from train.schedule import StepSchedule, default_ratio_2d
-from train.sources import ShardRef, SourceError, resolve_source, resolve_sources
+from train.sources import ShardRef, SourceError, check_tokenizers, resolve_source, resolve_sources, tokenizer_fingerprints
 from train.stream import (
     SlotPlan,
     StreamConfig,
@@ -470,3 +472,28 @@ def test_build_model_from_preset_and_pretrained_dir(tmp_path):
     groups = param_groups(preset, 0.1)
     assert groups[0]["weight_decay"] == 0.1 and all(p.ndim >= 2 for p in groups[0]["params"])
     assert all(p.ndim < 2 for p in groups[1]["params"]) and groups[1]["params"]
+
+
+def test_sources_must_share_the_models_tokenizer(demo_shards, tmp_path):
+    """Shards built with another tokenizer (or for another vocabulary) are refused before training starts."""
+    shards = resolve_sources([SourceConfig(path=str(demo_shards))])
+    found = tokenizer_fingerprints(shards)
+    assert set(found) == {"mimic", "rad3d"} and len(set(found.values())) == 1
+    assert check_tokenizers(shards, 32000).endswith("/base32000")
+    with pytest.raises(SourceError, match="vocab_size is 32100"):
+        check_tokenizers(shards, 32100)
+    # a copy of one dataset whose samples claim another tokenizer
+    other = tmp_path / "other"
+    shutil.copytree(demo_shards / "mimic", other / "mimic")
+    for tar in (other / "mimic").rglob("*.tar"):
+        entry = json.loads(index_path(tar).read_text())["samples"][0]
+        off, size = entry["members"]["meta.json"]
+        data = bytearray(tar.read_bytes())
+        meta = codec.decode_meta(bytes(data[off:off + size]))
+        patched = codec.encode_meta({**meta, "tokenizer": meta["tokenizer"].replace("sha256:", "sha256:f")[:len(meta["tokenizer"])]})
+        assert len(patched) == size
+        data[off:off + size] = patched
+        tar.write_bytes(bytes(data))
+    mixed = resolve_sources([SourceConfig(path=str(other)), SourceConfig(path=str(demo_shards / "rad3d"))])
+    with pytest.raises(SourceError, match="different tokenizers"):
+        check_tokenizers(mixed, 32000)

@@ -38,7 +38,7 @@ from train.collate import CollateConfig
 from train.config import TrainConfig, load_config, resolve_deepspeed_path
 from train.logs import StepLogger
 from train.schedule import STREAM_2D, STREAM_3D, StepSchedule, default_ratio_2d
-from train.sources import resolve_sources, weighted_samples
+from train.sources import check_tokenizers, resolve_sources, weighted_samples
 from train.stream import StreamConfig, StreamLoader
 
 MODEL_INPUTS = ("input_ids", "attention_mask", "vision_x", "labels", "loss_weight")
@@ -91,8 +91,11 @@ def seed_all(seed: int) -> None:
 
 
 # ----------------------------------------------------------------------------------------------- data
-def build_streams(cfg: TrainConfig, rank: int, world: int, states: dict) -> tuple[StepSchedule, dict, dict]:
+def build_streams(cfg: TrainConfig, rank: int, world: int, states: dict,
+                  model_vocab: int | None = None) -> tuple[StepSchedule, dict, dict]:
     shards = resolve_sources(cfg.sources)
+    if model_vocab is not None:
+        check_tokenizers(shards, model_vocab)
     n2, n3 = weighted_samples(shards[STREAM_2D]), weighted_samples(shards[STREAM_3D])
     if cfg.stream_ratio_2d is not None:
         ratio = cfg.stream_ratio_2d
@@ -276,7 +279,7 @@ def main(argv: list[str] | None = None) -> int:
                       "(raise 'steps', or use resume=false / a new output_dir to start over)", flush=True)
 
     # ---- data
-    schedule, loaders, data_info = build_streams(cfg, rank, world, stream_states)
+    schedule, loaders, data_info = build_streams(cfg, rank, world, stream_states, engine.module.config.vocab_size)
     expected = schedule.consumed(start_step * gas)
     for name, loader in loaders.items():
         if loader.batches != expected[name]:

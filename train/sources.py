@@ -164,10 +164,47 @@ def resolve_sources(sources: list[SourceConfig]) -> dict[str, list[ShardRef]]:
     return by_stream
 
 
+def tokenizer_fingerprints(by_stream: dict[str, list[ShardRef]]) -> dict[str, str]:
+    """``{dataset: tokenizer fingerprint}`` read from the first sample of each dataset's first shard (one seek
+    through the index sidecar per dataset)."""
+    from shards_spec.codec import decode_meta
+
+    found: dict[str, str] = {}
+    for shard in (s for shards in by_stream.values() for s in shards):
+        if shard.dataset in found:
+            continue
+        try:
+            entry = json.loads(Path(shard.index).read_text())["samples"][0]
+            offset, size = entry["members"]["meta.json"]
+            with open(shard.path, "rb") as fh:
+                fh.seek(offset)
+                found[shard.dataset] = decode_meta(fh.read(size))["tokenizer"]
+        except (OSError, ValueError, KeyError, IndexError, TypeError) as exc:
+            _warn(f"{shard.path}: cannot read the tokenizer fingerprint ({exc})")
+    return found
+
+
+def check_tokenizers(by_stream: dict[str, list[ShardRef]], model_vocab: int) -> str | None:
+    """All sources must share one tokenizer, and its base vocabulary must be the model's: image token ids are
+    ``base + 2 + K``, so a mismatch would silently feed the wrong embeddings. Returns the fingerprint."""
+    found = tokenizer_fingerprints(by_stream)
+    if len(set(found.values())) > 1:
+        listing = ", ".join(f"{d}: {fp}" for d, fp in sorted(found.items()))
+        raise SourceError(f"the sources were built with different tokenizers ({listing}); rebuild them with one")
+    if not found:
+        return None
+    fingerprint = next(iter(found.values()))
+    base = fingerprint.rsplit("/base", 1)[-1]
+    if base.isdigit() and int(base) != model_vocab:
+        raise SourceError(f"the shards' tokenizer has a base vocabulary of {base} pieces but the model's vocab_size "
+                          f"is {model_vocab}; image token ids would not line up")
+    return fingerprint
+
+
 def weighted_samples(shards: list[ShardRef]) -> float:
     """Expected samples per stream epoch: sum of weight x samples."""
     return float(sum(s.weight * s.samples for s in shards))
 
 
-__all__ = ["ShardRef", "SourceError", "resolve_source", "resolve_sources", "weighted_samples",
-           "count_index_samples"]
+__all__ = ["ShardRef", "SourceError", "check_tokenizers", "resolve_source", "resolve_sources", "tokenizer_fingerprints",
+           "weighted_samples", "count_index_samples"]
