@@ -7,7 +7,7 @@ A sample is written as five tar members ``<key>.<field>``:
 ``labels.npy``            int32 ``[L]`` (-100 where ignored)
 ``loss_weight.npy``       float32 ``[L]`` (0 ignored, 1 normal, 3 keyword)
 ``meta.json``             UTF-8 JSON, keys sorted
-``vision.npy.zst``        zstd frame holding an ``.npy`` of uint8 ``[S, C, H, W, D]``
+``vision.npy.zst``        zstd frame (content size + checksum) holding an ``.npy`` of uint8 ``[S, C, H, W, D]``
 ========================  =====================================================
 
 The encodings were chosen by measurement (docs/benchmarks.md, "Image member encoding").
@@ -66,8 +66,9 @@ def load_npy(data: bytes, *, field: str = "array") -> np.ndarray:
 def encode_vision(vision: np.ndarray, level: int = 3) -> bytes:
     if vision.dtype != np.uint8 or vision.ndim != 5:
         raise ValueError(f"vision must be uint8 [S,C,H,W,D], got {vision.dtype} {vision.shape}")
-    # Single-threaded, no checksum flags that vary: the frame is a pure function of the bytes.
-    return zstandard.ZstdCompressor(level=level, write_content_size=True).compress(npy_bytes(vision))
+    # Single-threaded, so the frame is a pure function of the bytes; the frame checksum (XXH64) lets the
+    # reader detect corrupted pixel data instead of decoding it into a wrong image.
+    return zstandard.ZstdCompressor(level=level, write_content_size=True, write_checksum=True).compress(npy_bytes(vision))
 
 
 def decode_vision(data: bytes, max_bytes: int = MAX_VISION_BYTES) -> np.ndarray:

@@ -84,6 +84,10 @@ def test_codec_round_trip_and_bounds():
         codec.decode_member("labels.npy", pickled.getvalue())
     with pytest.raises(codec.DecodeError):
         codec.decode_member("vision.npy.zst", codec.encode_vision(vision)[:-10])
+    flipped = bytearray(members["vision.npy.zst"])
+    flipped[len(flipped) // 2] ^= 0x01  # one bit of pixel data: caught by the frame checksum
+    with pytest.raises(codec.DecodeError, match="checksum"):
+        codec.decode_member("vision.npy.zst", bytes(flipped))
 
 
 def test_untouched_copy_is_valid(demo_shards, tmp_path):
