@@ -45,6 +45,7 @@ from pydicom.pixels import apply_color_lut, apply_modality_lut, apply_windowing
 from pydicom.pixels import apply_voi as apply_voi_lut_sequence
 
 from pipelines.config import ImageConfig
+from shards_spec.layout import closest_depth
 
 __all__ = [
     "ConstantImage",
@@ -911,9 +912,7 @@ def common_depth(depths: Sequence[int], cfg: ImageConfig) -> int:
     ``max_depth`` gets the largest allowed depth."""
     if not depths:
         raise ValueError("common_depth needs at least one depth")
-    target = max(depths)
-    allowed = range(cfg.min_depth, cfg.max_depth + 1, cfg.depth_multiple)
-    return min(allowed, key=lambda depth: (abs(depth - target), depth))
+    return closest_depth(max(depths), range(cfg.min_depth, cfg.max_depth + 1, cfg.depth_multiple))
 
 
 def _depth_weights(source: int, target: int) -> np.ndarray:

@@ -23,7 +23,15 @@ from typing import Any
 import numpy as np
 
 from shards_spec.codec import DecodeError
-from shards_spec.layout import FIELD_INPUT_IDS, FIELD_LABELS, FIELD_LOSS_WEIGHT, FIELD_META, FIELD_VISION, IMAGE_SPAN_LEN
+from shards_spec.layout import (
+    FIELD_INPUT_IDS,
+    FIELD_LABELS,
+    FIELD_LOSS_WEIGHT,
+    FIELD_META,
+    FIELD_VISION,
+    IGNORE_INDEX,
+    IMAGE_SPAN_LEN,
+)
 from shards_spec.reader import GroupingError, iter_raw_samples, load_json
 from shards_spec.tario import UnsafeTar
 
@@ -73,7 +81,7 @@ class Summary:
         self.lengths[stream].append(int(decoded[FIELD_INPUT_IDS].size))
         labels, weights = decoded[FIELD_LABELS], decoded[FIELD_LOSS_WEIGHT]
         self.tokens += labels.size
-        self.learned += int(np.sum(labels != -100))
+        self.learned += int(np.sum(labels != IGNORE_INDEX))
         self.keyword += int(np.sum(weights > 1))
         for field, n in sizes.items():
             self.member_bytes[field] += n

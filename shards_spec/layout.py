@@ -72,6 +72,12 @@ DEPTH_MULTIPLE = 4  # D is a multiple of the ViT's frame patch size ...
 MIN_DEPTH, MAX_DEPTH = 4, 64  # ... within these bounds
 MAX_LENGTH = 2048  # tokens per sample
 
+
+def closest_depth(depth: int, choices) -> int:
+    """RadFM's depth rule: the allowed depth closest to ``depth``, ties to the smaller one. Used by the build
+    (one depth per sample) and by the trainer's collation (one depth per batch)."""
+    return min(choices, key=lambda c: (abs(c - depth), c))
+
 # --- members ---------------------------------------------------------------------
 #: Member field names (``<key>.<field>``) and what they hold.
 FIELD_VISION = "vision.npy.zst"  # uint8 [S, C, H, W, D], zstd-compressed .npy

@@ -15,11 +15,10 @@ import torch
 import torch.nn.functional as F
 
 from shards_spec import codec
-from shards_spec.layout import index_path
+from shards_spec.layout import closest_depth, index_path
 from train.collate import (
     CollateConfig,
     Sample,
-    closest_depth,
     collate,
     crop_box_for,
     resize_image,

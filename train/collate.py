@@ -42,7 +42,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from shards_spec.layout import IGNORE_INDEX
+from shards_spec.layout import IGNORE_INDEX, closest_depth
 
 from .schedule import seed_from
 
@@ -85,15 +85,6 @@ class Sample:
 
 
 # ----------------------------------------------------------------------------------------- geometry
-def closest_depth(depth: int, choices: tuple[int, ...] | list[int]) -> int:
-    """The choice closest to ``depth``; ties go to the smaller choice (RadFM: replace on strictly smaller distance)."""
-    best = choices[0]
-    for c in choices[1:]:
-        if abs(c - depth) < abs(best - depth):
-            best = c
-    return best
-
-
 def target_geometry(depths: list[int], n_images: list[int], cfg: CollateConfig) -> tuple[int, int]:
     """``(H = W, D)`` for a batch whose samples have max image depths ``depths`` and ``n_images`` images."""
     choices = tuple(cfg.depth_choices)

@@ -33,6 +33,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from shards_spec.layout import IGNORE_INDEX
 from train import checkpoint as ckpt
 from train.collate import CollateConfig
 from train.config import TrainConfig, load_config, resolve_deepspeed_path
@@ -226,7 +227,7 @@ def to_device(t: torch.Tensor, device) -> torch.Tensor:
 
 def _decoded_answer(tokenizer, batch) -> str:
     ids = batch["input_ids"][0]
-    keep = batch["labels"][0] != -100
+    keep = batch["labels"][0] != IGNORE_INDEX
     return tokenizer.decode(ids[keep].tolist(), skip_special_tokens=True)
 
 
