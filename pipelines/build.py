@@ -1,12 +1,14 @@
 """Build WebDataset shards for one source dataset.
 
     python -m pipelines.build --dataset mimic --raw DIR --out DIR [--mode radfm|native]
-        [--radfm-csv DIR] [--split train ...] [--executor ray|serial] [--workers N]
+        [--radfm-dir DIR] [--split train ...] [--executor ray|serial] [--workers N]
 
-Steps: read the source's files into records (rejects for bad rows and unresolvable
-paths) -> derive samples with the source's tasks -> group by (split, stream), order by
-key and cut into shards -> build every shard whose completion marker is missing or stale
-(one Ray task each) -> write ``rejects.jsonl`` and ``manifest.json``.
+As a library: ``build(BuildRequest(dataset="mimic", raw=..., out=...))`` returns the manifest.
+
+Steps: read the source's files into records (rejects for bad rows and unresolvable paths) -> the dataset-wide
+vocabulary -> samples from the source's tasks -> group by (split, stream), order by key and cut into shards ->
+build every shard whose completion marker is missing or stale (one Ray task each) -> write ``rejects.jsonl`` and
+``manifest.json``.
 
 A rerun builds nothing when nothing changed; an interrupted build resumes where it
 stopped; the same inputs and seed give byte-identical tars.
@@ -17,13 +19,15 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import logging
 import os
 import sys
 import time
 from collections import Counter, defaultdict
-from dataclasses import asdict
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from tqdm import tqdm
 
@@ -31,11 +35,12 @@ from pipelines.config import BuildConfig, ImageConfig, ShardConfig, TextConfig
 from pipelines.distributor import run_ray, run_serial
 from pipelines.keywords import make_matcher
 from pipelines.paths import PathResolver, parse_path_maps
-from pipelines.records import Job, Reject, sample_key
-from pipelines.sources import REGISTRY, BuildContext, get_source
+from pipelines.records import Job, Record, Reject
+from pipelines.sources import REGISTRY, BuildContext, Source, Vocabulary, get_source
 from pipelines.text import DEFAULT_TOKENIZER, load_tokenizer
 from pipelines.worker import ShardPlan, WorkerEnv
-from pipelines.writer import json_bytes
+from shards_spec.hashing import sample_key
+from shards_spec.jsonio import read_json, write_json
 from shards_spec.layout import (
     INDEX_SUFFIX,
     SPEC_VERSION,
@@ -45,19 +50,52 @@ from shards_spec.layout import (
     shard_path,
     stats_path,
 )
+from shards_spec.schema import Manifest, ManifestShard, RejectSummary
 from shards_spec.tario import atomic_write_bytes
 
+log = logging.getLogger("pipelines.build")  # not __name__: that is "__main__" under python -m
 
-def plan_jobs(source, ctx: BuildContext, splits: set[str] | None) -> tuple[list[Job], list[Reject]]:
-    """Records -> samples -> jobs, with every record or sample that fell out as a reject."""
+
+class BuildError(RuntimeError):
+    """A request that cannot be built at all; the message says why in one line."""
+
+
+@dataclass(frozen=True)
+class BuildRequest:
+    """One build: which dataset, where its files are, where the shards go, and how to build them."""
+
+    dataset: str  # a registry id (pipelines.sources.REGISTRY)
+    raw: Path  # the dataset's raw root
+    out: Path  # output root; shards go to <out>/<dataset>/<stream>/<split>/
+    mode: str | None = None  # None: the source's default mode
+    radfm_dir: Path | None = None  # RadFM's split files (None: <raw>/radfm)
+    path_maps: tuple[tuple[str, str], ...] = ()  # (OLD, NEW) prefixes of RadFM's paths mapped onto the raw root
+    splits: tuple[str, ...] | None = None  # build only these splits (None: all)
+    tokenizer: str = DEFAULT_TOKENIZER  # Hugging Face tokenizer directory, or "default"
+    keywords: str = "lexicon"  # lexicon | lexicon+spacy:MODEL | none
+    config: BuildConfig = field(default_factory=BuildConfig)  # sizes, limits, seed
+    executor: Literal["ray", "serial"] = "ray"
+    workers: int | None = None  # local Ray CPUs (None: all)
+    progress: bool = True  # a progress bar while shards are built
+
+
+# ------------------------------------------------------------------------------------------------- planning
+def read_dataset(source: Source, ctx: BuildContext) -> tuple[list[Record], Vocabulary, list[Reject]]:
+    """The dataset-wide pass: every record and reject of the source, then its vocabulary over all records."""
     records, rejects = [], []
     for item in source.records(ctx):
         (rejects if isinstance(item, Reject) else records).append(item)
-    # samples() runs after records() is exhausted: tasks may use dataset-wide sets
-    # (e.g. all modality names) that the reader collects.
+    vocab = source.vocabulary(records, ctx)
+    return records, vocab, rejects + list(vocab.rejects)
+
+
+def derive_jobs(source: Source, ctx: BuildContext, records: Sequence[Record], vocab: Vocabulary,
+                splits: set[str] | None) -> tuple[list[Job], list[Reject]]:
+    """Records -> samples -> jobs ordered by key; a second sample with the same key is a ``duplicate`` reject."""
     jobs: dict[str, Job] = {}
+    rejects = []
     for record in records:
-        for spec in source.samples(record, ctx):
+        for spec in source.samples(record, vocab, ctx):
             key = sample_key(record.dataset, record.source_id, spec.task, spec.variant)
             if key in jobs:
                 rejects.append(Reject(record.dataset, record.source_id, record.images[0].path if record.images else "",
@@ -66,6 +104,13 @@ def plan_jobs(source, ctx: BuildContext, splits: set[str] | None) -> tuple[list[
             jobs[key] = Job(key, record, spec)
     selected = [j for j in jobs.values() if splits is None or j.record.split in splits]
     return sorted(selected, key=lambda j: j.key), rejects
+
+
+def plan_jobs(source: Source, ctx: BuildContext, splits: set[str] | None) -> tuple[list[Job], list[Reject]]:
+    """Records -> samples -> jobs, with every record or sample that fell out as a reject."""
+    records, vocab, rejects = read_dataset(source, ctx)
+    jobs, duplicates = derive_jobs(source, ctx, records, vocab, splits)
+    return jobs, rejects + duplicates
 
 
 def plan_shards(jobs: list[Job], out: Path, dataset: str, cfg: BuildConfig, env_fingerprint: str) -> list[ShardPlan]:
@@ -92,7 +137,7 @@ def is_complete(plan: ShardPlan) -> dict[str, Any] | None:
     if not (marker.exists() and tar.exists()):
         return None
     try:
-        stats = json.loads(marker.read_text("utf-8"))
+        stats = read_json(marker)
     except (OSError, json.JSONDecodeError):
         return None
     if stats.get("fingerprint") != plan.fingerprint or stats.get("bytes") != tar.stat().st_size:
@@ -114,70 +159,69 @@ def remove_stale(out: Path, dataset: str, plans: list[ShardPlan]) -> list[str]:
     return removed
 
 
+# ------------------------------------------------------------------------------------------------- outputs
 def write_outputs(out: Path, dataset: str, plans: list[ShardPlan], stats: dict[str, dict], plan_rejects: list[Reject],
-                  params: dict[str, Any], tokenizer_fp: str) -> dict[str, Any]:
+                  params: dict[str, Any], tokenizer_fp: str) -> Manifest:
     rejects = [r.to_dict() for r in plan_rejects]
     shards = []
     per_task, per_split, per_stream = Counter(), Counter(), Counter()
     for plan in plans:
         s = stats[plan.tar_path]
         rejects.extend(s["rejects"])
-        shards.append({
-            "path": str(Path(plan.tar_path).relative_to(out / dataset)),
-            "split": plan.split, "stream": plan.stream, "samples": s["samples"], "bytes": s["bytes"],
-            "sha256": s["sha256"], "tasks": s["tasks"],
-        })
+        shards.append(ManifestShard(
+            path=str(Path(plan.tar_path).relative_to(out / dataset)), split=plan.split, stream=plan.stream,
+            samples=s["samples"], bytes=s["bytes"], sha256=s["sha256"], tasks=s["tasks"]))
         for task, n in s["tasks"].items():
             per_task[f"{plan.stream}/{plan.split}/{task}"] += n
         per_split[plan.split] += s["samples"]
         per_stream[plan.stream] += s["samples"]
     rejects.sort(key=lambda r: (r["stage"], r["source_id"], r["task"], r["reason"]))
     atomic_write_bytes(rejects_path(out, dataset), "".join(json.dumps(r, sort_keys=True) + "\n" for r in rejects).encode())
-    manifest = {
-        "spec_version": SPEC_VERSION,
-        "dataset": dataset,
-        "tokenizer": tokenizer_fp,
-        "build": params,
-        "samples": sum(per_stream.values()),
-        "counts": {"task": dict(sorted(per_task.items())), "split": dict(sorted(per_split.items())),
-                   "stream": dict(sorted(per_stream.items()))},
-        "rejects": {"total": len(rejects), "by_reason": dict(sorted(Counter(r["reason"] for r in rejects).items())),
-                    "file": rejects_path(out, dataset).name},
-        "shards": shards,
-    }
-    atomic_write_bytes(manifest_path(out, dataset), json_bytes(manifest))
+    manifest = Manifest(
+        spec_version=SPEC_VERSION,
+        dataset=dataset,
+        tokenizer=tokenizer_fp,
+        build=params,
+        samples=sum(per_stream.values()),
+        counts={"task": dict(sorted(per_task.items())), "split": dict(sorted(per_split.items())),
+                "stream": dict(sorted(per_stream.items()))},
+        rejects=RejectSummary(len(rejects), dict(sorted(Counter(r["reason"] for r in rejects).items())),
+                              rejects_path(out, dataset).name),
+        shards=tuple(shards),
+    )
+    write_json(manifest_path(out, dataset), manifest.to_dict())
     return manifest
 
 
-def build(args: argparse.Namespace) -> dict[str, Any]:
-    source = get_source(args.dataset)
-    mode = args.mode or source.default_mode
-    if mode not in source.modes:
-        raise SystemExit(f"{args.dataset}: mode {mode!r} not supported (modes: {', '.join(source.modes)})")
-    raw, out = Path(args.raw).resolve(), Path(args.out).resolve()
-    if not raw.is_dir():
-        raise SystemExit(f"raw root {raw} is not a directory")
-    cfg = BuildConfig(
-        image=ImageConfig(max_images=args.max_images),
-        text=TextConfig(max_length=args.max_length),
-        shard=ShardConfig(samples_per_shard_2d=args.samples_per_shard_2d, samples_per_shard_3d=args.samples_per_shard_3d,
-                          zstd_level=args.zstd_level),
-        seed=args.seed,
-    )
-    radfm_dir = Path(args.radfm_csv).resolve() if args.radfm_csv else raw / "radfm"
-    ctx = BuildContext(raw, mode, radfm_dir, PathResolver(raw, parse_path_maps(args.path_map)), args.seed, cfg.image)
-    started = time.perf_counter()
-    jobs, plan_rejects = plan_jobs(source, ctx, set(args.split) if args.split else None)
+# ------------------------------------------------------------------------------------------------- the build
+def build(request: BuildRequest) -> dict[str, Any]:
+    """Build (or bring up to date) the shards of ``request.dataset`` and return its manifest (SPEC §5).
 
-    tokenizer = load_tokenizer(args.tokenizer, cfg.image.max_images)
-    label_terms = source.label_terms(ctx)
-    matcher = make_matcher(args.keywords, label_terms)
-    env = WorkerEnv(str(raw), cfg, args.tokenizer, args.keywords, label_terms, delay_s=args.test_delay)
-    params = {"mode": mode, "splits": sorted(args.split) if args.split else "all", "config": cfg.to_dict(),
+    Raises :class:`BuildError` when the request cannot be built at all (unknown mode, no raw root)."""
+    source = get_source(request.dataset)
+    mode = request.mode or source.default_mode
+    if mode not in source.modes:
+        raise BuildError(f"{request.dataset}: mode {mode!r} not supported (modes: {', '.join(source.modes)})")
+    raw, out = Path(request.raw).resolve(), Path(request.out).resolve()
+    if not raw.is_dir():
+        raise BuildError(f"raw root {raw} is not a directory")
+    cfg = request.config
+    radfm_dir = Path(request.radfm_dir).resolve() if request.radfm_dir else raw / "radfm"
+    ctx = BuildContext(raw, mode, radfm_dir, PathResolver(raw, list(request.path_maps)), cfg.seed, cfg.image)
+    started = time.perf_counter()
+    records, vocab, plan_rejects = read_dataset(source, ctx)
+    jobs, duplicates = derive_jobs(source, ctx, records, vocab, set(request.splits) if request.splits else None)
+    plan_rejects += duplicates
+
+    tokenizer = load_tokenizer(request.tokenizer, cfg.image.max_images)
+    label_terms = source.label_terms(vocab)
+    matcher = make_matcher(request.keywords, label_terms)
+    env = WorkerEnv(str(raw), cfg, request.tokenizer, request.keywords, label_terms)
+    params = {"mode": mode, "splits": sorted(request.splits) if request.splits else "all", "config": cfg.to_dict(),
               "keywords": matcher.description, "tokenizer_name": tokenizer.name}
     env_fp = json.dumps({"spec": SPEC_VERSION, "tokenizer": tokenizer.fingerprint, **params}, sort_keys=True, default=str)
-    plans = plan_shards(jobs, out, args.dataset, cfg, env_fp)
-    removed = remove_stale(out, args.dataset, plans)
+    plans = plan_shards(jobs, out, request.dataset, cfg, env_fp)
+    removed = remove_stale(out, request.dataset, plans)
 
     stats: dict[str, dict] = {}
     todo = []
@@ -187,12 +231,12 @@ def build(args: argparse.Namespace) -> dict[str, Any]:
             todo.append(plan)
         else:
             stats[plan.tar_path] = done_stats
-    print(f"[build] {args.dataset} ({mode}): {len(jobs)} samples planned in {len(plans)} shards, "
-          f"{len(plans) - len(todo)} already complete, {len(todo)} to build; {len(plan_rejects)} rejected while planning"
-          + (f"; removed {len(removed)} stale files" if removed else ""), file=sys.stderr)
+    log.info(f"{request.dataset} ({mode}): {len(jobs)} samples planned in {len(plans)} shards, "
+             f"{len(plans) - len(todo)} already complete, {len(todo)} to build; {len(plan_rejects)} rejected while planning"
+             + (f"; removed {len(removed)} stale files" if removed else ""))
 
-    bar = tqdm(total=sum(len(p.jobs) for p in todo), unit="sample", desc=f"build {args.dataset}", dynamic_ncols=True,
-               disable=args.quiet or not todo)
+    bar = tqdm(total=sum(len(p.jobs) for p in todo), unit="sample", desc=f"build {request.dataset}", dynamic_ncols=True,
+               disable=not request.progress or not todo)
     n_rejected = 0
 
     def done(plan: ShardPlan, shard_stats: dict[str, Any]) -> None:
@@ -203,30 +247,59 @@ def build(args: argparse.Namespace) -> dict[str, Any]:
         bar.set_postfix(shards=f"{len(stats)}/{len(plans)}", rejects=n_rejected)
 
     if todo:
-        if args.executor == "ray":
-            run_ray(todo, env, done, args.workers)
+        if request.executor == "ray":
+            run_ray(todo, env, done, request.workers)
         else:
             run_serial(todo, env, done)
     bar.close()
-    manifest = write_outputs(out, args.dataset, plans, stats, plan_rejects, params, tokenizer.fingerprint)
+    manifest = write_outputs(out, request.dataset, plans, stats, plan_rejects, params, tokenizer.fingerprint)
     elapsed = time.perf_counter() - started
     built = sum(len(p.jobs) for p in todo)
-    print(f"[build] {args.dataset}: {manifest['samples']} samples in {len(plans)} shards "
-          f"({', '.join(f'{k}={v}' for k, v in manifest['counts']['stream'].items()) or 'none'}); "
-          f"rejects {manifest['rejects']['total']} {manifest['rejects']['by_reason']}; "
-          f"built {len(todo)} shards in {elapsed:.1f}s" + (f" ({built / elapsed:.1f} samples/s)" if built else "") +
-          f"\n[build] manifest: {manifest_path(out, args.dataset)}", file=sys.stderr)
-    return manifest
+    log.info(f"{request.dataset}: {manifest.samples} samples in {len(plans)} shards "
+             f"({', '.join(f'{k}={v}' for k, v in manifest.counts['stream'].items()) or 'none'}); "
+             f"rejects {manifest.rejects.total} {manifest.rejects.by_reason}; "
+             f"built {len(todo)} shards in {elapsed:.1f}s" + (f" ({built / elapsed:.1f} samples/s)" if built else ""))
+    log.info(f"manifest: {manifest_path(out, request.dataset)}")
+    return manifest.to_dict()
+
+
+# ------------------------------------------------------------------------------------------------- command line
+def request_from_args(args: argparse.Namespace) -> BuildRequest:
+    config = BuildConfig(
+        image=ImageConfig(max_images=args.max_images),
+        text=TextConfig(max_length=args.max_length),
+        shard=ShardConfig(samples_per_shard_2d=args.samples_per_shard_2d, samples_per_shard_3d=args.samples_per_shard_3d,
+                          zstd_level=args.zstd_level),
+        seed=args.seed,
+    )
+    return BuildRequest(
+        dataset=args.dataset, raw=Path(args.raw), out=Path(args.out), mode=args.mode,
+        radfm_dir=Path(args.radfm_dir) if args.radfm_dir else None, path_maps=tuple(parse_path_maps(args.path_map)),
+        splits=tuple(args.split) if args.split else None, tokenizer=args.tokenizer, keywords=args.keywords,
+        config=config, executor=args.executor, workers=args.workers, progress=not args.quiet,
+    )
+
+
+class _RequestParser(argparse.ArgumentParser):
+    """The command line as one way of writing a :class:`BuildRequest`: ``parse_args`` returns the request."""
+
+    def parse_args(self, args=None, namespace=None) -> BuildRequest:  # type: ignore[override]
+        parsed = super().parse_args(args, namespace)
+        try:
+            return request_from_args(parsed)
+        except ValueError as exc:  # e.g. a --path-map without "="
+            self.error(str(exc))
 
 
 def parser() -> argparse.ArgumentParser:
     d = BuildConfig()
-    p = argparse.ArgumentParser(prog="python -m pipelines.build", description=__doc__.split("\n\n")[0])
+    p = _RequestParser(prog="python -m pipelines.build", description=__doc__.split("\n\n")[0])
     p.add_argument("--dataset", required=True, choices=sorted(REGISTRY))
     p.add_argument("--raw", required=True, help="the dataset's raw root (native layout)")
     p.add_argument("--out", required=True, help="output root; shards go to <out>/<dataset>/<stream>/<split>/")
     p.add_argument("--mode", help="radfm (RadFM split files) or native (the dataset's own label/split files)")
-    p.add_argument("--radfm-csv", help="directory of RadFM's split files (default: <raw>/radfm)")
+    p.add_argument("--radfm-dir", "--radfm-csv", dest="radfm_dir",
+                   help="directory of RadFM's split files, CSV and JSON (default: <raw>/radfm)")
     p.add_argument("--path-map", action="append", metavar="OLD=NEW", help="map a path prefix of RadFM's files onto the raw root")
     p.add_argument("--split", action="append", help="build only these splits (repeatable)")
     p.add_argument("--tokenizer", default=DEFAULT_TOKENIZER, help="Hugging Face tokenizer directory (default: mistral-common's 32k LLaMA-style model)")
@@ -239,14 +312,21 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--zstd-level", type=int, default=d.shard.zstd_level)
     p.add_argument("--executor", choices=("ray", "serial"), default="ray")
     p.add_argument("--workers", type=int, help="local Ray CPUs (default: all)")
-    p.add_argument("--quiet", action="store_true")
-    p.add_argument("--test-delay", type=float, default=0.0, help=argparse.SUPPRESS)
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
-    build(parser().parse_args(argv))
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("[build] %(message)s"))
+    logging.getLogger("pipelines").addHandler(handler)
+    logging.getLogger("pipelines").setLevel(logging.INFO)
+    try:
+        build(parser().parse_args(argv))
+    except BuildError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
     return 0
 
 

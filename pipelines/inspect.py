@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from shards_spec.codec import DecodeError
+from shards_spec.jsonio import read_json
 from shards_spec.layout import (
     FIELD_INPUT_IDS,
     FIELD_LABELS,
@@ -32,7 +33,8 @@ from shards_spec.layout import (
     IGNORE_INDEX,
     IMAGE_SPAN_LEN,
 )
-from shards_spec.reader import GroupingError, iter_raw_samples, load_json
+from shards_spec.reader import GroupingError, iter_raw_samples
+from shards_spec.schema import Manifest, SampleMeta, SchemaError
 from shards_spec.tario import UnsafeTar
 
 
@@ -40,8 +42,8 @@ def find_tars(path: Path) -> list[Path]:
     if path.is_file() and path.name.endswith(".tar"):
         return [path]
     if path.is_file():  # a manifest
-        manifest = load_json(path)
-        return [path.parent / s["path"] for s in manifest.get("shards", [])]
+        manifest = Manifest.from_dict(read_json(path))
+        return [path.parent / s.path for s in manifest.shards]
     return sorted(path.rglob("*.tar"))
 
 
@@ -71,11 +73,10 @@ class Summary:
         self.shards = 0
         self.errors: list[str] = []
 
-    def add(self, decoded: dict[str, Any], sizes: dict[str, int]) -> None:
-        meta = decoded[FIELD_META]
-        stream = meta.get("stream", "?")
+    def add(self, meta: SampleMeta, decoded: dict[str, Any], sizes: dict[str, int]) -> None:
+        stream = meta.stream
         self.samples += 1
-        self.tasks[(stream, meta.get("task", "?"))] += 1
+        self.tasks[(stream, meta.task)] += 1
         shape = tuple(decoded[FIELD_VISION].shape)
         self.shapes[(stream, (shape[0],) + shape[1:])] += 1
         self.lengths[stream].append(int(decoded[FIELD_INPUT_IDS].size))
@@ -112,15 +113,14 @@ class Summary:
         return "\n".join(lines)
 
 
-def render_tokens(decoded: dict[str, Any], tokenizer) -> str:
+def render_tokens(meta: SampleMeta, decoded: dict[str, Any], tokenizer) -> str:
     """The sample's tokens with each image span as ``[IMG i]`` and weighted tokens starred;
     the question part is shown in brackets ``⟦…⟧``."""
     ids = decoded[FIELD_INPUT_IDS].tolist()
     weights = decoded[FIELD_LOSS_WEIGHT].tolist()
-    meta = decoded[FIELD_META]
-    spans = {s["token_start"]: s["image"] for s in meta["image_spans"]}
-    base = meta["special_ids"]["base_vocab"]
-    out, i, nq = [], 0, meta["n_question_tokens"]
+    spans = {s.token_start: s.image for s in meta.image_spans}
+    base = meta.special_ids["base_vocab"]
+    out, i, nq = [], 0, meta.n_question_tokens
     pieces = tokenizer.convert_ids_to_tokens(ids) if tokenizer is not None else [str(t) for t in ids]
     while i < len(ids):
         if i in spans:
@@ -167,21 +167,21 @@ def inspect(path: Path, show: int = 0, montage_path: Path | None = None, montage
             for raw in iter_raw_samples(tar):
                 try:
                     decoded = raw.decode()
-                except DecodeError as exc:
+                    meta = SampleMeta.from_dict(decoded.get(FIELD_META))
+                except (DecodeError, SchemaError) as exc:
                     summary.errors.append(f"{tar.name}#{raw.key}: {exc}")
                     continue
-                summary.add(decoded, {f: m.size for f, m in raw.members.items()})
-                meta = decoded[FIELD_META]
+                summary.add(meta, decoded, {f: m.size for f, m in raw.members.items()})
                 if shown < show:
                     shown += 1
-                    print(f"--- {raw.key}  [{meta['dataset']} {meta['split']} {meta['stream']} {meta['task']}/{meta['variant']}]"
-                          f"  vision {list(decoded[FIELD_VISION].shape)}  tokens {meta['n_tokens']}"
-                          f"  sources {', '.join(meta['source_paths'])}")
-                    print(render_tokens(decoded, tokenizer))
-                stream_tiles = tiles[meta["stream"]]
+                    print(f"--- {raw.key}  [{meta.dataset} {meta.split} {meta.stream} {meta.task}/{meta.variant}]"
+                          f"  vision {list(decoded[FIELD_VISION].shape)}  tokens {meta.n_tokens}"
+                          f"  sources {', '.join(meta.source_paths)}")
+                    print(render_tokens(meta, decoded, tokenizer))
+                stream_tiles = tiles[meta.stream]
                 if montage_path is not None and len(stream_tiles) < montage_max:
                     for i, vol in enumerate(decoded[FIELD_VISION][: montage_max - len(stream_tiles)]):
-                        stream_tiles.append((f"{meta['stream']} {meta['task']} #{i}", vol))
+                        stream_tiles.append((f"{meta.stream} {meta.task} #{i}", vol))
         except (UnsafeTar, GroupingError, OSError, Exception) as exc:  # report and go on to the next shard
             summary.errors.append(f"{tar}: {type(exc).__name__}: {exc}")
     if montage_path is not None and tiles:

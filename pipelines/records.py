@@ -1,45 +1,63 @@
-"""The small value types that flow through a build.
+"""The small value types that flow through a build (leaf types: they import nothing of the pipeline).
 
-``Record``  one source item (an image + report, a case with its series …), made by a source.
-``SampleSpec``  one training sample derived from a record by a task (question, answer,
-               where each image goes).
-``Job``  a record + spec + key: the unit a shard worker turns into a written sample.
-``Reject``  anything that did not become a sample, with a reason code and message.
+``ImageRef``       one image of a record: a path under the raw root and how the worker loads it.
+``RecordFields``   the typed text a source's tasks read (each source subclasses it).
+``Record``         one source item (an image + report, a case with its series …), made by a source.
+``ImagePlacement`` where one image's token span goes in the question or the answer (RadFM's rule).
+``SampleSpec``     one training sample derived from a record by a task (question, answer, image positions).
+``Job``            a record + spec + key: the unit a shard worker turns into a written sample.
+``Reject``         anything that did not become a sample, with a reason code and message.
 """
 
 from __future__ import annotations
 
-import hashlib
-from dataclasses import asdict, dataclass, field
-from typing import Any, Literal
+from dataclasses import asdict, dataclass
+from typing import Generic, Literal, TypeVar
 
-from pipelines.text import ImagePlacement
-
-#: How a shard worker loads an image reference.
-ImageKind = Literal["image2d", "volume", "npy"]
+#: How a shard worker loads an image reference (``meta.json`` ``images[].kind``): a 2D image, a volume (a file or
+#: a slice folder), or one series of a RadFM ``.npy`` (``[S, C, H, W, D]``).
+LoadAs = Literal["image2d", "volume", "npy"]
+Stream = Literal["2d", "3d"]
 
 
 @dataclass(frozen=True)
 class ImageRef:
     path: str  # relative to the raw root, POSIX separators
-    kind: ImageKind
-    index: int = 0  # series index inside a multi-series .npy
+    load_as: LoadAs
+    series: int = 0  # series index inside a multi-series .npy
 
 
 @dataclass(frozen=True)
-class Record:
+class RecordFields:
+    """Base of the per-source record fields: a frozen dataclass holding what that source's tasks need."""
+
+
+F = TypeVar("F", bound=RecordFields)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Record(Generic[F]):
     dataset: str
     source_id: str  # stable, unique within the dataset
     split: str
-    stream: Literal["2d", "3d"]
+    stream: Stream
     images: tuple[ImageRef, ...]
-    fields: dict[str, Any] = field(default_factory=dict)  # text fields the tasks read
+    fields: F
     modality: str = ""
 
 
 @dataclass(frozen=True)
+class ImagePlacement:
+    """Where image ``i`` of a sample goes: RadFM's ``{"question"|"answer": p}`` (the span is inserted before
+    character ``max(p - 1, 0)``)."""
+
+    where: Literal["question", "answer"]
+    char: int
+
+
+@dataclass(frozen=True)
 class SampleSpec:
-    task: str
+    task: str  # the task registry name, written to meta.json
     variant: str
     question: str
     answer: str
@@ -68,15 +86,3 @@ class Reject:
 
     def to_dict(self) -> dict[str, str]:
         return asdict(self)
-
-
-def sample_key(dataset: str, source_id: str, task: str, variant: str) -> str:
-    """Stable key without dots: ``<dataset>_<20 hex>`` from dataset, source id, task, variant."""
-    digest = hashlib.blake2b(f"{dataset}\0{source_id}\0{task}\0{variant}".encode("utf-8"), digest_size=10)
-    return f"{dataset}_{digest.hexdigest()}"
-
-
-def derive_seed(*parts: object) -> int:
-    """A 64-bit seed from any parts, stable across processes and Python versions."""
-    digest = hashlib.blake2b("\0".join(map(str, parts)).encode("utf-8"), digest_size=8)
-    return int.from_bytes(digest.digest(), "little")

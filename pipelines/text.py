@@ -24,11 +24,11 @@ import os
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
 
 import numpy as np
 
 from pipelines.config import TextConfig
+from pipelines.records import ImagePlacement
 from shards_spec.layout import (
     IGNORE_INDEX,
     WEIGHT_IGNORED,
@@ -113,14 +113,6 @@ def load_tokenizer(path: str | os.PathLike | None = None, max_images: int = 10) 
 
 
 # --- image placement ---------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class ImagePlacement:
-    """Where image ``i`` of a sample goes: RadFM's ``{"question"|"answer": p}``."""
-
-    where: Literal["question", "answer"]
-    char: int
 
 
 def _span_text(image_index: int, ids: ImageTokenIds) -> str:

@@ -7,9 +7,10 @@ the shard, and nothing is substituted for a bad image.
 
 from __future__ import annotations
 
+import os
 import time
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -20,9 +21,10 @@ from pipelines.config import BuildConfig
 from pipelines.keywords import KeywordMatcher, make_matcher
 from pipelines.records import Job, Reject
 from pipelines.text import TextTokenizer, TooLong, encode, load_tokenizer
-from pipelines.writer import ShardWriter
+from pipelines.writer import SampleSummary, ShardWriter
 from shards_spec.codec import encode_sample
 from shards_spec.layout import SPEC_VERSION
+from shards_spec.schema import ImageEntry, ImageSpan, SampleMeta
 
 
 @dataclass(frozen=True)
@@ -38,15 +40,18 @@ class ShardPlan:
 
 @dataclass(frozen=True)
 class WorkerEnv:
+    """Everything a shard task needs besides its plan (the same for every shard of a build)."""
+
     raw: str
     config: BuildConfig
     tokenizer: str
     keywords: str
     extra_terms: tuple[str, ...] = ()
     channels: str = "grey"
-    # Test hook: sleep this long after each sample (to interrupt a build mid-shard).
-    delay_s: float = 0.0
-    extra: dict[str, Any] = field(default_factory=dict)
+
+
+#: Test hook, read by the shard task: sleep this many seconds after each sample (lets a test kill a build midway).
+DELAY_ENV = "RADFM_TEST_SAMPLE_DELAY_S"
 
 
 _CACHE: dict[tuple, Any] = {}
@@ -68,95 +73,73 @@ def _matcher(env: WorkerEnv) -> KeywordMatcher:
 
 def load_images(job: Job, env: WorkerEnv) -> np.ndarray:
     """The job's images as one uint8 ``[S, C, H, W, D]`` array (raises ImageError)."""
-    cfg = env.config.image
-    raw = Path(env.raw)
-    record = job.record
-    arrays = []
-    npy_cache: dict[str, list[np.ndarray]] = {}
-    for i in job.spec.image_indices:
-        ref = record.images[i]
-        path = raw / ref.path
-        if ref.kind == "image2d":
-            arrays.append(imaging.load_2d(path, cfg, channels=env.channels))
-        elif ref.kind == "volume":
-            arrays.append(imaging.load_volume(path, cfg, channels=env.channels))
-        else:
-            if ref.path not in npy_cache:
-                npy_cache[ref.path] = imaging.load_npy_images(path, cfg, record.stream)
-            series = npy_cache[ref.path]
-            if ref.index >= len(series):
-                raise imaging.UnsupportedFormat(f"{path}: series {ref.index} requested, file holds {len(series)}")
-            arrays.append(series[ref.index])
-    return imaging.stack_sample(arrays, cfg, record.stream)
+    refs = [job.record.images[i] for i in job.spec.image_indices]
+    arrays = imaging.load_images(Path(env.raw), refs, env.config.image, job.record.stream, env.channels)
+    return imaging.stack_sample(arrays, env.config.image, job.record.stream)
 
 
-def build_sample(job: Job, env: WorkerEnv) -> tuple[dict[str, bytes], dict[str, Any]]:
-    """Members and index info of one sample. Raises ImageError or TooLong."""
+def build_sample(job: Job, env: WorkerEnv) -> tuple[dict[str, bytes], SampleSummary]:
+    """Members and index summary of one sample. Raises ImageError or TooLong."""
     tok, matcher = _tokenizer(env), _matcher(env)
     vision = load_images(job, env)
     spec, record = job.spec, job.record
     enc = encode(tok, spec.question, spec.answer, list(spec.placements), matcher.find(spec.answer), env.config.text)
     used = [record.images[i] for i in spec.image_indices]
-    meta = {
-        "spec_version": SPEC_VERSION,
-        "key": job.key,
-        "dataset": record.dataset,
-        "split": record.split,
-        "stream": record.stream,
-        "task": spec.task,
-        "variant": spec.variant,
-        "prompt_id": spec.prompt_id,
-        "question": enc.question,
-        "answer": enc.answer,
-        "truncated": enc.truncated,
-        "modality": record.modality,
-        "source_id": record.source_id,
-        "source_paths": sorted({r.path for r in used}),
-        "images": [{"path": r.path, "kind": r.kind, "series": r.index} for r in used],
-        "image_spans": enc.image_spans,
-        "vision_shape": list(vision.shape),
-        "n_tokens": int(enc.input_ids.size),
-        "n_question_tokens": enc.n_question_tokens,
-        "keywords": enc.keywords,
-        "tokenizer": tok.fingerprint,
-        "special_ids": {"bos": tok.bos_id, "eos": tok.eos_id, "base_vocab": tok.ids.base_vocab},
-    }
+    meta = SampleMeta(
+        spec_version=SPEC_VERSION,
+        key=job.key,
+        dataset=record.dataset,
+        split=record.split,
+        stream=record.stream,
+        task=spec.task,
+        variant=spec.variant,
+        prompt_id=spec.prompt_id,
+        question=enc.question,
+        answer=enc.answer,
+        truncated=enc.truncated,
+        modality=record.modality,
+        source_id=record.source_id,
+        source_paths=tuple(sorted({r.path for r in used})),
+        images=tuple(ImageEntry(r.path, r.load_as, r.series) for r in used),
+        image_spans=tuple(ImageSpan(**span) for span in enc.image_spans),
+        vision_shape=tuple(vision.shape),
+        n_tokens=int(enc.input_ids.size),
+        n_question_tokens=enc.n_question_tokens,
+        keywords=tuple(enc.keywords),
+        tokenizer=tok.fingerprint,
+        special_ids={"bos": tok.bos_id, "eos": tok.eos_id, "base_vocab": tok.ids.base_vocab},
+    )
     members = encode_sample(
         input_ids=enc.input_ids,
         labels=enc.labels,
         loss_weight=enc.loss_weight,
-        meta=meta,
+        meta=meta.to_dict(),
         vision=vision,
         zstd_level=env.config.shard.zstd_level,
     )
-    info = {
-        "task": spec.task,
-        "n_tokens": int(enc.input_ids.size),
-        "n_images": int(vision.shape[0]),
-        "depth": int(vision.shape[-1]),
-    }
-    return members, info
+    return members, SampleSummary(spec.task, int(enc.input_ids.size), int(vision.shape[0]), int(vision.shape[-1]))
 
 
 def build_shard(plan: ShardPlan, env: WorkerEnv) -> dict[str, Any]:
     """Write ``plan``'s shard and return its stats (also written as the completion marker)."""
     started = time.perf_counter()
     writer = ShardWriter(Path(plan.tar_path), env.config.shard.mtime)
+    delay_s = float(os.environ.get(DELAY_ENV) or 0)
     rejects: list[dict] = []
     tasks: Counter[str] = Counter()
     try:
         for job in plan.jobs:
             try:
-                members, info = build_sample(job, env)
+                members, summary = build_sample(job, env)
             except (imaging.ImageError, TooLong) as exc:
                 stage = "encode" if isinstance(exc, TooLong) else "preprocess"
                 file = _failing_file(job, exc)
                 rejects.append(Reject(job.record.dataset, job.record.source_id, file, exc.reason, str(exc), stage, job.spec.task).to_dict())
                 continue
-            writer.write(job.key, members, info)
+            writer.write(job.key, members, summary)
             tasks[job.spec.task] += 1
-            if env.delay_s:
-                time.sleep(env.delay_s)
+            if delay_s:
+                time.sleep(delay_s)
         return writer.commit(
             {
                 "dataset": plan.dataset,

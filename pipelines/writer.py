@@ -7,13 +7,15 @@ file (the completion marker) exists only when everything before it is complete.
 from __future__ import annotations
 
 import hashlib
-import json
 import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from shards_spec.jsonio import write_json
 from shards_spec.layout import SPEC_VERSION, index_path, stats_path
-from shards_spec.tario import TarSink, atomic_write_bytes
+from shards_spec.schema import IndexEntry, ShardIndex
+from shards_spec.tario import TarSink
 
 
 class _HashingFile:
@@ -36,8 +38,14 @@ class _HashingFile:
         self._fh.flush()
 
 
-def json_bytes(obj: Any) -> bytes:
-    return (json.dumps(obj, sort_keys=True, ensure_ascii=False, indent=1) + "\n").encode("utf-8")
+@dataclass(frozen=True)
+class SampleSummary:
+    """What the index records about a sample besides where its members are (SPEC §4)."""
+
+    task: str
+    n_tokens: int
+    n_images: int
+    depth: int
 
 
 def clean_temporaries(tar_path: Path) -> None:
@@ -56,20 +64,24 @@ class ShardWriter:
         self._fh = open(self._tmp, "wb")
         self._hfile = _HashingFile(self._fh)
         self._sink = TarSink(self._hfile, mtime)
-        self.entries: list[dict] = []
+        self.entries: list[IndexEntry] = []
 
-    def write(self, key: str, members: dict[str, bytes], info: dict[str, Any]) -> None:
+    def write(self, key: str, members: dict[str, bytes], summary: SampleSummary) -> IndexEntry:
         """Append one sample; members are written in sorted field order."""
         records = [self._sink.add(f"{key}.{field}", members[field]) for field in sorted(members)]
         first, last = records[0], records[-1]
-        entry = {
-            "key": key,
-            "offset": first.header_offset,
-            "size": last.data_offset + last.size - first.header_offset,
-            "members": {r.name[len(key) + 1 :]: [r.data_offset, r.size] for r in records},
-        }
-        entry.update(info)
+        entry = IndexEntry(
+            key=key,
+            offset=first.header_offset,
+            size=last.data_offset + last.size - first.header_offset,
+            members={r.name[len(key) + 1 :]: (r.data_offset, r.size) for r in records},
+            task=summary.task,
+            n_tokens=summary.n_tokens,
+            n_images=summary.n_images,
+            depth=summary.depth,
+        )
         self.entries.append(entry)
+        return entry
 
     def commit(self, stats: dict[str, Any]) -> dict[str, Any]:
         self._sink.close()
@@ -78,8 +90,7 @@ class ShardWriter:
         self._fh.close()
         os.replace(self._tmp, self.tar_path)
         sha = self._hfile.sha256.hexdigest()
-        index = {"spec_version": SPEC_VERSION, "shard": self.tar_path.name, "sha256": sha, "samples": self.entries}
-        atomic_write_bytes(index_path(self.tar_path), json_bytes(index))
+        write_json(index_path(self.tar_path), ShardIndex(SPEC_VERSION, self.tar_path.name, sha, tuple(self.entries)).to_dict())
         stats = {
             **stats,
             "spec_version": SPEC_VERSION,
@@ -88,7 +99,7 @@ class ShardWriter:
             "bytes": self._hfile.size,
             "samples": len(self.entries),
         }
-        atomic_write_bytes(stats_path(self.tar_path), json_bytes(stats))
+        write_json(stats_path(self.tar_path), stats)
         return stats
 
     def abort(self) -> None:

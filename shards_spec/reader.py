@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -48,8 +47,3 @@ def iter_raw_samples(path: str | Path, *, read_data: bool = True, **limits) -> I
         current = RawSample(key, {field: member})
     if current is not None:
         yield current
-
-
-def load_json(path: str | Path) -> Any:
-    with open(path, encoding="utf-8") as fh:
-        return json.load(fh)

@@ -10,6 +10,7 @@ below it, and every tar no manifest covers). Prints one line per violation
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import hashlib
 import json
 import sys
@@ -23,6 +24,7 @@ import numpy as np
 
 from shards_spec import layout
 from shards_spec.codec import DecodeError
+from shards_spec.jsonio import read_json
 from shards_spec.layout import (
     FIELD_INPUT_IDS,
     FIELD_LABELS,
@@ -39,14 +41,11 @@ from shards_spec.layout import (
     ImageTokenIds,
     index_path,
 )
-from shards_spec.reader import GroupingError, iter_raw_samples, load_json
+from shards_spec.reader import GroupingError, iter_raw_samples
+from shards_spec.schema import IndexEntry, Manifest, SampleMeta, SchemaError
 from shards_spec.tario import UnsafeTar
 
-META_KEYS = {
-    "spec_version", "key", "dataset", "split", "stream", "task", "variant", "prompt_id", "question", "answer",
-    "truncated", "modality", "source_id", "source_paths", "images", "image_spans", "vision_shape", "n_tokens",
-    "n_question_tokens", "keywords", "tokenizer", "special_ids",
-}
+META_KEYS = {f.name for f in dataclasses.fields(SampleMeta)}
 
 
 @dataclass
@@ -94,20 +93,25 @@ def _sha256(path: Path) -> str:
 
 def check_sample(where: str, key: str, decoded: dict[str, Any], expect: dict[str, str], limits: Limits, report: Report) -> dict:
     """Rules on one decoded sample; returns a summary used to check the index."""
-    meta = decoded[FIELD_META]
-    missing = META_KEYS - set(meta)
+    raw_meta = decoded[FIELD_META]
+    missing = META_KEYS - set(raw_meta)
     if missing:
         report.add(where, "meta-keys", f"missing {sorted(missing)}")
         return {}
+    try:
+        meta = SampleMeta.from_dict(raw_meta)
+    except SchemaError as exc:
+        report.add(where, "meta-types", str(exc))
+        return {}
     for k, v in expect.items():
-        if meta.get(k) != v:
-            report.add(where, "meta-consistency", f"meta {k}={meta.get(k)!r}, shard says {v!r}")
-    if meta["key"] != key:
-        report.add(where, "meta-consistency", f"meta key {meta['key']!r} != member key")
-    if meta["spec_version"] != SPEC_VERSION:
-        report.add(where, "spec-version", f"{meta['spec_version']!r} != {SPEC_VERSION!r}")
-    if limits.tokenizer and meta["tokenizer"] != limits.tokenizer:
-        report.add(where, "tokenizer", f"fingerprint {meta['tokenizer']} != manifest {limits.tokenizer}")
+        if getattr(meta, k) != v:
+            report.add(where, "meta-consistency", f"meta {k}={getattr(meta, k)!r}, shard says {v!r}")
+    if meta.key != key:
+        report.add(where, "meta-consistency", f"meta key {meta.key!r} != member key")
+    if meta.spec_version != SPEC_VERSION:
+        report.add(where, "spec-version", f"{meta.spec_version!r} != {SPEC_VERSION!r}")
+    if limits.tokenizer and meta.tokenizer != limits.tokenizer:
+        report.add(where, "tokenizer", f"fingerprint {meta.tokenizer} != manifest {limits.tokenizer}")
 
     ids, labels, weights = decoded[FIELD_INPUT_IDS], decoded[FIELD_LABELS], decoded[FIELD_LOSS_WEIGHT]
     vision = decoded[FIELD_VISION]
@@ -117,9 +121,9 @@ def check_sample(where: str, key: str, decoded: dict[str, Any], expect: dict[str
         return {}
     if n > limits.max_length:
         report.add(where, "max-length", f"{n} tokens > {limits.max_length}")
-    if meta["n_tokens"] != n:
-        report.add(where, "meta-consistency", f"meta n_tokens {meta['n_tokens']} != {n}")
-    special = meta["special_ids"]
+    if meta.n_tokens != n:
+        report.add(where, "meta-consistency", f"meta n_tokens {meta.n_tokens} != {n}")
+    special = meta.special_ids
     tok_ids = ImageTokenIds(int(special["base_vocab"]))
     eos = int(special["eos"])
     learned = labels != IGNORE_INDEX
@@ -136,7 +140,7 @@ def check_sample(where: str, key: str, decoded: dict[str, Any], expect: dict[str
         report.add(where, "loss-weight", f"weights {sorted(set(weights[bad_w].tolist()))} not in {{1, {limits.keyword_weight}}}")
     if special.get("bos") is not None and (n == 0 or ids[0] != special["bos"]):
         report.add(where, "bos", f"first token must be BOS {special['bos']}")
-    nq = meta["n_question_tokens"]
+    nq = meta.n_question_tokens
     if np.any(learned[:nq]):
         report.add(where, "labels", "a question token is learned")
 
@@ -145,30 +149,30 @@ def check_sample(where: str, key: str, decoded: dict[str, Any], expect: dict[str
         report.add(where, "vision-shape", f"expected [S,C,H,W,D], got {vision.shape}")
         return {}
     s, c, h, w, d = vision.shape
-    if list(vision.shape) != meta["vision_shape"]:
-        report.add(where, "meta-consistency", f"vision_shape {meta['vision_shape']} != {list(vision.shape)}")
+    if tuple(vision.shape) != meta.vision_shape:
+        report.add(where, "meta-consistency", f"vision_shape {list(meta.vision_shape)} != {list(vision.shape)}")
     if c not in (1, 3):
         report.add(where, "vision-shape", f"{c} channels (must be 1 or 3)")
-    size = limits.size_2d if meta["stream"] == "2d" else limits.size_3d
+    size = limits.size_2d if meta.stream == "2d" else limits.size_3d
     if (h, w) != (size, size):
         report.add(where, "vision-shape", f"{h}x{w}, expected {size}x{size}")
-    if meta["stream"] == "2d" and d != 1:
+    if meta.stream == "2d" and d != 1:
         report.add(where, "vision-shape", f"2D sample with depth {d}")
-    if meta["stream"] == "3d" and (d % limits.depth_multiple or not limits.min_depth <= d <= limits.max_depth):
+    if meta.stream == "3d" and (d % limits.depth_multiple or not limits.min_depth <= d <= limits.max_depth):
         report.add(where, "vision-shape", f"3D depth {d} not a multiple of {limits.depth_multiple} in [{limits.min_depth}, {limits.max_depth}]")
-    spans = meta["image_spans"]
-    if len(spans) != s or len(meta["images"]) != s:
-        report.add(where, "image-spans", f"{len(spans)} spans / {len(meta['images'])} images for {s} stored images")
+    spans = meta.image_spans
+    if len(spans) != s or len(meta.images) != s:
+        report.add(where, "image-spans", f"{len(spans)} spans / {len(meta.images)} images for {s} stored images")
     n_starts = int(np.sum(ids == tok_ids.start))
     if n_starts != s or int(np.sum(ids == tok_ids.end)) != s:
         report.add(where, "image-spans", f"{n_starts} <image> tokens for {s} images")
     if np.any(ids >= tok_ids.placeholder(32 * s)):
         report.add(where, "image-spans", "image placeholder beyond the sample's image count")
     for span in spans:
-        i, t = span["image"], span["token_start"]
+        i, t = span.image, span.token_start
         if ids[t : t + IMAGE_SPAN_LEN].tolist() != tok_ids.span(i):
             report.add(where, "image-spans", f"image {i}: tokens at {t} are not its 34-token span")
-    return {"task": meta["task"], "n_tokens": n, "n_images": s, "depth": d}
+    return {"task": meta.task, "n_tokens": n, "n_images": s, "depth": d}
 
 
 def check_tar(tar: Path, report: Report, limits: Limits, seen_keys: set[str] | None = None) -> dict[str, Any]:
@@ -228,22 +232,32 @@ def check_index(tar: Path, summaries: list[dict | None], report: Report) -> None
         report.add(where, "index", "index sidecar missing")
         return
     try:
-        index = load_json(idx_path)
+        index = read_json(idx_path)
     except (OSError, json.JSONDecodeError) as exc:
         report.add(where, "index", f"unreadable: {exc}")
+        return
+    if not isinstance(index, dict):
+        report.add(where, "index", "top level must be an object")
         return
     if index.get("sha256") != _sha256(tar):
         report.add(where, "index", "sha256 does not match the tar")
     entries = index.get("samples", [])
-    if len(entries) != len(summaries):
-        report.add(where, "index", f"{len(entries)} entries for {len(summaries)} samples in the tar")
+    if not isinstance(entries, list) or len(entries) != len(summaries):
+        n = len(entries) if isinstance(entries, list) else "no list of"
+        report.add(where, "index", f"{n} entries for {len(summaries)} samples in the tar")
         return
-    for entry, summary in zip(entries, summaries):
+    for i, (raw_entry, summary) in enumerate(zip(entries, summaries)):
+        try:
+            entry = IndexEntry.from_dict(raw_entry).to_dict()
+        except SchemaError as exc:
+            report.add(f"{where}#{i}", "index-types", str(exc))
+            continue
         if not summary:
             continue
         for k in ("key", "offset", "task", "n_tokens", "n_images", "depth", "members"):
-            if k in summary and entry.get(k) != summary[k]:
-                report.add(f"{where}#{summary['key']}", "index", f"{k}: index says {entry.get(k)!r}, tar has {summary[k]!r}")
+            got = entry[k] if k != "members" else {f: list(v) for f, v in entry[k].items()}
+            if k in summary and got != summary[k]:
+                report.add(f"{where}#{summary['key']}", "index", f"{k}: index says {got!r}, tar has {summary[k]!r}")
                 break
 
 
@@ -251,49 +265,54 @@ def check_manifest(path: Path, report: Report) -> set[Path]:
     """Rules on a dataset manifest and every shard it lists; returns the shards checked."""
     where = str(path)
     try:
-        manifest = load_json(path)
+        raw_manifest = read_json(path)
     except (OSError, json.JSONDecodeError) as exc:
         report.add(where, "manifest", f"unreadable: {exc}")
         return set()
     root = path.parent
-    if manifest.get("spec_version") != SPEC_VERSION:
-        report.add(where, "spec-version", f"{manifest.get('spec_version')!r} != {SPEC_VERSION!r}")
-    limits = Limits.from_manifest(manifest)
+    if not isinstance(raw_manifest, dict) or raw_manifest.get("spec_version") != SPEC_VERSION:
+        version = raw_manifest.get("spec_version") if isinstance(raw_manifest, dict) else None
+        report.add(where, "spec-version", f"{version!r} != {SPEC_VERSION!r}")
+    try:
+        manifest = Manifest.from_dict(raw_manifest)
+    except SchemaError as exc:
+        report.add(where, "manifest-types", str(exc))
+        return set()
+    limits = Limits.from_manifest(raw_manifest)
     seen_keys: set[str] = set()
     checked: set[Path] = set()
     per_split, per_stream, per_task = Counter(), Counter(), Counter()
-    for shard in manifest.get("shards", []):
-        tar = (root / shard["path"]).resolve()
+    for shard in manifest.shards:
+        tar = (root / shard.path).resolve()
         checked.add(tar)
         if not tar.exists():
-            report.add(where, "manifest", f"listed shard {shard['path']} does not exist")
+            report.add(where, "manifest", f"listed shard {shard.path} does not exist")
             continue
-        if _sha256(tar) != shard.get("sha256"):
-            report.add(where, "manifest", f"{shard['path']}: sha256 mismatch")
+        if _sha256(tar) != shard.sha256:
+            report.add(where, "manifest", f"{shard.path}: sha256 mismatch")
         got = check_tar(tar, report, limits, seen_keys)
-        if got["samples"] != shard.get("samples"):
-            report.add(where, "manifest", f"{shard['path']}: manifest says {shard.get('samples')} samples, tar has {got['samples']}")
-        if got["tasks"] != shard.get("tasks"):
-            report.add(where, "manifest", f"{shard['path']}: task counts {shard.get('tasks')} != tar {got['tasks']}")
-        per_split[shard["split"]] += got["samples"]
-        per_stream[shard["stream"]] += got["samples"]
+        if got["samples"] != shard.samples:
+            report.add(where, "manifest", f"{shard.path}: manifest says {shard.samples} samples, tar has {got['samples']}")
+        if got["tasks"] != shard.tasks:
+            report.add(where, "manifest", f"{shard.path}: task counts {shard.tasks} != tar {got['tasks']}")
+        per_split[shard.split] += got["samples"]
+        per_stream[shard.stream] += got["samples"]
         for task, n in got["tasks"].items():
-            per_task[f"{shard['stream']}/{shard['split']}/{task}"] += n
-    counts = manifest.get("counts", {})
+            per_task[f"{shard.stream}/{shard.split}/{task}"] += n
     for name, counter in (("split", per_split), ("stream", per_stream), ("task", per_task)):
-        if counts.get(name) != dict(counter):
-            report.add(where, "manifest", f"counts.{name} {counts.get(name)} != shards {dict(counter)}")
-    if manifest.get("samples") != sum(per_stream.values()):
-        report.add(where, "manifest", f"samples {manifest.get('samples')} != {sum(per_stream.values())}")
-    rejects = manifest.get("rejects", {})
-    rpath = root / rejects.get("file", "rejects.jsonl")
+        if manifest.counts.get(name) != dict(counter):
+            report.add(where, "manifest", f"counts.{name} {manifest.counts.get(name)} != shards {dict(counter)}")
+    if manifest.samples != sum(per_stream.values()):
+        report.add(where, "manifest", f"samples {manifest.samples} != {sum(per_stream.values())}")
+    rejects = manifest.rejects
+    rpath = root / rejects.file
     if not rpath.exists():
         report.add(where, "rejects", f"{rpath.name} missing")
     else:
         lines = [json.loads(line) for line in rpath.read_text("utf-8").splitlines() if line.strip()]
-        if len(lines) != rejects.get("total"):
-            report.add(where, "rejects", f"manifest says {rejects.get('total')} rejects, {rpath.name} has {len(lines)}")
-        if dict(Counter(r.get("reason") for r in lines)) != rejects.get("by_reason"):
+        if len(lines) != rejects.total:
+            report.add(where, "rejects", f"manifest says {rejects.total} rejects, {rpath.name} has {len(lines)}")
+        if dict(Counter(r.get("reason") for r in lines)) != rejects.by_reason:
             report.add(where, "rejects", "by_reason counts do not match the rejects file")
     on_disk = {p.resolve() for p in root.glob("*/*/*.tar")}
     for extra in sorted(on_disk - checked):

@@ -9,10 +9,12 @@ the code, then compare every file.
 ``OUT/shards`` (MIMIC in RadFM mode with ``make demo``'s shard size, Rad3D likewise) and ``OUT/native`` (MIMIC
 in native mode), all with the serial executor.
 
-``compare`` lists every file under both trees and compares its bytes, except two things that are not build
-output: ``*.stats.json`` hold a ``duration_s`` (compared with that key removed), and reject messages name the
-absolute raw root (compared with ``OUT`` replaced by a placeholder). Prints one line per difference and a
-summary; exits 1 when anything differs.
+``compare`` lists every file under both trees and compares its bytes, except what is not the data itself: the
+completion markers ``*.stats.json`` are compared without ``duration_s`` (a timing) and ``fingerprint`` (the hash
+of the build plan, which covers the code's own record structure, so renaming a field changes it and makes an
+old build rebuild once; how many differ is printed), and messages that name the absolute output root are
+compared with that root replaced by a placeholder. Prints one line per difference and a summary; exits 1 when
+anything differs.
 
 To compare a branch with the commit it started from::
 
@@ -59,8 +61,13 @@ def normalised(path: Path, root: Path) -> bytes:
     if path.name.endswith(".stats.json"):
         stats = json.loads(data)
         stats.pop("duration_s", None)
+        stats.pop("fingerprint", None)
         data = json.dumps(stats, sort_keys=True).encode()
     return data.replace(str(root.resolve()).encode(), b"<OUT>")
+
+
+def fingerprint(path: Path) -> str | None:
+    return json.loads(path.read_bytes()).get("fingerprint") if path.name.endswith(".stats.json") else None
 
 
 def files(root: Path) -> dict[str, Path]:
@@ -72,6 +79,7 @@ def compare(a: Path, b: Path) -> int:
     problems = [f"only in {a}: {name}" for name in sorted(fa.keys() - fb.keys())]
     problems += [f"only in {b}: {name}" for name in sorted(fb.keys() - fa.keys())]
     same = 0
+    fingerprints = 0
     digest = hashlib.sha256()
     for name in sorted(fa.keys() & fb.keys()):
         da, db = normalised(fa[name], a), normalised(fb[name], b)
@@ -80,6 +88,7 @@ def compare(a: Path, b: Path) -> int:
         else:
             same += 1
             digest.update(name.encode() + b"\0" + hashlib.sha256(da).digest())
+        fingerprints += fingerprint(fa[name]) != fingerprint(fb[name])
     for line in problems:
         print(line)
     kinds = {}
@@ -88,7 +97,8 @@ def compare(a: Path, b: Path) -> int:
         kinds[kind] = kinds.get(kind, 0) + 1
     top = {k: v for k, v in sorted(kinds.items(), key=lambda kv: -kv[1])[:8]}
     print(f"{'DIFFERENT' if problems else 'IDENTICAL'}: {same} of {len(fa.keys() | fb.keys())} files equal "
-          f"(most common kinds: {top}); digest of all equal files {digest.hexdigest()[:16]}")
+          f"(most common kinds: {top}); digest of all equal files {digest.hexdigest()[:16]}; "
+          f"plan fingerprints differing: {fingerprints}")
     return 1 if problems else 0
 
 

@@ -1,24 +1,34 @@
-"""Source datasets: one small module per dataset, registered by name.
+"""Source datasets as a registry: one package per dataset, registered by name.
 
-A source declares its layout and maps rows of its native or RadFM files to
-:class:`~pipelines.records.Record` s (``records``), and records to samples (``samples``)
-using the shared task builders of :mod:`pipelines.tasks`.
+``REGISTRY`` maps a registry id (``--dataset``) to the package ``pipelines.sources.<id>`` whose ``SOURCE`` reads
+that dataset (the contract is :class:`~pipelines.sources.base.Source`) and whose ``fixture`` module writes its demo
+data (:mod:`pipelines.demo`; never imported by a build). Adding a source is one package and one line here.
 """
 
 from __future__ import annotations
 
 import importlib
 
-from pipelines.sources.base import BuildContext, Source  # noqa: F401
+from pipelines.sources.base import BuildContext, Source, Vocabulary
 
-#: registry id -> module implementing it (the other 20 sources slot in here).
+#: registry id -> package implementing it (the other 20 sources slot in here).
 REGISTRY = {
     "mimic": "pipelines.sources.mimic",
     "rad3d": "pipelines.sources.rad3d",
 }
 
 
+def names() -> list[str]:
+    return sorted(REGISTRY)
+
+
 def get_source(name: str) -> Source:
     if name not in REGISTRY:
-        raise KeyError(f"unknown dataset {name!r}; known: {', '.join(sorted(REGISTRY))}")
-    return importlib.import_module(REGISTRY[name]).SOURCE
+        raise KeyError(f"unknown dataset {name!r}; known: {', '.join(names())}")
+    source = importlib.import_module(REGISTRY[name]).SOURCE
+    if source.name != name:
+        raise RuntimeError(f"{REGISTRY[name]}.SOURCE is named {source.name!r}, registered as {name!r}")
+    return source
+
+
+__all__ = ["REGISTRY", "BuildContext", "Source", "Vocabulary", "get_source", "names"]

@@ -1,138 +1,104 @@
-"""What every source has in common: the build context, the interface, table reading."""
+"""The source contract: what a dataset module implements, what the build hands it, what it must never do.
+
+A source turns one dataset's files into samples in three steps, which the build (``pipelines.build.plan_jobs``)
+calls in this order, each exactly once per build:
+
+1. ``records(ctx)`` reads the dataset's files (native layout, or RadFM's split files in ``ctx.radfm_dir``) and
+   yields one :class:`~pipelines.records.Record` per usable item and one :class:`~pipelines.records.Reject` per
+   row, entry or file that cannot be used, with a reason code (``missing_file``, ``bad_row``, ``bad_file`` …).
+   Every data row of every input file ends up as records or rejects. Tables and JSON lists are read with
+   :mod:`pipelines.sources.tables` (rows or rejects), image paths resolved with
+   :mod:`pipelines.sources.images`.
+2. ``vocabulary(records, ctx)`` is the dataset-wide pass: from all records (both splits) and the dataset's
+   optional dataset-wide files it returns a frozen :class:`Vocabulary` (modality names, diagnoses, finding
+   classes …) that tasks draw negatives from and the keyword lexicon adds to.
+3. ``samples(record, vocab, ctx)`` turns one record into its samples by calling registered tasks
+   (``ctx.sample(record, SomeTaskInputs(...))``); it sees the whole dataset only through ``vocab``.
+
+What a source must never do:
+
+* raise on a bad row, entry or file: yield a ``Reject`` instead (an exception aborts the whole build);
+* read image pixels: images are decoded by the shard workers (``pipelines.imaging``), which reject bad ones;
+  ``records`` may read headers (a ``.npy`` shape) to expand references;
+* keep state between calls or communicate through anything but its return values: ``samples`` must give the
+  same samples for the same record and vocabulary, in any order and in any process;
+* read a path outside the raw root (paths from split files go through ``ctx.resolver``).
+
+A source module is a package ``pipelines/sources/<name>/`` whose ``__init__`` exposes ``SOURCE`` (an instance of
+its ``Source`` subclass); its demo fixture (``fixture.py``, used only by ``pipelines.demo``) sits beside it.
+"""
 
 from __future__ import annotations
 
-import csv
-import gzip
-import io
-import json
-from collections.abc import Iterator
+from abc import ABC, abstractmethod
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import ClassVar
 
-import pyarrow as pa
-import pyarrow.csv as pacsv
-
+from pipelines import tasks
 from pipelines.config import ImageConfig
 from pipelines.paths import PathResolver
-from pipelines.records import ImageRef, Record, Reject, SampleSpec
+from pipelines.records import Record, Reject, SampleSpec
 
 
-@dataclass
+@dataclass(frozen=True)
 class BuildContext:
+    """What a source is given: where the dataset is, how to read it, and the build parameters tasks need."""
+
     raw: Path  # the dataset's raw root
-    mode: str
+    mode: str  # one of the source's ``modes``
     radfm_dir: Path  # where RadFM's split files are
-    resolver: PathResolver
+    resolver: PathResolver  # maps RadFM's absolute cluster paths onto ``raw``
     seed: int = 0
     image: ImageConfig = field(default_factory=ImageConfig)
-    options: dict[str, Any] = field(default_factory=dict)
+
+    def sample(self, record: Record, inputs: tasks.TaskInputs) -> SampleSpec:
+        """One sample of ``record`` from the registered task that ``inputs`` belongs to (seeded by this build)."""
+        return tasks.sample(self.seed, record, inputs, max_images=self.image.max_images)
 
 
-class Source:
-    """Base class of a source module's ``SOURCE`` object."""
+@dataclass(frozen=True)
+class Vocabulary:
+    """The dataset-wide facts a source's ``samples`` may use, computed once after ``records``.
 
+    A source with dataset-wide sets subclasses this (frozen, tuples); ``label_terms`` is what joins the keyword
+    lexicon. ``rejects`` reports dataset-wide files that were present but unusable (they are skipped).
+    """
+
+    rejects: tuple[Reject, ...] = ()
+
+    def label_terms(self) -> tuple[str, ...]:
+        return ()
+
+
+class Source(ABC):
+    """Base class of a source module's ``SOURCE`` object; see the module docstring for the contract."""
+
+    #: Registry id: the ``--dataset`` value, the shard-name prefix and the output folder.
     name: ClassVar[str]
+    #: Supported ``--mode`` values (``radfm``: RadFM's split files; ``native``: the publisher's own files).
     modes: ClassVar[tuple[str, ...]]
     default_mode: ClassVar[str]
     #: Label names the dataset always has (finding classes …), added to the keyword lexicon.
     keyword_terms: ClassVar[tuple[str, ...]] = ()
 
+    @abstractmethod
     def records(self, ctx: BuildContext) -> Iterator[Record | Reject]:
-        raise NotImplementedError
+        """Every usable item of the dataset as a record, everything else as a reject (never raise)."""
 
-    def samples(self, record: Record, ctx: BuildContext) -> list[SampleSpec]:
-        raise NotImplementedError
+    def vocabulary(self, records: Sequence[Record], ctx: BuildContext) -> Vocabulary:
+        """The dataset-wide pass over all records (default: nothing dataset-wide)."""
+        return Vocabulary()
 
-    def label_terms(self, ctx: BuildContext) -> tuple[str, ...]:
-        """The dataset's own label names for the keyword lexicon: ``keyword_terms`` plus
-        names found while reading (called after ``records``)."""
-        return tuple(self.keyword_terms)
+    @abstractmethod
+    def samples(self, record: Record, vocab: Vocabulary, ctx: BuildContext) -> list[SampleSpec]:
+        """The samples of one record (possibly none), built by registered tasks."""
+
+    def label_terms(self, vocab: Vocabulary) -> tuple[str, ...]:
+        """The dataset's own label names for the keyword lexicon: ``keyword_terms`` plus the vocabulary's."""
+        return tuple(self.keyword_terms) + vocab.label_terms()
 
     def reject(self, source_id: str, file: str, reason: str, message: str, task: str = "") -> Reject:
+        """A planning-stage reject of this dataset."""
         return Reject(self.name, source_id, file, reason, message, "plan", task)
-
-
-@dataclass(frozen=True)
-class Row:
-    line: int  # 1-based number of the data row in its file (the header is not counted)
-    values: dict[str, str]
-
-
-class MissingColumns(ValueError):
-    pass
-
-
-def read_table(path: Path, required: tuple[str, ...]) -> tuple[list[Row], list[str]]:
-    """Read a CSV (optionally .gz) as strings with pyarrow.
-
-    Returns the rows and a message for each malformed row (a field count that
-    differs from the header's), which are skipped and reported instead of being padded
-    or failing the whole file. Raises :class:`MissingColumns` naming the file and the
-    missing columns.
-    """
-    raw = path.read_bytes()
-    if path.suffix == ".gz":
-        raw = gzip.decompress(raw)
-    header = next(csv.reader(io.StringIO(raw.split(b"\n", 1)[0].decode("utf-8-sig", errors="replace"))), [])
-    missing = [c for c in required if c not in header]
-    if missing:
-        raise MissingColumns(f"{path}: missing column(s) {', '.join(missing)} (has: {', '.join(header)})")
-    bad: list[str] = []
-
-    def invalid(row) -> str:
-        shown = row.text if len(row.text) <= 80 else row.text[:77] + "..."
-        bad.append(f"malformed row ({row.actual_columns} fields, header has {row.expected_columns}): {shown!r}")
-        return "skip"
-
-    table = pacsv.read_csv(
-        io.BytesIO(raw),
-        read_options=pacsv.ReadOptions(use_threads=False),
-        parse_options=pacsv.ParseOptions(invalid_row_handler=invalid, newlines_in_values=True),
-        convert_options=pacsv.ConvertOptions(column_types={c: pa.string() for c in header}, strings_can_be_null=False),
-    )
-    rows = [Row(i + 1, {k: (v or "") for k, v in values.items()}) for i, values in enumerate(table.to_pylist())]
-    return rows, bad
-
-
-def read_json(path: Path) -> Any:
-    with open(path, encoding="utf-8") as fh:
-        return json.load(fh)
-
-
-def npy_shape(path: Path) -> tuple[int, ...]:
-    """Shape of a ``.npy`` file from its header, without reading the data."""
-    import numpy as np
-
-    with open(path, "rb") as fh:
-        major, _ = np.lib.format.read_magic(fh)
-        reader = np.lib.format.read_array_header_1_0 if major == 1 else np.lib.format.read_array_header_2_0
-        shape, _, _ = reader(fh)
-    return tuple(shape)
-
-
-def image_refs_for(raw: Path, rel: str) -> list[ImageRef]:
-    """Expand one resolved path into image references.
-
-    * ``.npy`` -> one ref per series along axis 0 when the array is ``[S, C, H, W, D]``;
-    * ``.nii``/``.nii.gz``/DICOM/image file -> one volume;
-    * a folder of slice files -> one volume; a folder of series folders -> one volume each
-      (sorted by the number after ``_`` in ``CT_0``, ``MRI_1`` …, then by name).
-    """
-    path = raw / rel
-    if rel.endswith(".npy"):
-        shape = npy_shape(path)
-        if len(shape) == 5:
-            return [ImageRef(rel, "npy", s) for s in range(shape[0])]
-        return [ImageRef(rel, "npy", 0)]
-    if path.is_dir():
-        subdirs = sorted((p for p in path.iterdir() if p.is_dir() and not p.name.startswith(".")), key=_series_order)
-        if subdirs:
-            return [ImageRef(f"{rel}/{d.name}", "volume") for d in subdirs]
-    return [ImageRef(rel, "volume")]
-
-
-def _series_order(p: Path) -> tuple[int, str]:
-    tail = p.name.rsplit("_", 1)[-1]
-    return (int(tail) if tail.isdigit() else 1 << 30, p.name)

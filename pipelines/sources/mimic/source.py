@@ -20,12 +20,14 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
-from pipelines import tasks
 from pipelines.paths import UnresolvedPath
-from pipelines.records import ImageRef, Record, Reject, SampleSpec
-from pipelines.sources.base import BuildContext, MissingColumns, Source, read_table
+from pipelines.records import ImageRef, Record, RecordFields, Reject, SampleSpec
+from pipelines.sources.base import BuildContext, Source, Vocabulary
+from pipelines.sources.tables import Row, read_table, table_rows
+from pipelines.tasks import ReportInputs
 
 RADFM_FILES = {"train": "mimic_caption_train.csv", "test": "mimic_caption_test.csv"}
 SPLIT_FILE = "mimic-cxr-2.0.0-split.csv.gz"
@@ -55,6 +57,13 @@ def report_answer(text: str) -> str | None:
     return answer or None
 
 
+@dataclass(frozen=True)
+class MimicFields(RecordFields):
+    report: str  # "Findings: … Impression: …"
+    study_id: str = ""  # native mode
+    view: str = ""  # native mode: ViewPosition from the metadata file, when present
+
+
 class Mimic(Source):
     name = "mimic"
     modes = ("radfm", "native")
@@ -66,52 +75,44 @@ class Mimic(Source):
         else:
             yield from self._native_records(ctx)
 
-    def samples(self, record: Record, ctx: BuildContext) -> list[SampleSpec]:
-        rng = tasks.task_rng(ctx.seed, record, "report")
-        return [tasks.report(rng, record, record.fields["report"], prompt_kind="report", max_images=ctx.image.max_images)]
+    def samples(self, record: Record[MimicFields], vocab: Vocabulary, ctx: BuildContext) -> list[SampleSpec]:
+        return [ctx.sample(record, ReportInputs(record.fields.report, prompt_kind="report", position="end"))]
+
+    def _record(self, rel: str, split: str, fields: MimicFields) -> Record[MimicFields]:
+        return Record(dataset=self.name, source_id=rel, split=split, stream="2d", images=(ImageRef(rel, "image2d"),),
+                      fields=fields, modality="X-ray")
 
     # -- RadFM split files ----------------------------------------------------------------
 
     def _radfm_records(self, ctx: BuildContext) -> Iterator[Record | Reject]:
         for split, name in RADFM_FILES.items():
-            path = ctx.radfm_dir / name
-            if not path.exists():
-                yield self.reject(f"{name}", name, "missing_file", f"RadFM split file {path} not found")
-                continue
-            try:
-                rows, bad = read_table(path, ("image_path", "label"))
-            except MissingColumns as exc:
-                yield self.reject(name, name, "bad_file", str(exc))
-                continue
-            for msg in bad:
-                yield self.reject(name, name, "bad_row", f"{name}: {msg}")
-            for row in rows:
-                where = f"{name}:row{row.line}"
-                image_path, label = row.values["image_path"].strip(), row.values["label"].strip()
-                if not image_path or not label:
-                    empty = "image_path" if not image_path else "label"
-                    yield self.reject(where, name, "bad_row", f"{name} row {row.line}: empty {empty}")
+            for row in table_rows(self.name, ctx.radfm_dir / name, ("image_path", "label"), "RadFM split file"):
+                if isinstance(row, Reject):
+                    yield row
                     continue
-                try:
-                    rel = ctx.resolver.resolve(image_path)
-                except UnresolvedPath as exc:
-                    yield self.reject(image_path, image_path, "missing_file", f"{name} row {row.line}: {exc}")
-                    continue
-                yield Record(self.name, rel, split, "2d", (ImageRef(rel, "image2d"),), {"report": label}, "X-ray")
+                yield self._radfm_row(ctx, name, split, row)
+
+    def _radfm_row(self, ctx: BuildContext, name: str, split: str, row: Row) -> Record | Reject:
+        image_path, label = row.values["image_path"].strip(), row.values["label"].strip()
+        if not image_path or not label:
+            empty = "image_path" if not image_path else "label"
+            return self.reject(f"{name}:row{row.line}", name, "bad_row", f"{name} row {row.line}: empty {empty}")
+        try:
+            rel = ctx.resolver.resolve(image_path)
+        except UnresolvedPath as exc:
+            return self.reject(image_path, image_path, "missing_file", f"{name} row {row.line}: {exc}")
+        return self._record(rel, split, MimicFields(label))
 
     # -- native layout ------------------------------------------------------------------
 
     def _native_records(self, ctx: BuildContext) -> Iterator[Record | Reject]:
-        split_path = ctx.raw / SPLIT_FILE
-        if not split_path.exists():
-            yield self.reject(SPLIT_FILE, SPLIT_FILE, "missing_file", f"official split file {split_path} not found")
-            return
-        rows, bad = read_table(split_path, ("dicom_id", "study_id", "subject_id", "split"))
-        for msg in bad:
-            yield self.reject(SPLIT_FILE, SPLIT_FILE, "bad_row", f"{SPLIT_FILE}: {msg}")
         views = self._views(ctx.raw)
         answers: dict[str, str | Reject] = {}
-        for row in rows:
+        required = ("dicom_id", "study_id", "subject_id", "split")
+        for row in table_rows(self.name, ctx.raw / SPLIT_FILE, required, "official split file"):
+            if isinstance(row, Reject):
+                yield row
+                continue
             v = row.values
             dicom, study, subject, split = v["dicom_id"], v["study_id"], v["subject_id"], v["split"]
             if not (dicom and study.isdigit() and subject.isdigit() and split):
@@ -125,8 +126,7 @@ class Mimic(Source):
             if isinstance(answer, Reject):
                 yield Reject(self.name, rel, answer.file, answer.reason, answer.message, "plan")
                 continue
-            fields = {"report": answer, "study_id": study, "view": views.get(dicom, "")}
-            yield Record(self.name, rel, split, "2d", (ImageRef(rel, "image2d"),), fields, "X-ray")
+            yield self._record(rel, split, MimicFields(answer, study_id=study, view=views.get(dicom, "")))
 
     def _study_answer(self, raw: Path, study_dir: str) -> str | Reject:
         for base in REPORT_DIRS:

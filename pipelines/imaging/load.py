@@ -1,0 +1,127 @@
+"""The loaders: a file (or slice folder) -> a uint8 array in RadFM's channel-first, depth-last layout.
+
+Each looks the file's reader up by its sniffed format, lets it decode and resize, then applies the shared
+intensity and channel rules; :func:`load_images` loads every image of a sample as its reference says.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from pipelines.config import ImageConfig
+from pipelines.imaging.depth import stream_size
+from pipelines.imaging.errors import MissingFile, PathLike, UndecodableImage, UnsupportedFormat
+from pipelines.imaging.files import existing_file
+from pipelines.imaging.folder import folder_slices
+from pipelines.imaging.intensity import Window, check_channels, select_channels, to_uint8
+from pipelines.imaging.planes import PREREDUCE_FACTOR, Slices, stack_planes
+from pipelines.imaging.readers import Reader, reader_for
+from pipelines.imaging.readers.npy import array_slices, load_npy, npy_series
+from pipelines.imaging.sniff import sniff
+from pipelines.records import ImageRef
+
+
+def _reader(path: Path) -> Reader:
+    reader = reader_for(sniff(path))
+    if reader is None:
+        raise UndecodableImage(path, "content is not a recognised image format")
+    return reader
+
+
+def finish_volume(slices: Slices, cfg: ImageConfig, channels: str, source: PathLike) -> np.ndarray:
+    volume = stack_planes(slices, PREREDUCE_FACTOR * cfg.max_depth, source)
+    return select_channels(to_uint8(volume, cfg, slices.window, source=source), channels)
+
+
+def planes_2d(path: Path, cfg: ImageConfig, colour: bool) -> tuple[np.ndarray, Window | None]:
+    """``[C, size_2d, size_2d]`` planes (uint8 or float32) and the window to apply."""
+    return _reader(path).image(path, cfg, colour)
+
+
+def load_2d(path: PathLike, cfg: ImageConfig, channels: str = "grey") -> np.ndarray:
+    """Load a 2D image as uint8 ``[C, size_2d, size_2d, 1]``.
+
+    Sources (recognised by content, not by extension): JPEG/PNG and other Pillow formats, single-frame
+    DICOM, ``.npy`` ``[H, W]`` / ``[H, W, 3]``. ``channels``: ``"grey"`` (C=1), ``"rgb"`` (C=3, grey
+    repeated) or ``"auto"`` (3 only when the source is colour with planes that actually differ).
+    The image is squashed to a square.
+    """
+    check_channels(channels)
+    path = existing_file(path)
+    planes, window = planes_2d(path, cfg, colour=channels != "grey")
+    image = to_uint8(planes, cfg, window, source=path)
+    return select_channels(image, channels)[..., None]
+
+
+def volume_slices(path: Path, cfg: ImageConfig, colour: bool) -> Slices:
+    if path.is_dir():
+        return folder_slices(path, cfg, colour)
+    path = existing_file(path)
+    return _reader(path).volume(path, cfg, colour)
+
+
+def load_volume(path: PathLike, cfg: ImageConfig, channels: str = "grey") -> np.ndarray:
+    """Load a volume as uint8 ``[C, size_3d, size_3d, D]``, resized in-plane only.
+
+    ``path`` is a NIfTI file, a ``.npy`` file (``[H, W]``, ``[H, W, D]`` or ``[C, H, W, D]``), a DICOM
+    series folder, a folder of JPEG/PNG slices, a (multi-frame) DICOM file or a single 2D image (D = 1).
+    D is the number of slices, except that more than ``4 * cfg.max_depth`` slices are averaged in groups
+    of consecutive slices while reading (bounded memory), so D <= ``4 * cfg.max_depth``. Intensities are
+    windowed over the whole volume. See :func:`load_2d` for ``channels``.
+    """
+    check_channels(channels)
+    path = Path(path)
+    if not path.exists():
+        raise MissingFile(path, "no such file or folder")
+    slices = volume_slices(path, cfg, colour=channels != "grey")
+    return finish_volume(slices, cfg, channels, path)
+
+
+def load_npy_images(
+    path: PathLike, cfg: ImageConfig, stream: str, channels: str = "grey"
+) -> list[np.ndarray]:
+    """Load a RadFM-processed ``.npy`` (``[S, 3, 512, 512, Z]``: several series of one case) as S uint8
+    arrays ``[C, size, size, Z]``, size from the stream (``"2d"``: ``size_2d``, and Z must be 1; ``"3d"``:
+    ``size_3d``). Also accepts ``[C, H, W, D]``, ``[H, W, D]`` and ``[H, W]`` (one image). Each series is
+    windowed on its own. RadFM's grey-repeated-three-times planes collapse to C=1 for ``channels="grey"``
+    (and for ``"auto"``).
+    """
+    check_channels(channels)
+    size = stream_size(cfg, stream)
+    path = existing_file(path)
+    if sniff(path) != "npy":
+        raise UnsupportedFormat(path, "not a .npy file")
+    images = []
+    for index, series in enumerate(npy_series(load_npy(path, cfg), path)):
+        if stream == "2d" and series.shape[-1] != 1:
+            raise UnsupportedFormat(path, f"series {index} has depth {series.shape[-1]}, 2d needs 1")
+        slices = array_slices(series, size, path, cfg)
+        images.append(finish_volume(slices, cfg, channels, path))
+    return images
+
+
+def load_images(raw: Path, refs: Sequence[ImageRef], cfg: ImageConfig, stream: str, channels: str = "grey") -> list[np.ndarray]:
+    """The images of one sample, each loaded as its reference says (``load_as``): ``image2d`` -> :func:`load_2d`,
+    ``volume`` -> :func:`load_volume`, ``npy`` -> series ``ref.series`` of :func:`load_npy_images` (a file is
+    read once however many of its series the sample uses). Paths are relative to ``raw``."""
+    arrays = []
+    npy_cache: dict[str, list[np.ndarray]] = {}
+    for ref in refs:
+        path = raw / ref.path
+        if ref.load_as == "image2d":
+            arrays.append(load_2d(path, cfg, channels=channels))
+        elif ref.load_as == "volume":
+            arrays.append(load_volume(path, cfg, channels=channels))
+        elif ref.load_as == "npy":
+            if ref.path not in npy_cache:
+                npy_cache[ref.path] = load_npy_images(path, cfg, stream, channels=channels)
+            series = npy_cache[ref.path]
+            if ref.series >= len(series):
+                raise UnsupportedFormat(f"{path}: series {ref.series} requested, file holds {len(series)}")
+            arrays.append(series[ref.series])
+        else:
+            raise ValueError(f"{ref.path}: unknown load_as {ref.load_as!r}")
+    return arrays

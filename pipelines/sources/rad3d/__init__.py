@@ -1,0 +1,11 @@
+"""Rad3D (Radiopaedia): the reader (``source.py``) and its demo fixture (``fixture.py`` + ``topics.json``, used only
+by ``pipelines.demo``)."""
+
+from pipelines.sources.rad3d.source import (  # noqa: F401
+    SOURCE,
+    ArticleFields,
+    ModalityFields,
+    Rad3D,
+    Rad3DVocabulary,
+    VqaFields,
+)
