@@ -36,12 +36,12 @@ $(STAMP): pyproject.toml
 	$(PYTHON) -m pip install -q --no-deps torchxrayvision==1.5.7 nilearn==0.14.1
 	touch $(STAMP)
 
-## demo: build the demo raw tree (real images/reports from registry packages), its shards (small shards, so
-##       each stream has several), and inspect and validate them
+## demo: build the demo raw tree (every registered source's fixture: real images/reports from registry packages),
+##       its shards (small shards, so each stream has several), and inspect and validate them
 demo: setup
 	$(PYTHON) -m pipelines.demo --out $(RAW)
-	$(MAKE) --no-print-directory shards DATASET=mimic ARGS="--samples-per-shard-2d 8"
-	$(MAKE) --no-print-directory shards DATASET=rad3d ARGS="--samples-per-shard-3d 6"
+	$(PYTHON) -m pipelines.demo --list-builds | while read -r dataset args; do \
+		$(MAKE) --no-print-directory shards DATASET=$$dataset ARGS="$$args" || exit 1; done
 	$(PYTHON) -m pipelines.inspect $(OUT) --show 2 --montage $(OUT)/montage.png --validate
 	@echo "demo raw tree: $(RAW)   shards: $(OUT)   montage: $(OUT)/montage.png"
 

@@ -1,6 +1,7 @@
 """Streaming DeepSpeed trainer for RadFM-style models on WebDataset shards (spec 1.0).
 
-``deepspeed train/run.py --config train/configs/demo-cpu.yaml`` (also ``torchrun`` or plain ``python``).
+``deepspeed train/run.py --config train/configs/demo-cpu.yaml`` (also ``deepspeed --module train.run``,
+``torchrun -m train.run`` or plain ``python -m train.run``).
 
 Modules, in the order the trainer uses them:
 

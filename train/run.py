@@ -1,10 +1,14 @@
 """Train a RadFM-style model on 2D + 3D WebDataset shards with DeepSpeed.
 
     deepspeed --num_gpus 2 train/run.py --config train/configs/demo-cpu.yaml [--set steps=10] [--resume]
-    torchrun --nproc_per_node 2 train/run.py --config ...
-    python train/run.py --config ...                      (one process)
+    deepspeed --num_gpus 2 --module train.run --config ...
+    torchrun --nproc_per_node 2 -m train.run --config ...     (or torchrun ... train/run.py)
+    python -m train.run --config ...                          (one process)
 
-config -> data -> model -> optimizer -> (resume) -> loop -> checkpoint. The pieces live in ``train.config``,
+Launched as a script (``train/run.py``) it imports the installed ``train`` package (``make setup`` installs the
+project); launched as a module from the repository root it needs nothing installed.
+
+config -> model and optimizer -> (resume) -> data -> loop -> checkpoint. The pieces live in ``train.config``,
 ``train.sources``, ``train.schedule``, ``train.stream``, ``train.collate``, ``train.logs`` and
 ``train.checkpoint``; their docstrings explain the design (equal step counts on every rank, exact resumption,
 what an epoch is).
@@ -14,21 +18,23 @@ On a machine without CUDA this sets ``DS_ACCELERATOR=cpu`` before importing Deep
 
 from __future__ import annotations
 
-import os
-import sys
-
-if __package__ in (None, ""):  # run as a script: put the repository root first (train/ holds config.py etc.)
-    _root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    sys.path[:] = [_root] + [p for p in sys.path if os.path.abspath(p or ".") != os.path.dirname(os.path.abspath(__file__))]
-
 import argparse
+import importlib.util
 import json
+import logging
 import math
+import os
 import random
 import socket
+import sys
 import time
 import warnings
+from dataclasses import astuple, dataclass
 from pathlib import Path
+
+if __package__ in (None, "") and importlib.util.find_spec("train") is None:  # launched as a script, not installed
+    sys.exit("train/run.py imports the installed 'train' package: run `make setup`, set PYTHONPATH to the repository, "
+             "or launch the module from the repository root (python -m train.run / deepspeed --module train.run)")
 
 import numpy as np
 import torch
@@ -231,12 +237,66 @@ def _decoded_answer(tokenizer, batch) -> str:
     return tokenizer.decode(ids[keep].tolist(), skip_special_tokens=True)
 
 
+# ----------------------------------------------------------------------------------------------- one step
+@dataclass
+class StepTotals:
+    """What one rank adds up over the micro-batches of an optimizer step; summed over ranks for the log."""
+
+    loss: float = 0.0  # sum of the micro-batch losses
+    correct_tokens: float = 0.0  # tokens predicted right (token accuracy x loss tokens)
+    loss_tokens: float = 0.0  # tokens the loss counted
+    samples: float = 0.0
+    real_tokens: float = 0.0  # tokens that are not padding
+    padded_tokens: float = 0.0  # batch size x padded length
+    data_wait: float = 0.0  # fraction of the step spent waiting for batches
+    micro_batches: float = 0.0
+    bad_2d: float = 0.0  # bad samples the 2D stream skipped during the step
+    bad_3d: float = 0.0
+
+    def add_micro_batch(self, loss: float, token_accuracy: float, loss_tokens: float, batch: dict) -> None:
+        batch_size, length = batch["input_ids"].shape
+        self.loss += loss
+        self.correct_tokens += token_accuracy * loss_tokens
+        self.loss_tokens += loss_tokens
+        self.samples += batch_size
+        self.real_tokens += float(batch["n_real_tokens"])
+        self.padded_tokens += batch_size * length
+        self.micro_batches += 1
+        for bad in batch["bad"]:
+            if bad["stream"] == STREAM_2D:
+                self.bad_2d += 1
+            else:
+                self.bad_3d += 1
+
+    def summed_over_ranks(self) -> StepTotals:
+        return StepTotals(*_all_reduce(list(astuple(self))))
+
+
+def step_record(step: int, streams: list[str], lr: float, totals: StepTotals, step_time: float, world: int) -> dict:
+    """The step's numbers for ``log.jsonl`` from the totals of all ranks."""
+    return {
+        "step": step,
+        "stream": streams[0] if len(set(streams)) == 1 else "mixed",
+        "loss": totals.loss / totals.micro_batches,
+        "lr": lr,
+        "token_accuracy": totals.correct_tokens / max(totals.loss_tokens, 1.0),
+        "tokens_per_s": totals.real_tokens / step_time,
+        "samples_per_s": totals.samples / step_time,
+        "data_wait": totals.data_wait / world,
+        "step_time": step_time,
+        "n_tokens": int(totals.real_tokens),
+        "samples": int(totals.samples),
+        "token_efficiency": totals.real_tokens / max(totals.padded_tokens, 1.0),
+    }
+
+
 # ----------------------------------------------------------------------------------------------- main
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     cfg = load_config(args.config, args.set)
     if args.resume is not None:
         cfg.resume = args.resume
+    logging.basicConfig(level=logging.WARNING, format="[%(name)s] %(levelname)s: %(message)s")
     deepspeed, on_cpu = setup_distributed()
     import torch.distributed as dist
 
@@ -246,7 +306,7 @@ def main(argv: list[str] | None = None) -> int:
     if rank == 0:
         out.mkdir(parents=True, exist_ok=True)
         (out / "config.json").write_text(json.dumps(cfg.to_dict(), indent=2))
-    gas = cfg.gradient_accumulation_steps
+    micro_per_step = cfg.gradient_accumulation_steps
 
     # ---- model and optimizer (same init on every rank)
     seed_all(cfg.seed)
@@ -269,9 +329,9 @@ def main(argv: list[str] | None = None) -> int:
     start_step, stream_states, bad_totals = 0, {}, {STREAM_2D: 0, STREAM_3D: 0}
     found = ckpt.find(cfg.resume, ckpt_dir)
     if found is not None:
-        common, rank_state = ckpt.load(engine, found[0], found[1], rank)
-        start_step = int(rank_state["step"])
-        stream_states = rank_state["streams"]
+        common, saved_rank_state = ckpt.load(engine, found[0], found[1], rank)
+        start_step = int(saved_rank_state["step"])
+        stream_states = saved_rank_state["streams"]
         bad_totals.update(common.get("bad_totals", {}))
         if rank == 0:
             print(f"[train] resumed from {found[0]}/{found[1]} at step {start_step}", flush=True)
@@ -281,7 +341,7 @@ def main(argv: list[str] | None = None) -> int:
 
     # ---- data
     schedule, loaders, data_info = build_streams(cfg, rank, world, stream_states, engine.module.config.vocab_size)
-    expected = schedule.consumed(start_step * gas)
+    expected = schedule.consumed(start_step * micro_per_step)
     for name, loader in loaders.items():
         if loader.batches != expected[name]:
             raise RuntimeError(f"stream {name}: checkpoint says {loader.batches} batches consumed, the schedule "
@@ -289,7 +349,7 @@ def main(argv: list[str] | None = None) -> int:
     for loader in loaders.values():
         loader.start()  # (starting a DataLoader draws from torch's RNG: restore the saved states after it)
     if found is not None:
-        ckpt.set_rng_state(rank_state["rng"])
+        ckpt.set_rng_state(saved_rank_state["rng"])
     if rank == 0:
         precision = "bf16" if (ds_config.get("bf16") or {}).get("enabled") else "fp32"
         stage = (ds_config.get("zero_optimization") or {}).get("stage", 0)
@@ -311,30 +371,28 @@ def main(argv: list[str] | None = None) -> int:
 
         bar = tqdm(total=cfg.steps, initial=start_step, desc="train", dynamic_ncols=True)
 
-    def rank_state() -> dict:
-        return {"streams": {k: v.state_dict() for k, v in loaders.items()}, "rng": ckpt.rng_state()}
-
     def save(step: int) -> None:
         common = {"step": step, "streams_batches": {k: v.batches for k, v in loaders.items()},
                   "bad_totals": bad_totals, "world_size": world, "seed": cfg.seed}
-        ckpt.save(engine, ckpt_dir, step, rank, common, rank_state(), keep=cfg.keep_checkpoints)
+        rank_state = {"streams": {k: v.state_dict() for k, v in loaders.items()}, "rng": ckpt.rng_state()}
+        ckpt.save(engine, ckpt_dir, step, rank, common, rank_state, keep=cfg.keep_checkpoints)
         logger.plot()
 
-    # ---- loop
+    # ---- loop: one optimizer step = micro_per_step micro-batches, each from the stream the schedule names
     step = start_step
     stopped_early = False
     while step < cfg.steps:
-        t_step = time.perf_counter()
-        wait = 0.0
-        micro, keys, new_bad = [], [], []
-        sums = [0.0] * 8  # loss, correct, n_tokens(loss), samples, real tokens, processed tokens, wait, n_micro
+        step_started = time.perf_counter()
+        waited = 0.0
+        totals = StepTotals()
+        streams, micro_losses, keys, new_bad = [], [], [], []
         lr = float(engine.get_lr()[0]) if engine.get_lr() else cfg.lr
         text = None
-        for j in range(gas):
-            stream = schedule.stream(step * gas + j)
-            t0 = time.perf_counter()
+        for micro in range(micro_per_step):
+            stream = schedule.stream(step * micro_per_step + micro)
+            wait_started = time.perf_counter()
             batch = loaders[stream].next()
-            wait += time.perf_counter() - t0
+            waited += time.perf_counter() - wait_started
             inputs = {k: batch[k] for k in MODEL_INPUTS}
             if not on_cpu:
                 inputs = {k: to_device(v, engine.device) for k, v in inputs.items()}
@@ -342,67 +400,53 @@ def main(argv: list[str] | None = None) -> int:
             engine.backward(res.loss)
             engine.step()
             loss = float(res.loss.detach().float())
-            n_tok = float(res.n_tokens)
-            micro.append({"stream": stream, "loss": loss})
+            totals.add_micro_batch(loss, float(res.token_accuracy), float(res.n_tokens), batch)
+            streams.append(stream)
+            micro_losses.append(loss)
             keys.extend(batch["keys"])
             for b in batch["bad"]:
                 print(f"[train] warning: bad sample skipped (rank {rank}, stream {b['stream']}): "
                       f"shard={b['shard']} key={b['key']} reason={b['reason']}", file=sys.stderr, flush=True)
             new_bad.extend(batch["bad"])
-            bsz, length = batch["input_ids"].shape
-            sums[0] += loss
-            sums[1] += float(res.token_accuracy) * n_tok
-            sums[2] += n_tok
-            sums[3] += bsz
-            sums[4] += float(batch["n_real_tokens"])
-            sums[5] += bsz * length
-            sums[7] += 1
             if tokenizer is not None and text is None and (step + 1) % cfg.log_text_every == 0:
                 text = _decoded_answer(tokenizer, batch)
         step += 1
-        step_time = time.perf_counter() - t_step
-        sums[6] = wait / step_time
-        bad_counts = [sum(1 for b in new_bad if b["stream"] == s) for s in (STREAM_2D, STREAM_3D)]
-        red = _all_reduce(sums + bad_counts + [float(len(micro))])
-        per_rank_micro = _all_reduce([m["loss"] for m in micro])
-        bad_totals[STREAM_2D] += int(red[8])
-        bad_totals[STREAM_3D] += int(red[9])
+        step_time = time.perf_counter() - step_started
+        totals.data_wait = waited / step_time
+
+        # ---- log: numbers summed over ranks, keys and bad samples gathered
+        all_ranks = totals.summed_over_ranks()
+        mean_micro_losses = [loss / world for loss in _all_reduce(micro_losses)]
+        bad_totals[STREAM_2D] += int(all_ranks.bad_2d)
+        bad_totals[STREAM_3D] += int(all_ranks.bad_3d)
         all_keys = _gather(keys, world)
-        all_bad = _gather(new_bad, world) if (red[8] + red[9]) > 0 else [[]]
-        rec = {
-            "step": step,
-            "stream": micro[0]["stream"] if len({m["stream"] for m in micro}) == 1 else "mixed",
-            "loss": red[0] / red[7],
-            "lr": lr,
-            "token_accuracy": red[1] / max(red[2], 1.0),
-            "tokens_per_s": red[4] / step_time,
-            "samples_per_s": red[3] / step_time,
-            "data_wait": red[6] / world,
-            "step_time": step_time,
-            "n_tokens": int(red[4]),
-            "samples": int(red[3]),
-            "token_efficiency": red[4] / max(red[5], 1.0),
+        all_bad = _gather(new_bad, world) if all_ranks.bad_2d + all_ranks.bad_3d > 0 else [[]]
+        record = step_record(step, streams, lr, all_ranks, step_time, world)
+        record.update({
             "keys": all_keys,
-            "micro": [{"stream": m["stream"], "loss": per_rank_micro[i] / world} for i, m in enumerate(micro)],
+            "micro": [{"stream": s, "loss": loss} for s, loss in zip(streams, mean_micro_losses)],
             "epochs": {k: max((c[0] for c in v.cursors.values()), default=0) for k, v in loaders.items()},  # rank 0
             "bad_samples": dict(bad_totals),
-            "bad": [b for rb in all_bad for b in rb],
-        }
+            "bad": [b for rank_bad in all_bad for b in rank_bad],
+        })
         if text is not None:
-            rec["text"] = text
-        logger.log(rec)
-        logger.log_rank({"step": step, "stream": rec["stream"], "keys": keys, "loss": sums[0] / max(sums[7], 1),
-                         "streams": [m["stream"] for m in micro], "epochs": rec["epochs"],
-                         "bad": [b["key"] for b in new_bad]})
+            record["text"] = text
+        logger.log(record)
+        logger.log_rank({"step": step, "stream": record["stream"], "keys": keys,
+                         "loss": totals.loss / max(totals.micro_batches, 1), "streams": streams,
+                         "epochs": record["epochs"], "bad": [b["key"] for b in new_bad]})
         if bar is not None:
             bar.update(1)
-            bar.set_postfix(loss=f"{rec['loss']:.3f}", stream=rec["stream"], wait=f"{rec['data_wait']:.2f}")
+            bar.set_postfix(loss=f"{record['loss']:.3f}", stream=record["stream"], wait=f"{record['data_wait']:.2f}")
+
+        # ---- checkpoint, early stop
         if cfg.checkpoint_interval > 0 and step % cfg.checkpoint_interval == 0:
             save(step)
         if cfg.stop_after is not None and step >= cfg.stop_after and step < cfg.steps:
             stopped_early = True
             break
 
+    # ---- finish: final checkpoint and export, close streams
     already_saved = step == start_step or (cfg.checkpoint_interval > 0 and step % cfg.checkpoint_interval == 0)
     if not stopped_early and cfg.save_final and not already_saved:
         save(step)

@@ -17,23 +17,13 @@ exactly these batch counts per epoch); ``stream_ratio_2d`` in the config overrid
 
 from __future__ import annotations
 
-import hashlib
-import struct
 from dataclasses import dataclass
+
+from shards_spec.hashing import seed_from, unit_hash
 
 STREAM_2D, STREAM_3D = "2d", "3d"
 
-
-def unit_hash(*parts: object) -> float:
-    """A uniform number in [0, 1) from the parts (stable across processes, platforms and Python versions)."""
-    h = hashlib.blake2b("\x1f".join(map(str, parts)).encode(), digest_size=8).digest()
-    return struct.unpack("<Q", h)[0] / 2.0**64
-
-
-def seed_from(*parts: object) -> int:
-    """A 64-bit seed from the parts (for ``numpy.random.default_rng`` / ``random.Random``)."""
-    h = hashlib.blake2b("\x1f".join(map(str, parts)).encode(), digest_size=8).digest()
-    return struct.unpack("<Q", h)[0]
+__all__ = ["STREAM_2D", "STREAM_3D", "StepSchedule", "default_ratio_2d", "seed_from", "unit_hash"]
 
 
 def default_ratio_2d(samples_2d: float, samples_3d: float, batch_size_2d: int, batch_size_3d: int) -> float:

@@ -19,11 +19,13 @@ shards with zero samples are left out.
 from __future__ import annotations
 
 import json
-import sys
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 
-from shards_spec.layout import MANIFEST_NAME, SHARD_RE, SPEC_VERSION, STREAMS, index_path
+from shards_spec.jsonio import read_json
+from shards_spec.layout import FIELD_META, MANIFEST_NAME, SHARD_RE, SPEC_VERSION, STREAMS, index_path
+from shards_spec.schema import Manifest, SchemaError
 
 from .config import SourceConfig
 
@@ -53,8 +55,7 @@ class SourceError(ValueError):
     pass
 
 
-def _warn(msg: str) -> None:
-    print(f"[train.sources] warning: {msg}", file=sys.stderr, flush=True)
+log = logging.getLogger(__name__)
 
 
 def _check_version(version: object, where: str) -> None:
@@ -63,26 +64,27 @@ def _check_version(version: object, where: str) -> None:
 
 
 def _from_manifest(manifest: Path, src: SourceConfig, source_idx: int) -> list[ShardRef]:
-    data = json.loads(manifest.read_text())
-    _check_version(data.get("spec_version"), str(manifest))
+    raw = read_json(manifest)
+    _check_version(raw.get("spec_version") if isinstance(raw, dict) else None, str(manifest))
+    try:
+        data = Manifest.from_dict(raw)
+    except SchemaError as exc:
+        raise SourceError(f"{manifest}: not a valid manifest ({exc})") from None
     splits = set(src.splits or DEFAULT_SPLITS)
     root = manifest.parent
     out = []
-    for entry in data.get("shards", []):
-        if entry.get("split") not in splits:
+    for entry in data.shards:
+        if entry.split not in splits:
             continue
-        stream = entry.get("stream")
-        if stream not in STREAMS:
-            raise SourceError(f"{manifest}: shard {entry.get('path')} has unknown stream {stream!r}")
-        path = (root / entry["path"]).resolve()
+        if entry.stream not in STREAMS:
+            raise SourceError(f"{manifest}: shard {entry.path} has unknown stream {entry.stream!r}")
+        path = (root / entry.path).resolve()
         if not path.is_file():
-            _warn(f"{manifest}: shard {entry['path']} is listed but missing; left out")
+            log.warning(f"{manifest}: shard {entry.path} is listed but missing; left out")
             continue
-        samples = int(entry.get("samples", 0))
-        if samples <= 0:
+        if entry.samples <= 0:
             continue
-        out.append(ShardRef(str(path), stream, entry["split"], data.get("dataset", root.name), samples,
-                            src.weight, source_idx))
+        out.append(ShardRef(str(path), entry.stream, entry.split, data.dataset, entry.samples, src.weight, source_idx))
     return out
 
 
@@ -119,11 +121,11 @@ def _from_pattern(pattern: str, src: SourceConfig, source_idx: int) -> list[Shar
         if samples < 0:
             from shards_spec.reader import iter_raw_samples
 
-            _warn(f"{path}: no readable index sidecar; counting samples by walking the tar")
+            log.warning(f"{path}: no readable index sidecar; counting samples by walking the tar")
             try:
                 samples = sum(1 for _ in iter_raw_samples(path, read_data=False))
             except Exception as exc:  # a truncated tar still counts what it holds
-                _warn(f"{path}: walking the tar failed ({exc})")
+                log.warning(f"{path}: walking the tar failed ({exc})")
                 samples = max(samples, 0)
         if samples == 0:
             continue
@@ -156,7 +158,7 @@ def resolve_sources(sources: list[SourceConfig]) -> dict[str, list[ShardRef]]:
     for i, src in enumerate(sources):
         shards = resolve_source(src, i)
         if not shards:
-            _warn(f"source {src.path!r} (splits {src.splits or list(DEFAULT_SPLITS)}) gave no shards")
+            log.warning(f"source {src.path!r} (splits {src.splits or list(DEFAULT_SPLITS)}) gave no shards")
         for s in shards:
             by_stream[s.stream].append(s)
     if not any(by_stream.values()):
@@ -175,12 +177,12 @@ def tokenizer_fingerprints(by_stream: dict[str, list[ShardRef]]) -> dict[str, st
             continue
         try:
             entry = json.loads(Path(shard.index).read_text())["samples"][0]
-            offset, size = entry["members"]["meta.json"]
+            offset, size = entry["members"][FIELD_META]
             with open(shard.path, "rb") as fh:
                 fh.seek(offset)
                 found[shard.dataset] = decode_meta(fh.read(size))["tokenizer"]
         except (OSError, ValueError, KeyError, IndexError, TypeError) as exc:
-            _warn(f"{shard.path}: cannot read the tokenizer fingerprint ({exc})")
+            log.warning(f"{shard.path}: cannot read the tokenizer fingerprint ({exc})")
     return found
 
 
