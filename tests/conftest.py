@@ -1,4 +1,8 @@
-"""Shared fixtures: the demo raw tree and its shards, built once per test session.
+"""Shared fixtures: the demo raw tree and its shards, built once per test session; real images for the imaging
+tests.
+
+The tests mirror the package tree (``tests/sources/`` for ``pipelines/sources/``, ``tests/imaging/`` for
+``pipelines/imaging/`` …); test file names are unique across folders (pytest imports them by name).
 
 Environment for every test: offline Hugging Face, Ray without auth files, DeepSpeed on
 the CPU, caches inside the repository (CI reuses ``.cache/``).
@@ -6,9 +10,11 @@ the CPU, caches inside the repository (CI reuses ``.cache/``).
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -21,31 +27,75 @@ os.environ.setdefault("TORCH_EXTENSIONS_DIR", str(ROOT / ".cache" / "torch_exten
 os.environ.setdefault("RADFM_CACHE", str(ROOT / ".cache" / "radfm_data"))
 
 
-def build_shards(raw: Path, out: Path, dataset: str, *extra: str) -> dict:
-    """Build a dataset's shards in-process (serial executor) and return its manifest."""
-    from pipelines.build import build, parser
+def build_shards(raw: Path, out: Path, dataset: str, *, mode: str | None = None, splits: tuple[str, ...] | None = None,
+                 seed: int = 0, samples_per_shard_2d: int | None = None, samples_per_shard_3d: int | None = None) -> dict:
+    """Build a dataset's shards in-process (serial executor, no progress bar) and return its manifest."""
+    from pipelines.build import BuildRequest, build
+    from pipelines.config import BuildConfig, ShardConfig
 
-    args = parser().parse_args(["--dataset", dataset, "--raw", str(raw / dataset), "--out", str(out),
-                                "--executor", "serial", "--quiet", *extra])
-    return build(args)
+    shard = ShardConfig()
+    shard = ShardConfig(samples_per_shard_2d=samples_per_shard_2d or shard.samples_per_shard_2d,
+                        samples_per_shard_3d=samples_per_shard_3d or shard.samples_per_shard_3d)
+    request = BuildRequest(dataset=dataset, raw=raw / dataset, out=out, mode=mode, splits=splits,
+                           config=BuildConfig(shard=shard, seed=seed), executor="serial", progress=False)
+    return build(request)
 
 
 @pytest.fixture(scope="session")
-def demo_raw(tmp_path_factory) -> Path:
-    """The default demo raw tree (``pipelines.demo``) with its planted faults."""
+def demo_tree(tmp_path_factory) -> tuple[Path, dict]:
+    """The default demo raw tree (every registered source's fixture, seed 0) and what ``build_demo`` returned."""
     from pipelines.demo import build_demo
 
     out = tmp_path_factory.mktemp("demo") / "raw"
     info = build_demo(out, seed=0)
-    (out / "planted.json").write_text(__import__("json").dumps(info["planted"]))
-    return out
+    (out / "planted.json").write_text(json.dumps(info["planted"]))
+    return out, info
+
+
+@pytest.fixture(scope="session")
+def demo_raw(demo_tree) -> Path:
+    """The default demo raw tree, with its planted faults in ``planted.json``."""
+    return demo_tree[0]
 
 
 @pytest.fixture(scope="session")
 def demo_shards(demo_raw, tmp_path_factory) -> Path:
-    """Shards of both demo datasets (MIMIC in RadFM mode, Rad3D), small shards so that
-    every stream/split has several: ``<out>/{mimic,rad3d}/...``."""
+    """Shards of every registered demo dataset in its default mode (MIMIC: RadFM's files), small shards so that
+    every stream/split has several: ``<out>/{mimic,rad3d,...}/...``."""
+    from pipelines.sources import REGISTRY
+
     out = tmp_path_factory.mktemp("shards")
-    build_shards(demo_raw, out, "mimic", "--samples-per-shard-2d", "6")
-    build_shards(demo_raw, out, "rad3d", "--samples-per-shard-3d", "4")
+    for dataset in REGISTRY:
+        build_shards(demo_raw, out, dataset, samples_per_shard_2d=6, samples_per_shard_3d=4)
     return out
+
+
+# --------------------------------------------------------------------------- real images (tests/imaging)
+
+
+def dicom_file(name: str) -> Path:
+    from pydicom.data import get_testdata_file
+
+    path = get_testdata_file(name)
+    assert path is not None, f"pydicom-data lacks {name}"
+    return Path(path)
+
+
+@pytest.fixture(scope="session")
+def chest_u8() -> np.ndarray:
+    """RG1_UNCI (a real chest CR) as displayed uint8 [H, W]."""
+    from pipelines.config import ImageConfig
+    from pipelines.imaging import read_dicom, to_uint8
+
+    pixels, info = read_dicom(dicom_file("RG1_UNCI.dcm"))
+    return to_uint8(pixels, ImageConfig(), info["display_range"])
+
+
+@pytest.fixture(scope="session")
+def big_jpeg(tmp_path_factory: pytest.TempPathFactory, chest_u8: np.ndarray) -> Path:
+    """A 2500 x 3000 chest X-ray JPEG, the size of the benchmark images."""
+    from PIL import Image
+
+    path = tmp_path_factory.mktemp("jpeg") / "chest.jpg"
+    Image.fromarray(chest_u8).resize((2500, 3000), Image.Resampling.BICUBIC).save(path, quality=90)
+    return path

@@ -20,6 +20,8 @@ import pytest
 import webdataset as wds
 from conftest import ROOT, build_shards
 
+from pipelines.build import BuildError, BuildRequest, build, parser
+from pipelines.worker import DELAY_ENV
 from shards_spec.codec import webdataset_decoder
 from shards_spec.layout import FIELDS
 from shards_spec.reader import iter_raw_samples
@@ -110,39 +112,40 @@ def test_rejects_record_planted_faults_and_good_samples_land(demo_raw, demo_shar
     assert manifest["samples"] + len(rejects["mimic"]) >= radfm_rows - 1  # every row is a sample or a reject
 
 
-def test_rebuild_is_byte_identical_and_rerun_is_a_noop(demo_raw, tmp_path, capfd):
+def test_rebuild_is_byte_identical_and_rerun_is_a_noop(demo_raw, tmp_path, caplog):
     a, b = tmp_path / "a", tmp_path / "b"
-    build_shards(demo_raw, a, "mimic", "--samples-per-shard-2d", "10")
-    build_shards(demo_raw, b, "mimic", "--samples-per-shard-2d", "10")
+    build_shards(demo_raw, a, "mimic", samples_per_shard_2d=10)
+    build_shards(demo_raw, b, "mimic", samples_per_shard_2d=10)
     assert tree_digest(a) == tree_digest(b) and tars(a)
     mtimes = {p: p.stat().st_mtime_ns for p in (a / "mimic").rglob("*") if p.is_file()}
-    capfd.readouterr()
-    build_shards(demo_raw, a, "mimic", "--samples-per-shard-2d", "10")
-    err = capfd.readouterr().err
-    assert "0 to build" in err
+    caplog.clear()
+    with caplog.at_level("INFO", logger="pipelines.build"):
+        build_shards(demo_raw, a, "mimic", samples_per_shard_2d=10)
+    assert "0 to build" in caplog.text
     changed = [p for p, m in mtimes.items() if p.suffix in (".tar",) or p.name.endswith((".index.json", ".stats.json"))
                if p.stat().st_mtime_ns != m]
     assert changed == []
     # a different seed changes the samples (prompts), hence the bytes
-    build_shards(demo_raw, b, "mimic", "--samples-per-shard-2d", "10", "--seed", "1")
+    build_shards(demo_raw, b, "mimic", samples_per_shard_2d=10, seed=1)
     assert tree_digest(a, "**/*.tar") != tree_digest(b, "**/*.tar")
 
 
 def test_changed_parameters_rebuild_and_stale_shards_are_removed(demo_raw, tmp_path):
     out = tmp_path / "out"
-    build_shards(demo_raw, out, "mimic", "--samples-per-shard-2d", "5")
+    build_shards(demo_raw, out, "mimic", samples_per_shard_2d=5)
     many = len(tars(out))
-    build_shards(demo_raw, out, "mimic", "--samples-per-shard-2d", "50")
+    build_shards(demo_raw, out, "mimic", samples_per_shard_2d=50)
     assert len(tars(out)) < many
     assert validate_paths([str(out)]).violations == []
 
 
 def test_killed_build_resumes_to_identical_output(demo_raw, tmp_path):
     out, ref = tmp_path / "killed", tmp_path / "ref"
-    build_shards(demo_raw, ref, "mimic", "--samples-per-shard-2d", "4")
+    build_shards(demo_raw, ref, "mimic", samples_per_shard_2d=4)
     cmd = [sys.executable, "-m", "pipelines.build", "--dataset", "mimic", "--raw", str(demo_raw / "mimic"), "--out", str(out),
-           "--executor", "serial", "--samples-per-shard-2d", "4", "--quiet", "--test-delay", "0.3"]
-    proc = subprocess.Popen(cmd, cwd=ROOT, env={**os.environ}, stderr=subprocess.DEVNULL)
+           "--executor", "serial", "--samples-per-shard-2d", "4", "--quiet"]
+    env = {**os.environ, DELAY_ENV: "0.3"}  # each sample takes 0.3 s more, so the kill lands mid-build
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stderr=subprocess.DEVNULL)
     deadline = time.time() + 120
     while time.time() < deadline and len(list(out.rglob("*.stats.json"))) < 2:
         time.sleep(0.05)
@@ -153,13 +156,13 @@ def test_killed_build_resumes_to_identical_output(demo_raw, tmp_path):
     # nothing half-written under a final name: every final tar has its marker
     for tar in tars(out):
         assert tar.with_name(tar.name.replace(".tar", ".stats.json")).exists()
-    build_shards(demo_raw, out, "mimic", "--samples-per-shard-2d", "4")
+    build_shards(demo_raw, out, "mimic", samples_per_shard_2d=4)
     assert not list(out.rglob(".*tmp-*"))
     assert tree_digest(out) == tree_digest(ref)
 
 
 def test_native_mode_uses_official_split_and_report_sections(demo_raw, tmp_path):
-    manifest = build_shards(demo_raw, tmp_path, "mimic", "--mode", "native")
+    manifest = build_shards(demo_raw, tmp_path, "mimic", mode="native")
     assert set(manifest["counts"]["split"]) <= {"train", "validate", "test"} and len(manifest["counts"]["split"]) >= 2
     reasons = manifest["rejects"]["by_reason"]
     assert reasons.get("no_report_sections", 0) >= 1  # the demo study with neither section
@@ -170,14 +173,14 @@ def test_native_mode_uses_official_split_and_report_sections(demo_raw, tmp_path)
 
 
 def test_split_filter(demo_raw, tmp_path):
-    manifest = build_shards(demo_raw, tmp_path, "rad3d", "--split", "test")
+    manifest = build_shards(demo_raw, tmp_path, "rad3d", splits=("test",))
     assert set(manifest["counts"]["split"]) == {"test"}
 
 
 @pytest.mark.slow
 def test_ray_executor_matches_serial(demo_raw, tmp_path):
     serial, ray_out = tmp_path / "serial", tmp_path / "ray"
-    build_shards(demo_raw, serial, "mimic", "--samples-per-shard-2d", "8")
+    build_shards(demo_raw, serial, "mimic", samples_per_shard_2d=8)
     env = {**os.environ, "RAY_ADDRESS": ""}
     env.pop("RAY_ADDRESS")
     subprocess.run([sys.executable, "-m", "pipelines.build", "--dataset", "mimic", "--raw", str(demo_raw / "mimic"),
@@ -208,3 +211,22 @@ def test_ray_cluster_via_ray_address(demo_raw, tmp_path):
     assert res.returncode == 0, res.stderr[-2000:]
     assert "Pushing file package" in res.stderr  # the packages travelled to the cluster
     assert validate_paths([str(tmp_path / "out")]).violations == []
+
+
+def test_the_command_line_is_a_typed_request(demo_raw, tmp_path):
+    request = parser().parse_args(["--dataset", "rad3d", "--raw", "r", "--out", "o", "--radfm-csv", "csvs",
+                                   "--path-map", "/a=b", "--split", "test", "--seed", "3", "--samples-per-shard-3d", "7",
+                                   "--executor", "serial", "--quiet"])
+    assert request == BuildRequest(dataset="rad3d", raw=Path("r"), out=Path("o"), radfm_dir=Path("csvs"),
+                                   path_maps=(("/a", "b"),), splits=("test",), executor="serial", progress=False,
+                                   config=request.config)
+    assert (request.config.seed, request.config.shard.samples_per_shard_3d) == (3, 7)
+    with pytest.raises(SystemExit):
+        parser().parse_args(["--dataset", "rad3d", "--raw", "r", "--out", "o", "--path-map", "no-equals"])
+    with pytest.raises(BuildError, match="mode 'native' not supported"):
+        build(BuildRequest(dataset="rad3d", raw=demo_raw / "rad3d", out=tmp_path, mode="native"))
+    with pytest.raises(BuildError, match="not a directory"):
+        build(BuildRequest(dataset="mimic", raw=tmp_path / "nowhere", out=tmp_path))
+    res = subprocess.run([sys.executable, "-m", "pipelines.build", "--dataset", "mimic", "--raw", str(tmp_path / "nowhere"),
+                          "--out", str(tmp_path)], cwd=ROOT, capture_output=True, text=True)
+    assert res.returncode == 1 and res.stderr.strip().splitlines()[-1].startswith("error: raw root")

@@ -83,7 +83,10 @@ def _kill_tree(pid: int) -> None:
     psutil.wait_procs(procs, timeout=30)
 
 
-def _launch(config: Path, *extra: str, nproc: int = 2, launcher: str = "torchrun", timeout: float = 300) -> str:
+def _launch(config: Path, *extra: str, nproc: int = 2, launcher: str = "torchrun", module: bool = False,
+            timeout: float = 300) -> str:
+    """Run the trainer as a script (``train/run.py``), or with ``module`` as the module ``train.run``
+    (``torchrun -m``, ``deepspeed --module``, ``python -m``)."""
     port = str(_port())
     if launcher == "torchrun":
         cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", str(nproc), "--master_port", port]
@@ -91,7 +94,11 @@ def _launch(config: Path, *extra: str, nproc: int = 2, launcher: str = "torchrun
         cmd = [sys.executable, "-m", "deepspeed.launcher.runner", "--num_gpus", str(nproc), "--master_port", port]
     else:
         cmd = [sys.executable]
-    cmd += [str(RUN), "--config", str(config), *extra]
+    if module:
+        cmd += ["--module" if launcher == "deepspeed" else "-m", "train.run"]
+    else:
+        cmd += [str(RUN)]
+    cmd += ["--config", str(config), *extra]
     proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                             start_new_session=True)
     try:
@@ -114,7 +121,7 @@ def _overfit_sources(shards: Path) -> list[dict]:
 def test_loss_falls_on_both_streams(demo_shards, tmp_path, stage):
     cfg = _config(tmp_path, f"zero{stage}", _overfit_sources(demo_shards), steps=30, stream_ratio_2d=0.5,
                   deepspeed=ZERO2 if stage == 2 else ZERO3)
-    out = _launch(cfg)
+    out = _launch(cfg, module=stage == 3)  # ZeRO-3 through `torchrun -m train.run`
     assert f"world 2 (cpu/gloo), ZeRO-{stage}, bf16" in out
     log = read_jsonl(tmp_path / f"zero{stage}" / "log.jsonl")
     assert [r["step"] for r in log] == list(range(1, 31))
@@ -159,7 +166,7 @@ def _assert_exported_model_learned(final: Path, shards: Path) -> None:
 @pytest.mark.timeout(400)
 def test_uneven_shards_give_equal_steps(demo_shards, tmp_path):
     """3 shards per stream on 2 ranks x 2 workers (4 slots): the dealing wraps, ranks hold different numbers of
-    samples, and both ranks still run every step (deepspeed launcher)."""
+    samples, and both ranks still run every step (`deepspeed train/run.py`, the documented usage)."""
     sources = [{"path": str(demo_shards / "mimic/2d/train/mimic-train-2d-{000000..000002}.tar")},
                {"path": str(demo_shards / "rad3d/3d/train/rad3d-train-3d-{000000..000002}.tar")}]
     per_rank = []
@@ -247,7 +254,7 @@ def test_corrupt_sample_is_counted_and_skipped(demo_shards, tmp_path):
         fh.write(bytes(range(200, 248)))
     sources = [{"path": str(shard_dir / "mimic-train-2d-{000000..000001}.tar")}]
     cfg = _config(tmp_path, "corrupt", sources, steps=8, stream_ratio_2d=1.0)
-    out = _launch(cfg)
+    out = _launch(cfg, launcher="deepspeed", module=True)  # `deepspeed --module train.run`
     assert "finished at step 8" in out
     assert f"key={entry['key']}" in out and "bad sample skipped" in out and str(tar) in out
     log = read_jsonl(tmp_path / "corrupt" / "log.jsonl")

@@ -1,10 +1,10 @@
-"""Fast tests of the trainer's pieces (no DeepSpeed): schedule, dealing, block shuffle, exact resumption of the
-streams, collation rules, augmentation, bad samples, sources and config."""
+"""Fast tests of the trainer's streams (no DeepSpeed): dealing, block shuffle, exact resumption, collation rules,
+augmentation, bad samples, sources and the tokenizer check. (The schedule, config and entry-point tests are in
+test_schedule.py, test_config.py and test_run.py.)"""
 
 from __future__ import annotations
 
 import json
-import math
 import shutil
 from collections import Counter
 from pathlib import Path
@@ -24,8 +24,7 @@ from train.collate import (
     resize_image,
     target_geometry,
 )
-from train.config import SourceConfig, TrainConfig, apply_override, load_config
-from train.schedule import StepSchedule, default_ratio_2d
+from train.config import SourceConfig
 from train.sources import ShardRef, SourceError, check_tokenizers, resolve_source, resolve_sources, tokenizer_fingerprints
 from train.stream import (
     SlotPlan,
@@ -39,31 +38,6 @@ from train.stream import (
     pad_to_batches,
     part_indices,
 )
-
-
-# ============================================================================================ schedule
-def test_schedule_is_a_pure_function_of_seed_and_step():
-    a, b = StepSchedule(7, 0.3), StepSchedule(7, 0.3)  # "two ranks" build their own
-    assert a.streams(0, 500) == b.streams(0, 500)
-    assert a.streams(250, 500) == a.streams(0, 500)[250:]  # no state: any window is the same
-    assert StepSchedule(8, 0.3).streams(0, 500) != a.streams(0, 500)
-
-
-def test_schedule_ratio_and_counts():
-    s = StepSchedule(0, 0.25)
-    streams = s.streams(0, 20000)
-    share = streams.count("2d") / len(streams)
-    assert abs(share - 0.25) < 0.015
-    assert s.consumed(1234) == {"2d": streams[:1234].count("2d"), "3d": streams[:1234].count("3d")}
-    assert set(StepSchedule(0, 1.0).streams(0, 100)) == {"2d"}
-    assert set(StepSchedule(0, 0.0).streams(0, 100)) == {"3d"}
-
-
-def test_default_ratio_is_proportional_to_batch_counts():
-    # 28 2D samples / 4 = 7 batches, 34 3D samples / 1 = 34 batches
-    assert default_ratio_2d(28, 34, 4, 1) == pytest.approx(7 / 41)
-    assert default_ratio_2d(10, 0, 4, 1) == 1.0
-    assert default_ratio_2d(0, 10, 4, 1) == 0.0
 
 
 # ============================================================================================ dealing
@@ -412,65 +386,6 @@ def test_missing_index_sidecar_falls_back_to_walking_the_tar(demo_shards, tmp_pa
     it = StreamDataset(shards, _cfg("2d", 1)).batches(0, 1)
     keys = {next(it)["keys"][0] for _ in range(n)}
     assert len(keys) == n
-
-
-# ============================================================================================ config
-def test_config_overrides_and_validation(tmp_path):
-    p = tmp_path / "c.yaml"
-    p.write_text("sources:\n  - path: /data/a\n  - /data/b\nsteps: 5\nlr: 3e-3\n")
-    cfg = load_config(p, ["steps=7", "sources.1.weight=2", "depth_choices=[4, 8]", "image_size=64"])
-    assert cfg.steps == 7 and cfg.lr == 3e-3 and cfg.depth_choices == [4, 8] and cfg.image_size == 64
-    assert cfg.sources[1] == SourceConfig("/data/b", 2.0, None)
-    with pytest.raises(ValueError):
-        load_config(p, ["nonsense=1"])
-    with pytest.raises(ValueError):
-        load_config(p, ["lr_schedule=weird"])
-    d = {"a": [{"x": 1}]}
-    apply_override(d, "a.0.x=3")
-    apply_override(d, "b.c=true")
-    assert d == {"a": [{"x": 3}], "b": {"c": True}}
-
-
-def test_lr_schedule_shape():
-    from train.run import lr_lambda
-
-    cfg = TrainConfig(sources=[SourceConfig("x")], steps=100, warmup_steps=10, lr_schedule="cosine", min_lr_ratio=0.1)
-    fn = lr_lambda(cfg)
-    assert fn(0) == pytest.approx(0.1) and fn(9) == pytest.approx(1.0)
-    assert fn(10) == pytest.approx(1.0) and fn(100) == pytest.approx(0.1)
-    assert fn(55) == pytest.approx(0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * 0.5)))
-    cfg.lr_schedule = "linear"
-    assert lr_lambda(cfg)(55) == pytest.approx(1 - 0.9 * 0.5)
-    cfg.lr_schedule = "constant"
-    assert lr_lambda(cfg)(99) == 1.0
-
-
-def test_to_device_sends_the_stored_part_of_broadcast_views():
-    from train.run import to_device
-
-    compact = torch.rand(2, 1, 1, 8, 8, 1)
-    view = compact.expand(2, 1, 3, 8, 8, 4)
-    moved = to_device(view, "cpu")
-    assert moved.shape == view.shape and torch.equal(moved, view) and 0 in moved.stride()
-    dense = torch.rand(3, 4)
-    assert torch.equal(to_device(dense, "cpu"), dense)
-
-
-def test_build_model_from_preset_and_pretrained_dir(tmp_path):
-    from model import RadFMForCausalLM, get_config
-    from train.run import build_model, param_groups
-
-    torch.manual_seed(0)
-    src = RadFMForCausalLM(get_config("tiny"))
-    src.save_pretrained(tmp_path / "ckpt")
-    cfg = TrainConfig(sources=[SourceConfig("x")], checkpoint=str(tmp_path / "ckpt"))
-    model = build_model(cfg)
-    assert model.training and model.embeddings_tied()
-    assert torch.equal(model.lang_model.lm_head.weight, src.lang_model.lm_head.weight)
-    preset = build_model(TrainConfig(sources=[SourceConfig("x")], model="tiny"))
-    groups = param_groups(preset, 0.1)
-    assert groups[0]["weight_decay"] == 0.1 and all(p.ndim >= 2 for p in groups[0]["params"])
-    assert all(p.ndim < 2 for p in groups[1]["params"]) and groups[1]["params"]
 
 
 def test_sources_must_share_the_models_tokenizer(demo_shards, tmp_path):

@@ -1,0 +1,71 @@
+"""The entry point's pieces (train.run): learning-rate schedule, device moves, model building, step totals."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from train.config import SourceConfig, TrainConfig
+
+
+def test_lr_schedule_shape():
+    from train.run import lr_lambda
+
+    cfg = TrainConfig(sources=[SourceConfig("x")], steps=100, warmup_steps=10, lr_schedule="cosine", min_lr_ratio=0.1)
+    fn = lr_lambda(cfg)
+    assert fn(0) == pytest.approx(0.1) and fn(9) == pytest.approx(1.0)
+    assert fn(10) == pytest.approx(1.0) and fn(100) == pytest.approx(0.1)
+    assert fn(55) == pytest.approx(0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * 0.5)))
+    cfg.lr_schedule = "linear"
+    assert lr_lambda(cfg)(55) == pytest.approx(1 - 0.9 * 0.5)
+    cfg.lr_schedule = "constant"
+    assert lr_lambda(cfg)(99) == 1.0
+
+
+def test_to_device_sends_the_stored_part_of_broadcast_views():
+    from train.run import to_device
+
+    compact = torch.rand(2, 1, 1, 8, 8, 1)
+    view = compact.expand(2, 1, 3, 8, 8, 4)
+    moved = to_device(view, "cpu")
+    assert moved.shape == view.shape and torch.equal(moved, view) and 0 in moved.stride()
+    dense = torch.rand(3, 4)
+    assert torch.equal(to_device(dense, "cpu"), dense)
+
+
+def test_build_model_from_preset_and_pretrained_dir(tmp_path):
+    from model import RadFMForCausalLM, get_config
+    from train.run import build_model, param_groups
+
+    torch.manual_seed(0)
+    src = RadFMForCausalLM(get_config("tiny"))
+    src.save_pretrained(tmp_path / "ckpt")
+    cfg = TrainConfig(sources=[SourceConfig("x")], checkpoint=str(tmp_path / "ckpt"))
+    model = build_model(cfg)
+    assert model.training and model.embeddings_tied()
+    assert torch.equal(model.lang_model.lm_head.weight, src.lang_model.lm_head.weight)
+    preset = build_model(TrainConfig(sources=[SourceConfig("x")], model="tiny"))
+    groups = param_groups(preset, 0.1)
+    assert groups[0]["weight_decay"] == 0.1 and all(p.ndim >= 2 for p in groups[0]["params"])
+    assert all(p.ndim < 2 for p in groups[1]["params"]) and groups[1]["params"]
+
+
+
+def test_step_totals_name_every_logged_number():
+    from train.run import StepTotals, step_record
+
+    totals = StepTotals()
+    totals.add_micro_batch(2.0, 0.5, 8.0, {"input_ids": torch.zeros(2, 10), "n_real_tokens": 15,
+                                           "bad": [{"stream": "2d"}, {"stream": "2d"}]})
+    totals.add_micro_batch(1.0, 0.25, 4.0, {"input_ids": torch.zeros(1, 6), "n_real_tokens": 6,
+                                            "bad": [{"stream": "3d"}]})
+    totals.data_wait = 0.2
+    assert totals.summed_over_ranks() == totals  # one process: the sum over ranks is itself
+    record = step_record(7, ["2d", "3d"], 1e-4, totals, step_time=2.0, world=1)
+    assert record == {"step": 7, "stream": "mixed", "loss": 1.5, "lr": 1e-4, "token_accuracy": 5.0 / 12.0,
+                      "tokens_per_s": 10.5, "samples_per_s": 1.5, "data_wait": 0.2, "step_time": 2.0, "n_tokens": 21,
+                      "samples": 3, "token_efficiency": 21 / 26}
+    assert (totals.bad_2d, totals.bad_3d, totals.micro_batches) == (2, 1, 2)
+    assert step_record(1, ["3d"], 0.0, totals, 1.0, 2)["stream"] == "3d"
