@@ -13,7 +13,6 @@ The result is a POSIX path relative to the raw root, which is what shards record
 
 from __future__ import annotations
 
-import os
 from pathlib import Path, PurePosixPath
 
 
@@ -70,7 +69,3 @@ class PathResolver:
 def _join(new: str, rest: str) -> str:
     rest = rest.lstrip("/")
     return str(PurePosixPath(new, rest)) if new else str(PurePosixPath(rest or "."))
-
-
-def exists(raw_root: Path, rel: str) -> bool:
-    return os.path.exists(Path(raw_root) / rel)
