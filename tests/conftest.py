@@ -1,8 +1,9 @@
 """Shared fixtures: the demo raw tree and its shards, built once per test session; real images for the imaging
 tests.
 
-The tests mirror the package tree (``tests/sources/`` for ``pipelines/sources/``, ``tests/imaging/`` for
-``pipelines/imaging/`` …); test file names are unique across folders (pytest imports them by name).
+The tests mirror the package tree (``tests/pipelines/`` for the modules ``pipelines/*.py``, ``tests/sources/`` for
+``pipelines/sources/``, ``tests/imaging/`` for ``pipelines/imaging/`` …); test file names are unique across folders
+(pytest imports them by name), and no folder is called ``build`` (pytest does not recurse into one).
 
 Environment for every test: offline Hugging Face, Ray without auth files, DeepSpeed on
 the CPU, caches inside the repository (CI reuses ``.cache/``).

@@ -3,6 +3,7 @@ the code, then compare every file.
 
     python tools/demo_identity.py build --code DIR --out OUT     # one checkout's demo tree and shards
     python tools/demo_identity.py compare OUT_A OUT_B            # every file of both, byte for byte
+    python tools/demo_identity.py batches --code DIR --shards OUT/shards   # the trainer's batches, as keys
 
 ``build`` runs only the public commands (``python -m pipelines.demo``, ``python -m pipelines.build``) with
 ``PYTHONPATH=DIR``, so it works for any revision that has them: the raw tree goes to ``OUT/raw``, the shards to
@@ -16,12 +17,18 @@ old build rebuild once; how many differ is printed), and messages that name the 
 compared with that root replaced by a placeholder. Prints one line per difference and a summary; exits 1 when
 anything differs.
 
+``batches`` prints, with one checkout's trainer, the sample keys of the first batches each (rank, worker) slot of
+both streams delivers over two epochs, for a few world sizes and worker counts: equal output from two checkouts
+(on byte-identical shards) means the same batches in training.
+
 To compare a branch with the commit it started from::
 
     git archive BASE | tar -x -C /tmp/base
     python tools/demo_identity.py build --code /tmp/base --out /tmp/id/base
     python tools/demo_identity.py build --code . --out /tmp/id/new
     python tools/demo_identity.py compare /tmp/id/base /tmp/id/new
+    diff <(python tools/demo_identity.py batches --code /tmp/base --shards /tmp/id/base/shards) \
+         <(python tools/demo_identity.py batches --code . --shards /tmp/id/new/shards)
 """
 
 from __future__ import annotations
@@ -44,7 +51,7 @@ BUILDS = (
 
 def run(code: Path, *args: str) -> None:
     env = {**os.environ, "PYTHONPATH": str(code.resolve()), "RAY_AUTH_MODE": "disabled"}
-    print("+", " ".join(args), file=sys.stderr, flush=True)
+    print("+", " ".join(a if "\n" not in a else "<script>" for a in args), file=sys.stderr, flush=True)
     subprocess.run([sys.executable, *args], cwd=code, env=env, check=True)
 
 
@@ -54,6 +61,26 @@ def build(code: Path, out: Path) -> None:
     for folder, dataset, extra in BUILDS:
         run(code, "-m", "pipelines.build", "--dataset", dataset, "--raw", str(out / "raw" / dataset),
             "--out", str(out / folder), "--executor", "serial", "--quiet", *extra)
+
+
+BATCH_KEYS = r"""
+import itertools, json, sys
+from train.config import SourceConfig
+from train.sources import resolve_sources
+from train.stream import SlotPlan, StreamConfig
+shards = resolve_sources([SourceConfig(sys.argv[1], splits=["train", "validate", "test"])])
+out = {}
+for stream, batch in (("2d", 4), ("3d", 1)):
+    for world, workers in ((1, 1), (2, 2), (3, 1)):
+        for rank, worker in itertools.product(range(world), range(workers)):
+            plan = SlotPlan(shards[stream], StreamConfig(stream, batch, block_size=8, seed=3), rank, world, worker, workers)
+            out[f"{stream} rank {rank}/{world} worker {worker}/{workers}"] = [plan.keys(epoch) for epoch in (0, 1)]
+print(json.dumps(out, indent=1, sort_keys=True))
+"""
+
+
+def batch_keys(code: Path, shards: Path) -> None:
+    run(code, "-c", BATCH_KEYS, str(shards.resolve()))
 
 
 def normalised(path: Path, root: Path) -> bytes:
@@ -111,9 +138,15 @@ def main(argv: list[str] | None = None) -> int:
     c = sub.add_parser("compare")
     c.add_argument("a", type=Path)
     c.add_argument("b", type=Path)
+    k = sub.add_parser("batches")
+    k.add_argument("--code", type=Path, required=True)
+    k.add_argument("--shards", type=Path, required=True)
     args = ap.parse_args(argv)
     if args.command == "build":
         build(args.code, args.out)
+        return 0
+    if args.command == "batches":
+        batch_keys(args.code, args.shards)
         return 0
     return compare(args.a, args.b)
 

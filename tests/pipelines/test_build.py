@@ -189,6 +189,19 @@ def test_ray_executor_matches_serial(demo_raw, tmp_path):
     assert tree_digest(serial) == tree_digest(ray_out)
 
 
+def _stop_ray_processes_of(temp_dir: str) -> None:
+    """Stop the Ray processes of the head node started with ``--temp-dir temp_dir`` (each names its session
+    directory on its command line), and no other (``ray stop`` would stop every Ray node on the machine)."""
+    import psutil
+
+    procs = [p for p in psutil.process_iter(["cmdline"]) if any(temp_dir in arg for arg in p.info["cmdline"] or [])]
+    for p in procs:
+        p.terminate()
+    _, alive = psutil.wait_procs(procs, timeout=30)
+    for p in alive:
+        p.kill()
+
+
 @pytest.mark.slow
 def test_ray_cluster_via_ray_address(demo_raw, tmp_path):
     """With RAY_ADDRESS set the build joins that cluster (here a head node started for the
@@ -206,7 +219,7 @@ def test_ray_cluster_via_ray_address(demo_raw, tmp_path):
                               "--out", str(tmp_path / "out"), "--samples-per-shard-2d", "8", "--quiet"],
                              cwd=ROOT, env={**env, "RAY_ADDRESS": f"127.0.0.1:{port}"}, capture_output=True, text=True, timeout=300)
     finally:
-        subprocess.run([str(ray_bin), "stop", "--force"], env=env, capture_output=True, timeout=120)
+        _stop_ray_processes_of(ray_tmp)
         shutil.rmtree(ray_tmp, ignore_errors=True)
     assert res.returncode == 0, res.stderr[-2000:]
     assert "Pushing file package" in res.stderr  # the packages travelled to the cluster

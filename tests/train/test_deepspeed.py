@@ -17,13 +17,13 @@ from pathlib import Path
 
 import pytest
 import yaml
+from conftest import ROOT
 
 from train.config import SourceConfig
 from train.logs import read_jsonl
 from train.sources import resolve_source
 from train.stream import SlotPlan, StreamConfig
 
-ROOT = Path(__file__).resolve().parents[1]
 RUN = ROOT / "train" / "run.py"
 ZERO2 = str(ROOT / "train" / "configs" / "ds_zero2.json")
 ZERO3 = str(ROOT / "train" / "configs" / "ds_zero3.json")
