@@ -33,7 +33,7 @@ from pipelines.keywords import make_matcher
 from pipelines.paths import PathResolver, parse_path_maps
 from pipelines.records import Job, Reject, sample_key
 from pipelines.sources import REGISTRY, BuildContext, get_source
-from pipelines.text import DEFAULT_TOKENIZER, load_tokenizer
+from pipelines.text import DEFAULT_TOKENIZER, TokenizerError, load_tokenizer
 from pipelines.worker import ShardPlan, WorkerEnv
 from pipelines.writer import json_bytes
 from shards_spec.layout import (
@@ -115,7 +115,7 @@ def remove_stale(out: Path, dataset: str, plans: list[ShardPlan]) -> list[str]:
 
 
 def write_outputs(out: Path, dataset: str, plans: list[ShardPlan], stats: dict[str, dict], plan_rejects: list[Reject],
-                  params: dict[str, Any], tokenizer_fp: str) -> dict[str, Any]:
+                  params: dict[str, Any], tokenizer: dict[str, Any]) -> dict[str, Any]:
     rejects = [r.to_dict() for r in plan_rejects]
     shards = []
     per_task, per_split, per_stream = Counter(), Counter(), Counter()
@@ -136,7 +136,7 @@ def write_outputs(out: Path, dataset: str, plans: list[ShardPlan], stats: dict[s
     manifest = {
         "spec_version": SPEC_VERSION,
         "dataset": dataset,
-        "tokenizer": tokenizer_fp,
+        "tokenizer": tokenizer,
         "build": params,
         "samples": sum(per_stream.values()),
         "counts": {"task": dict(sorted(per_task.items())), "split": dict(sorted(per_split.items())),
@@ -169,10 +169,13 @@ def build(args: argparse.Namespace) -> dict[str, Any]:
     started = time.perf_counter()
     jobs, plan_rejects = plan_jobs(source, ctx, set(args.split) if args.split else None)
 
-    tokenizer = load_tokenizer(args.tokenizer, cfg.image.max_images)
+    try:
+        tokenizer = load_tokenizer(args.tokenizer, cfg.image.max_images)
+    except TokenizerError as exc:
+        raise SystemExit(f"error: {exc}") from None
     label_terms = source.label_terms(ctx)
     matcher = make_matcher(args.keywords, label_terms)
-    env = WorkerEnv(str(raw), cfg, args.tokenizer, args.keywords, label_terms, delay_s=args.test_delay)
+    env = WorkerEnv(str(raw), cfg, tokenizer.name, args.keywords, label_terms, delay_s=args.test_delay)
     params = {"mode": mode, "splits": sorted(args.split) if args.split else "all", "config": cfg.to_dict(),
               "keywords": matcher.description, "tokenizer_name": tokenizer.name}
     env_fp = json.dumps({"spec": SPEC_VERSION, "tokenizer": tokenizer.fingerprint, **params}, sort_keys=True, default=str)
@@ -208,7 +211,7 @@ def build(args: argparse.Namespace) -> dict[str, Any]:
         else:
             run_serial(todo, env, done)
     bar.close()
-    manifest = write_outputs(out, args.dataset, plans, stats, plan_rejects, params, tokenizer.fingerprint)
+    manifest = write_outputs(out, args.dataset, plans, stats, plan_rejects, params, tokenizer.identity.to_dict())
     elapsed = time.perf_counter() - started
     built = sum(len(p.jobs) for p in todo)
     print(f"[build] {args.dataset}: {manifest['samples']} samples in {len(plans)} shards "
@@ -229,7 +232,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--radfm-csv", help="directory of RadFM's split files (default: <raw>/radfm)")
     p.add_argument("--path-map", action="append", metavar="OLD=NEW", help="map a path prefix of RadFM's files onto the raw root")
     p.add_argument("--split", action="append", help="build only these splits (repeatable)")
-    p.add_argument("--tokenizer", default=DEFAULT_TOKENIZER, help="Hugging Face tokenizer directory (default: mistral-common's 32k LLaMA-style model)")
+    p.add_argument("--tokenizer", default=DEFAULT_TOKENIZER, help="LLaMA-style SentencePiece tokenizer: a folder with tokenizer.model (e.g. RadFM's Language_files) "
+                   "or the file (default: mistral-common's 32k LLaMA-style model)")
     p.add_argument("--keywords", default="lexicon", help="lexicon | lexicon+spacy:MODEL | none")
     p.add_argument("--seed", type=int, default=d.seed)
     p.add_argument("--max-length", type=int, default=d.text.max_length)

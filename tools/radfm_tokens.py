@@ -65,7 +65,6 @@ def img(where: str, pos: int) -> dict:
 def cases() -> list[dict]:
     """(class, question, answer, images[, max_length]) for every kind of sample the sources can produce."""
     q = "What is seen at the lung base ?"
-    a = "A small  left effusion."
     c: list[tuple] = [
         # images in the question
         ("image-question-start", "Describe this image.", "Normal chest.", [img("question", 0)]),
