@@ -39,7 +39,7 @@ from train.collate import CollateConfig
 from train.config import TrainConfig, load_config, resolve_deepspeed_path
 from train.logs import StepLogger
 from train.schedule import STREAM_2D, STREAM_3D, StepSchedule, default_ratio_2d
-from train.sources import bind_model_tokenizer, resolve_sources, weighted_samples
+from train.sources import SourceError, bind_model_tokenizer, resolve_sources, weighted_samples
 from train.stream import StreamConfig, StreamLoader
 
 MODEL_INPUTS = ("input_ids", "attention_mask", "vision_x", "labels", "loss_weight")
@@ -424,4 +424,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    try:
+        sys.exit(main())
+    except SourceError as exc:  # a data problem the user fixes (message says how): one line, no traceback
+        print(f"[train] error: {exc}", file=sys.stderr, flush=True)
+        sys.exit(2)
