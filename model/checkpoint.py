@@ -13,6 +13,7 @@ Public API
 ----------
 ``load_official_checkpoint(path, config=None, drop_unused=True, device="cpu", dtype=None)
 -> (RadFMForCausalLM, OfficialLoadReport)``
+    The model's ``config.tokenizer`` is RadFM's released tokenizer (``shards_spec.tokenizer.RADFM_RELEASED``).
     Builds the model on ``meta``, memory-maps the checkpoint (``torch.load(mmap=True, weights_only=True)``) and
     assigns its tensors (no second full copy; with ``device="cpu"`` and no ``dtype`` the parameters stay backed by
     the mapped file, copy-on-write), re-ties the shared embedding and recomputes the rotary buffers.
@@ -32,11 +33,14 @@ Public API
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
+
+from shards_spec.tokenizer import RADFM_RELEASED
 
 from .config import RadFMConfig
 from .modeling import LLM_EMBEDDING_KEY, SHARED_EMBEDDING_KEY, RadFMForCausalLM
@@ -283,8 +287,11 @@ def load_official_checkpoint(
     device: torch.device | str = "cpu",
     dtype: torch.dtype | None = None,
 ) -> tuple[RadFMForCausalLM, OfficialLoadReport]:
-    """Load RadFM's released ``pytorch_model.bin`` into a ``RadFMForCausalLM`` (eval mode). See the module docstring."""
-    config = config or RadFMConfig.from_preset("radfm-13b")
+    """Load RadFM's released ``pytorch_model.bin`` into a ``RadFMForCausalLM`` (eval mode). See the module docstring.
+
+    The model records RadFM's tokenizer (``config.tokenizer`` = ``RADFM_RELEASED``): the weights were trained on
+    its ids."""
+    config = dataclasses.replace(config or RadFMConfig.from_preset("radfm-13b"), tokenizer=RADFM_RELEASED.to_dict())
     raw = torch.load(str(path), map_location="cpu", mmap=True, weights_only=True)
     if not isinstance(raw, dict):
         raise ValueError(f"{path} does not hold a state dict (got {type(raw).__name__})")

@@ -24,6 +24,11 @@ Presets
 
 The image special tokens (``<image>``, ``</image>``, ``<imageK>``) are *not* part of ``vocab_size``: the LLM's
 embedding and ``lm_head`` have ``vocab_size`` rows, exactly as in RadFM (see ``shards_spec.layout``).
+
+``tokenizer`` binds the weights to the token ids they were trained on: a ``shards_spec.tokenizer.TokenizerIdentity``
+as a dict (``None`` for a model never trained, e.g. a preset). ``load_official_checkpoint`` sets RadFM's
+(``RADFM_RELEASED``); the trainer refuses shards built with another tokenizer and records the shards' identity in
+a model that has none, so ``save_pretrained`` / the final export carry it in ``config.json``.
 """
 
 from __future__ import annotations
@@ -35,6 +40,8 @@ from pathlib import Path
 from typing import Any
 
 from transformers import LlamaConfig
+
+from shards_spec.tokenizer import TokenizerIdentity
 
 
 @dataclass
@@ -79,6 +86,9 @@ class RadFMConfig:
     # --- image-token embedding ---
     num_figure_tokens: int = 2  # <image>, </image>
 
+    # --- the tokenizer the weights were trained with (TokenizerIdentity.to_dict(); None: not recorded) ---
+    tokenizer: dict[str, Any] | None = None
+
     def __post_init__(self) -> None:
         if self.vision_dim % 3:
             raise ValueError(
@@ -87,10 +97,20 @@ class RadFMConfig:
             )
         if self.num_figure_tokens != 2:
             raise ValueError("num_figure_tokens must be 2 (<image> and </image>)")
+        if self.tokenizer is not None:
+            identity = TokenizerIdentity.from_dict(self.tokenizer)  # raises on a malformed or inconsistent identity
+            if identity.base_vocab != self.vocab_size:
+                raise ValueError(f"tokenizer {identity.fingerprint} has {identity.base_vocab} pieces but vocab_size is "
+                                 f"{self.vocab_size}")
         for name in ("patch_size", "frame_patch_size", "vision_dim", "vision_depth", "vision_heads",
                      "num_latents", "perceiver_heads", "hidden_size", "vocab_size"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
+
+    @property
+    def tokenizer_identity(self) -> TokenizerIdentity | None:
+        """The recorded tokenizer (``None`` if the model has none)."""
+        return TokenizerIdentity.from_dict(self.tokenizer) if self.tokenizer is not None else None
 
     # --- derived sizes ---
     @property

@@ -15,7 +15,8 @@ Public API
     -> LongTensor [B, T]`` (new tokens only; EOS included; positions after a row's EOS hold ``pad_token_id``)
     ``save_pretrained(directory)`` / ``RadFMForCausalLM.from_pretrained(directory, device="cpu", dtype=None)``
     (``config.json`` + ``model.safetensors``; the shared embedding is stored once, as
-    ``lang_model.model.embed_tokens.weight``, and re-tied on load)
+    ``lang_model.model.embed_tokens.weight``, and re-tied on load; ``config.json`` carries ``config.tokenizer``, the
+    identity of the tokenizer the weights were trained with)
     ``tie_embeddings()``, ``materialize_buffers(device)``, ``gradient_checkpointing_enable()``.
 ``RadFMOutput``
     ``transformers.utils.ModelOutput`` with ``loss``, ``logits``, ``token_accuracy``, ``n_tokens``, ``weight_sum``.
@@ -267,7 +268,8 @@ class RadFMForCausalLM(nn.Module):
 
     # ------------------------------------------------------------------ save / load
     def save_pretrained(self, directory: str | Path) -> None:
-        """Write ``config.json`` and ``model.safetensors`` (shared embedding stored once)."""
+        """Write ``config.json`` (with ``config.tokenizer``, the tokenizer identity) and ``model.safetensors``
+        (shared embedding stored once)."""
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
         self.config.to_json_file(directory / CONFIG_NAME)

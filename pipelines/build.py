@@ -37,7 +37,7 @@ from pipelines.keywords import make_matcher
 from pipelines.paths import PathResolver, parse_path_maps
 from pipelines.records import Job, Record, Reject
 from pipelines.sources import REGISTRY, BuildContext, Source, Vocabulary, get_source
-from pipelines.text import DEFAULT_TOKENIZER, load_tokenizer
+from pipelines.text import DEFAULT_TOKENIZER, TokenizerError, load_tokenizer
 from pipelines.worker import ShardPlan, WorkerEnv
 from shards_spec.hashing import sample_key
 from shards_spec.jsonio import read_json, write_json
@@ -161,7 +161,7 @@ def remove_stale(out: Path, dataset: str, plans: list[ShardPlan]) -> list[str]:
 
 # ------------------------------------------------------------------------------------------------- outputs
 def write_outputs(out: Path, dataset: str, plans: list[ShardPlan], stats: dict[str, dict], plan_rejects: list[Reject],
-                  params: dict[str, Any], tokenizer_fp: str) -> Manifest:
+                  params: dict[str, Any], tokenizer: dict[str, Any]) -> Manifest:
     rejects = [r.to_dict() for r in plan_rejects]
     shards = []
     per_task, per_split, per_stream = Counter(), Counter(), Counter()
@@ -180,7 +180,7 @@ def write_outputs(out: Path, dataset: str, plans: list[ShardPlan], stats: dict[s
     manifest = Manifest(
         spec_version=SPEC_VERSION,
         dataset=dataset,
-        tokenizer=tokenizer_fp,
+        tokenizer=tokenizer,
         build=params,
         samples=sum(per_stream.values()),
         counts={"task": dict(sorted(per_task.items())), "split": dict(sorted(per_split.items())),
@@ -213,10 +213,13 @@ def build(request: BuildRequest) -> dict[str, Any]:
     jobs, duplicates = derive_jobs(source, ctx, records, vocab, set(request.splits) if request.splits else None)
     plan_rejects += duplicates
 
-    tokenizer = load_tokenizer(request.tokenizer, cfg.image.max_images)
+    try:
+        tokenizer = load_tokenizer(request.tokenizer, cfg.image.max_images)
+    except TokenizerError as exc:
+        raise BuildError(str(exc)) from None
     label_terms = source.label_terms(vocab)
     matcher = make_matcher(request.keywords, label_terms)
-    env = WorkerEnv(str(raw), cfg, request.tokenizer, request.keywords, label_terms)
+    env = WorkerEnv(str(raw), cfg, tokenizer.name, request.keywords, label_terms)
     params = {"mode": mode, "splits": sorted(request.splits) if request.splits else "all", "config": cfg.to_dict(),
               "keywords": matcher.description, "tokenizer_name": tokenizer.name}
     env_fp = json.dumps({"spec": SPEC_VERSION, "tokenizer": tokenizer.fingerprint, **params}, sort_keys=True, default=str)
@@ -252,7 +255,7 @@ def build(request: BuildRequest) -> dict[str, Any]:
         else:
             run_serial(todo, env, done)
     bar.close()
-    manifest = write_outputs(out, request.dataset, plans, stats, plan_rejects, params, tokenizer.fingerprint)
+    manifest = write_outputs(out, request.dataset, plans, stats, plan_rejects, params, tokenizer.identity.to_dict())
     elapsed = time.perf_counter() - started
     built = sum(len(p.jobs) for p in todo)
     log.info(f"{request.dataset}: {manifest.samples} samples in {len(plans)} shards "
@@ -302,7 +305,8 @@ def parser() -> argparse.ArgumentParser:
                    help="directory of RadFM's split files, CSV and JSON (default: <raw>/radfm)")
     p.add_argument("--path-map", action="append", metavar="OLD=NEW", help="map a path prefix of RadFM's files onto the raw root")
     p.add_argument("--split", action="append", help="build only these splits (repeatable)")
-    p.add_argument("--tokenizer", default=DEFAULT_TOKENIZER, help="Hugging Face tokenizer directory (default: mistral-common's 32k LLaMA-style model)")
+    p.add_argument("--tokenizer", default=DEFAULT_TOKENIZER, help="LLaMA-style SentencePiece tokenizer: a folder with tokenizer.model (e.g. RadFM's Language_files) "
+                   "or the file (default: mistral-common's 32k LLaMA-style model)")
     p.add_argument("--keywords", default="lexicon", help="lexicon | lexicon+spacy:MODEL | none")
     p.add_argument("--seed", type=int, default=d.seed)
     p.add_argument("--max-length", type=int, default=d.text.max_length)

@@ -35,8 +35,8 @@ class ImageConfig:
 class TextConfig:
     #: Longest sample in tokens (BOS + question + image spans + answer + EOS).
     max_length: int = layout.MAX_LENGTH
-    #: An over-long answer is shortened at a token boundary if at least this many
-    #: answer tokens survive; otherwise the sample is rejected as ``too_long``.
+    #: An over-long answer is shortened after its last whole word that fits if at least
+    #: this many answer tokens survive; otherwise the sample is rejected as ``too_long``.
     min_answer_tokens: int = 8
     #: Loss weight on medical-keyword tokens (RadFM: 3).
     keyword_weight: float = layout.WEIGHT_KEYWORD

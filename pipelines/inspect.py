@@ -31,11 +31,11 @@ from shards_spec.layout import (
     FIELD_META,
     FIELD_VISION,
     IGNORE_INDEX,
-    IMAGE_SPAN_LEN,
 )
 from shards_spec.reader import GroupingError, iter_raw_samples
 from shards_spec.schema import Manifest, SampleMeta, SchemaError
 from shards_spec.tario import UnsafeTar
+from shards_spec.tokenizer import fingerprint_of
 
 
 def find_tars(path: Path) -> list[Path]:
@@ -114,30 +114,14 @@ class Summary:
 
 
 def render_tokens(meta: SampleMeta, decoded: dict[str, Any], tokenizer) -> str:
-    """The sample's tokens with each image span as ``[IMG i]`` and weighted tokens starred;
-    the question part is shown in brackets ``⟦…⟧``."""
-    ids = decoded[FIELD_INPUT_IDS].tolist()
-    weights = decoded[FIELD_LOSS_WEIGHT].tolist()
-    spans = {s.token_start: s.image for s in meta.image_spans}
-    base = meta.special_ids["base_vocab"]
-    out, i, nq = [], 0, meta.n_question_tokens
-    pieces = tokenizer.convert_ids_to_tokens(ids) if tokenizer is not None else [str(t) for t in ids]
-    while i < len(ids):
-        if i in spans:
-            out.append(f"[IMG {spans[i]}]")
-            i += IMAGE_SPAN_LEN
-            continue
-        piece = pieces[i].replace("\u2581", " ") if ids[i] < base else pieces[i]
-        if i == 0:
-            piece = "⟦" + piece
-        if i == nq - 1:
-            piece = piece + "⟧"
-        if weights[i] > 1:
-            stripped = piece.lstrip(" ")
-            piece = piece[: len(piece) - len(stripped)] + f"*{stripped}*"
-        out.append(piece)
-        i += 1
-    return "".join(out)
+    """The sample's tokens as ``Tokenizer.render`` shows them (``|`` between tokens, image spans as ``[IMG i]``,
+    BOS + question in ``⟦…⟧``, keyword-weighted tokens as ``*token*``); plain ids when ``tokenizer`` is not the
+    one the shard was built with."""
+    ids = decoded[FIELD_INPUT_IDS]
+    if tokenizer is None or tokenizer.fingerprint != fingerprint_of(meta.tokenizer):
+        why = "no tokenizer" if tokenizer is None else f"--tokenizer is {tokenizer.fingerprint}, the shard's {meta.tokenizer}"
+        return " ".join(map(str, ids.tolist())) + f"   (ids: {why})"
+    return tokenizer.render(ids, decoded[FIELD_LABELS], decoded[FIELD_LOSS_WEIGHT], meta.n_question_tokens)
 
 
 def montage(images: list[tuple[str, np.ndarray]], out: Path, tile: int = 160, cols: int = 6) -> None:
@@ -197,7 +181,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--show", type=int, default=0, metavar="N", help="decode and print N samples")
     ap.add_argument("--montage", type=Path, metavar="PNG", help="write a contact sheet of the images")
     ap.add_argument("--validate", action="store_true", help="also run python -m shards_spec.validate on PATH")
-    ap.add_argument("--tokenizer", default="default", help="tokenizer for --show (default: the build default)")
+    ap.add_argument("--tokenizer", default="default", help="the shards' tokenizer folder, for --show (default: the build default)")
     args = ap.parse_args(argv)
     path = Path(args.path)
     if not path.exists():
@@ -205,9 +189,13 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     tokenizer = None
     if args.show:
-        from pipelines.text import load_tokenizer
+        from shards_spec.tokenizer import TokenizerError, load_tokenizer
 
-        tokenizer = load_tokenizer(args.tokenizer).hf
+        try:
+            tokenizer = load_tokenizer(args.tokenizer)
+        except TokenizerError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
     summary = inspect(path, args.show, args.montage, tokenizer=tokenizer)
     print(summary.render())
     if args.montage:

@@ -7,6 +7,13 @@ first, so it returns character spans of the text *in context* — the tokens tho
 cover get the keyword weight (RadFM tokenized each keyword alone and searched for that
 token sequence, which misses words whose in-context split differs).
 
+Words are runs of letters and digits: hyphens and apostrophes separate them, so a term also
+matches as a part of a compound (``mass`` in ``mass-like``, ``effusion`` in ``effusion's``,
+``pneumonia`` in ``post-pneumonia``), as RadFM's token-sequence search found ``▁mass`` inside
+``mass-like``; a hyphenated term (``ground-glass opacity``, ``x-ray``) matches with a hyphen or
+a space. Unlike RadFM's search, a term never matches inside a longer word (``mass`` in
+``massive``).
+
 Optionally a spaCy / scispaCy pipeline the user has installed adds its entity spans
 (``--keywords lexicon+spacy:en_core_sci_lg``); nothing is downloaded.
 """
@@ -18,7 +25,7 @@ from collections.abc import Iterable
 from functools import lru_cache
 from importlib import resources
 
-_WORD = re.compile(r"[A-Za-z0-9]+(?:[-'][A-Za-z0-9]+)*")
+_WORD = re.compile(r"[A-Za-z0-9]+")
 MAX_TERM_WORDS = 6
 
 

@@ -1,150 +1,54 @@
-"""Text and tokens: one module used by every source.
+"""Text and tokens: RadFM's token layout for one sample (SPEC §3.3), used by every source, and its preview.
 
-* The tokenizer: by default the 32,000-piece LLaMA-style SentencePiece model that
-  ``mistral-common`` carries (loaded with ``LlamaTokenizer.from_pretrained``); any
-  Hugging Face tokenizer directory can be given instead (e.g. the real LLaMA one).
-* Image spans exactly as RadFM: ``<image>`` + ``<image{32i}>…<image{32i+31}>`` +
-  ``</image>`` for image ``i``; ids ``base``, ``base+1`` and ``base+2+K``.
-* Image positions follow RadFM's rule: an offset ``p`` into the question or answer
-  inserts the span before character ``max(p-1, 0)``.
-* Labels: -100 on BOS, the question, image tokens and padding; EOS is appended and learned.
-* Over-long samples: the answer is shortened at a token boundary (never inside an image
-  span) when at least ``TextConfig.min_answer_tokens`` answer tokens survive; otherwise the
-  sample is rejected with reason ``too_long``.
-* Loss weights: 0 where the label is -100, 1 normally, ``keyword_weight`` (3) on tokens
-  that overlap a medical keyword found in the answer *in context* (character spans of the
-  answer mapped onto the tokens of the whole sentence).
+The tokenizer (``shards_spec.tokenizer.load_tokenizer``) is a LLaMA-style SentencePiece model with RadFM's ids:
+pad 0, BOS 1, EOS 2, ``<image>`` V, ``</image>`` V+1, ``<imageK>`` V+2+K (V = 32000 for LLaMA). This module
+decides what is encoded, reproducing RadFM's ``multi_dataset.py`` with transformers 4.28.1 token for token:
+
+1. Image ``i`` at offset ``p`` of the question or answer: the span ``<image>`` ``<image{32i}>`` …
+   ``<image{32i+31}>`` ``</image>`` goes before character ``max(p-1, 0)`` (several images at one position in
+   image order). Then every ``•`` is removed from the answer.
+2. The text is ``question + " " + answer`` (one space, also when either is empty).
+3. The text is cut at the image spans; a text chunk loses its whitespace on every side that touches a span
+   (``str.strip``: spaces, newlines, tabs, other Unicode whitespace); empty chunks vanish; every remaining chunk is
+   SentencePiece-encoded on its own, so it gets its own leading ``▁``.
+4. ``input_ids`` = BOS + those tokens + EOS. Labels: -100 on the first ``n_question_tokens`` tokens (BOS + the
+   question encoded alone by rules 1–3), on image tokens and on pad ids; EOS is learned.
+5. Over-long (more than ``TextConfig.max_length`` tokens): the answer is cut after its last whole word that fits,
+   then EOS (RadFM cut mid-word and dropped EOS). Rejected as ``too_long`` if fewer than
+   ``TextConfig.min_answer_tokens`` answer tokens would remain or an answer image would be cut.
+6. Loss weights: 0 where the label is -100, 1 normally, ``keyword_weight`` (3) on learned tokens overlapping a
+   medical keyword's characters in the answer (``pipelines.keywords``).
+
+Preview (the build's code path, one JSON line in, one out)::
+
+    echo '{"question": "Is there an effusion?", "answer": "Yes.", "images": [{"where": "question", "pos": 21}]}' \\
+        | python -m pipelines.text [--tokenizer DIR]
 """
 
 from __future__ import annotations
 
-import hashlib
-import importlib.util
-import os
-import shutil
+import argparse
+import json
+import sys
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 
 from pipelines.config import TextConfig
 from pipelines.records import ImagePlacement
-from shards_spec.layout import (
-    IGNORE_INDEX,
-    WEIGHT_IGNORED,
-    WEIGHT_NORMAL,
-    ImageTokenIds,
-    image_token_strings,
-)
+from shards_spec.layout import IGNORE_INDEX, WEIGHT_IGNORED, WEIGHT_NORMAL
+from shards_spec.tokenizer import DEFAULT_TOKENIZER, Tokenizer, TokenizerError, load_tokenizer
 
-DEFAULT_TOKENIZER = "default"
+__all__ = ["DEFAULT_TOKENIZER", "Encoded", "ImagePlacement", "TokenizerError", "TooLong", "encode", "encode_text",
+           "load_tokenizer", "main"]
+
+#: Removed from every answer after the image spans are placed (RadFM's ``text_add_image``).
+BULLET = "•"
+_QUESTION, _ANSWER, _SEPARATOR = 0, 1, 2
 
 
 class TooLong(ValueError):
     reason = "too_long"
-
-
-# --- tokenizer -----------------------------------------------------------------------
-
-
-def _cache_dir() -> Path:
-    base = os.environ.get("RADFM_CACHE") or os.path.join(
-        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "radfm_data"
-    )
-    return Path(base)
-
-
-def default_tokenizer_dir() -> Path:
-    """A directory holding mistral-common's ``tokenizer.model.v1`` as ``tokenizer.model``."""
-    spec = importlib.util.find_spec("mistral_common")
-    if spec is None or not spec.submodule_search_locations:
-        raise RuntimeError("mistral-common is not installed; pass --tokenizer DIR")
-    source = Path(spec.submodule_search_locations[0]) / "data" / "tokenizer.model.v1"
-    digest = hashlib.sha256(source.read_bytes()).hexdigest()[:16]
-    target = _cache_dir() / f"tokenizer-llama32k-{digest}"
-    model = target / "tokenizer.model"
-    if not model.exists():
-        target.mkdir(parents=True, exist_ok=True)
-        tmp = target / f".tokenizer.model.tmp-{os.getpid()}"
-        shutil.copyfile(source, tmp)
-        os.replace(tmp, model)
-    return target
-
-
-@dataclass
-class TextTokenizer:
-    """A Hugging Face tokenizer with RadFM's image tokens, plus the ids we need."""
-
-    hf: object
-    ids: ImageTokenIds
-    bos_id: int | None
-    eos_id: int
-    fingerprint: str
-    name: str
-
-    def decode(self, ids, skip_special_tokens: bool = False) -> str:
-        return self.hf.decode(list(map(int, ids)), skip_special_tokens=skip_special_tokens)
-
-
-def load_tokenizer(path: str | os.PathLike | None = None, max_images: int = 10) -> TextTokenizer:
-    """Load the tokenizer at ``path`` (``None``/``"default"``: mistral-common's 32k model)
-    and add RadFM's image special tokens."""
-    from transformers import AutoTokenizer, LlamaTokenizer
-
-    name = str(path) if path not in (None, DEFAULT_TOKENIZER) else DEFAULT_TOKENIZER
-    if name == DEFAULT_TOKENIZER:
-        hf = LlamaTokenizer.from_pretrained(str(default_tokenizer_dir()))
-    else:
-        hf = AutoTokenizer.from_pretrained(str(path))
-    if "<image>" in hf.get_vocab():
-        base = hf.convert_tokens_to_ids("<image>")
-    else:
-        base = len(hf)
-    digest = hashlib.sha256(hf.backend_tokenizer.to_str().encode("utf-8")).hexdigest()
-    ids = ImageTokenIds(base)
-    hf.add_special_tokens({"additional_special_tokens": image_token_strings(max_images)})
-    got = hf.convert_tokens_to_ids(["<image>", "</image>", "<image0>"])
-    if got != [ids.start, ids.end, ids.first_placeholder]:
-        raise ValueError(f"tokenizer {name}: image tokens got ids {got}, expected {ids.start, ids.end, ids.first_placeholder}")
-    if hf.eos_token_id is None:
-        raise ValueError(f"tokenizer {name} has no EOS token")
-    fingerprint = f"sha256:{digest[:16]}/base{base}"
-    return TextTokenizer(hf, ids, hf.bos_token_id, hf.eos_token_id, fingerprint, name)
-
-
-# --- image placement ---------------------------------------------------------------
-
-
-def _span_text(image_index: int, ids: ImageTokenIds) -> str:
-    first = 32 * image_index
-    return "<image>" + "".join(f"<image{first + j}>" for j in range(32)) + "</image>"
-
-
-def _insert_images(text: str, inserts: list[tuple[int, int]], ids: ImageTokenIds) -> tuple[str, list[int]]:
-    """Insert spans (char position, image index) into ``text``.
-
-    Returns the new string and, for each original character, its offset in the new string
-    (plus one entry for the end of the string).
-    """
-    by_pos: dict[int, list[int]] = {}
-    for pos, image_index in inserts:
-        by_pos.setdefault(min(max(pos - 1, 0), len(text)), []).append(image_index)
-    parts: list[str] = []
-    char_map: list[int] = []
-    prev = added = 0
-    for cut in sorted(by_pos):
-        parts.append(text[prev:cut])
-        char_map.extend(range(prev + added, cut + added))
-        spans = "".join(_span_text(i, ids) for i in by_pos[cut])
-        parts.append(spans)
-        added += len(spans)
-        prev = cut
-    parts.append(text[prev:])
-    char_map.extend(range(prev + added, len(text) + added + 1))
-    return "".join(parts), char_map
-
-
-# --- encoding ------------------------------------------------------------------------
 
 
 @dataclass
@@ -153,121 +57,246 @@ class Encoded:
     labels: np.ndarray
     loss_weight: np.ndarray
     question: str
-    answer: str
+    answer: str  # as given (``•`` included), shortened when ``truncated``
     image_spans: list[dict]
     n_question_tokens: int
     truncated: bool
     keywords: list[str] = field(default_factory=list)
 
 
-def encode(
-    tok: TextTokenizer,
-    question: str,
-    answer: str,
-    placements: list[ImagePlacement],
-    keyword_spans: list[tuple[int, int, str]],
-    cfg: TextConfig,
-) -> Encoded:
-    """Tokenize one sample. ``keyword_spans`` are (start, end, term) character spans of
-    ``answer``; ``placements[i]`` is where image ``i`` goes. Raises :class:`TooLong`."""
-    ids = tok.ids
-    q_inserts = [(p.char, i) for i, p in enumerate(placements) if p.where == "question"]
-    a_inserts = [(p.char, i) for i, p in enumerate(placements) if p.where == "answer"]
-    q_text, _ = _insert_images(question, q_inserts, ids)
-    a_text, a_map = _insert_images(answer, a_inserts, ids)
-    sep = " " if q_text and a_text else ""
-    a_offset = len(q_text) + len(sep)
-    enc = tok.hf(q_text + sep + a_text, add_special_tokens=False, return_offsets_mapping=True)
-    token_ids = list(enc["input_ids"])
-    offsets = list(enc["offset_mapping"])
-    # A token belongs to the answer if it starts at or after the separator (SentencePiece
-    # attaches the separating space to the answer's first piece).
-    is_answer = [start >= len(q_text) for start, _ in offsets]
+# --- layout --------------------------------------------------------------------------------------------------------
+# A sample's text as a list of elements: an int is an image index (its 34-token span), a tuple is one character
+# (char, part, index into the original question/answer).
+_Element = int | tuple[str, int, int]
 
-    # Over-long: shorten the answer at a token boundary, never inside an image span.
-    prefix = 1 if tok.bos_id is not None else 0
-    budget = cfg.max_length - prefix - 1  # room for BOS and EOS
-    truncated = False
-    if len(token_ids) > budget:
-        n_question = sum(1 for a in is_answer if not a)
-        n_keep_answer = budget - n_question
-        if n_keep_answer < cfg.min_answer_tokens:
-            raise TooLong(
-                f"{len(token_ids) + prefix + 1} tokens > max_length {cfg.max_length}, "
-                f"and only {max(n_keep_answer, 0)} answer tokens would remain"
-            )
-        dropped = token_ids[budget:]
-        if any(ids.is_image_token(t) for t in dropped):
-            raise TooLong(f"{len(token_ids) + prefix + 1} tokens > max_length {cfg.max_length} with an image span past the limit")
-        token_ids, offsets, is_answer = token_ids[:budget], offsets[:budget], is_answer[:budget]
-        truncated = True
-        cut = offsets[-1][1] - a_offset  # end of the last kept token, in a_text
-        a_text = a_text[:cut]
-        answer = answer[: _plain_index(a_map, cut)]
 
-    # Keyword weights: a token is a keyword token if it overlaps a keyword span.
-    kw_in_text = [(a_offset + a_map[s], a_offset + a_map[e], term) for s, e, term in keyword_spans]
-    weights = []
-    labels = []
-    for tid, (start, end), ans in zip(token_ids, offsets, is_answer):
-        if not ans or ids.is_image_token(tid):
+def _elements(text: str, part: int, placements: list[tuple[int, int]]) -> list[_Element]:
+    """Rule 1 for one part: ``placements`` are (image index, p) in image order."""
+    buckets: dict[int, list[int]] = {}
+    for image_index, p in placements:
+        buckets.setdefault(_insert_at(p, len(text)), []).append(image_index)
+    out: list[_Element] = []
+    for i in range(len(text) + 1):
+        out.extend(buckets.get(i, ()))
+        if i < len(text) and not (part == _ANSWER and text[i] == BULLET):
+            out.append((text[i], part, i))
+    return out
+
+
+def _insert_at(p: int, length: int) -> int:
+    """RadFM's position rule ``max(p-1, 0)``; past the end (RadFM: IndexError) means after the last character."""
+    return min(max(p - 1, 0), length)
+
+
+@dataclass
+class _Tokens:
+    ids: list[int]  # without BOS / EOS
+    answer_chars: list[tuple[int, int] | None]  # per token: the answer characters it covers
+    image_starts: dict[int, int]  # image index -> token index of its <image>
+
+
+def _tokenize(tok: Tokenizer, elements: list[_Element]) -> _Tokens:
+    """Rules 3: cut at image spans, strip whitespace touching a span, encode each chunk alone."""
+    image = tok.ids
+    out = _Tokens([], [], {})
+    chunk: list[tuple[str, int, int]] = []
+    after_image = False
+
+    def flush(before_image: bool) -> None:
+        lo, hi = 0, len(chunk)
+        if after_image:
+            while lo < hi and chunk[lo][0].isspace():
+                lo += 1
+        if before_image:
+            while hi > lo and chunk[hi - 1][0].isspace():
+                hi -= 1
+        part = chunk[lo:hi]
+        if not part:
+            return
+        for tid, b, e in tok.encode_chunk("".join(c for c, _, _ in part)):
+            covered = [i for _, where, i in part[b:e] if where == _ANSWER]
+            out.ids.append(tid)
+            out.answer_chars.append((covered[0], covered[-1] + 1) if covered else None)
+
+    for el in elements:
+        if isinstance(el, int):
+            flush(before_image=True)
+            chunk = []
+            out.image_starts[el] = len(out.ids)
+            out.ids.extend(image.span(el))
+            out.answer_chars.extend([None] * len(image.span(el)))
+            after_image = True
+        else:
+            chunk.append(el)
+    flush(before_image=False)
+    return out
+
+
+def _encode_once(tok: Tokenizer, question: str, answer: str, placements: list[ImagePlacement],
+                 keyword_spans: list[tuple[int, int, str]], keyword_weight: float) -> Encoded:
+    q_place = [(i, p.char) for i, p in enumerate(placements) if p.where == "question"]
+    a_place = [(i, p.char) for i, p in enumerate(placements) if p.where != "question"]
+    q_elements = _elements(question, _QUESTION, q_place)
+    joined = _tokenize(tok, q_elements + [(" ", _SEPARATOR, 0)] + _elements(answer, _ANSWER, a_place))
+    n_question = 1 + len(_tokenize(tok, q_elements).ids)  # RadFM's question_length: BOS + the question alone
+
+    ids = [tok.bos_id, *joined.ids, tok.eos_id]
+    chars = [None, *joined.answer_chars, None]
+    base = tok.identity.base_vocab
+    labels, weights = [], []
+    for i, (t, span) in enumerate(zip(ids, chars)):
+        if i < n_question or t >= base or t == tok.pad_id:
             labels.append(IGNORE_INDEX)
             weights.append(WEIGHT_IGNORED)
             continue
-        labels.append(tid)
-        hit = any(start < k_end and end > k_start for k_start, k_end, _ in kw_in_text)
-        weights.append(cfg.keyword_weight if hit else WEIGHT_NORMAL)
-    kept_keywords = sorted({term for s, e, term in kw_in_text if s < (offsets[-1][1] if offsets else 0)})
-
-    if tok.bos_id is not None:
-        token_ids.insert(0, tok.bos_id)
-        labels.insert(0, IGNORE_INDEX)
-        weights.insert(0, WEIGHT_IGNORED)
-    token_ids.append(tok.eos_id)
-    labels.append(tok.eos_id)
-    weights.append(WEIGHT_NORMAL)
-
-    input_ids = np.asarray(token_ids, dtype=np.int32)
-    spans = _image_spans(input_ids, placements, ids)
-    n_question = int(prefix + sum(1 for a in is_answer if not a))
+        labels.append(t)
+        hit = span is not None and any(span[0] < k_end and span[1] > k_start for k_start, k_end, _ in keyword_spans)
+        weights.append(keyword_weight if hit else WEIGHT_NORMAL)
+    spans = [{"image": i, "where": p.where, "char": p.char, "token_start": 1 + joined.image_starts[i]}
+             for i, p in enumerate(placements)]
     return Encoded(
-        input_ids=input_ids,
+        input_ids=np.asarray(ids, dtype=np.int32),
         labels=np.asarray(labels, dtype=np.int32),
         loss_weight=np.asarray(weights, dtype=np.float32),
         question=question,
         answer=answer,
         image_spans=spans,
         n_question_tokens=n_question,
-        truncated=truncated,
-        keywords=kept_keywords,
+        truncated=False,
+        keywords=sorted({term for _, _, term in keyword_spans}),
     )
 
 
-def _plain_index(char_map: list[int], new_offset: int) -> int:
-    """Largest original character index whose position in the new string is <= offset."""
-    lo, hi = 0, len(char_map) - 1
-    while lo < hi:
-        mid = (lo + hi + 1) // 2
-        if char_map[mid] <= new_offset:
-            lo = mid
+def encode(
+    tok: Tokenizer,
+    question: str,
+    answer: str,
+    placements: list[ImagePlacement],
+    keyword_spans: list[tuple[int, int, str]],
+    cfg: TextConfig,
+) -> Encoded:
+    """Tokenize one sample (module docstring, rules 1–6). ``keyword_spans`` are (start, end, term) character spans
+    of ``answer``; ``placements[i]`` is where image ``i`` goes. Raises :class:`TooLong`."""
+    enc = _encode_once(tok, question, answer, placements, keyword_spans, cfg.keyword_weight)
+    if enc.input_ids.size <= cfg.max_length:
+        return enc
+    return _shorten(tok, question, answer, placements, keyword_spans, cfg, enc.input_ids.size)
+
+
+def _shorten(tok: Tokenizer, question: str, answer: str, placements: list[ImagePlacement],
+             keyword_spans: list[tuple[int, int, str]], cfg: TextConfig, n_full: int) -> Encoded:
+    """Rule 5: the longest answer prefix ending at a whole word that fits (binary search over word ends)."""
+    last_image = max((_insert_at(p.char, len(answer)) for p in placements if p.where != "question"), default=0)
+    word_ends = [e for e in range(max(last_image, 1), len(answer))
+                 if not answer[e - 1].isspace() and answer[e].isspace()]
+
+    def attempt(end: int) -> Encoded:
+        kept = [s for s in keyword_spans if s[1] <= end]
+        return _encode_once(tok, question, answer[:end], placements, kept, cfg.keyword_weight)
+
+    best: Encoded | None = None
+    lo, hi = 0, len(word_ends) - 1
+    while lo <= hi:
+        mid = (lo + hi) // 2
+        enc = attempt(word_ends[mid])
+        if enc.input_ids.size <= cfg.max_length:
+            best, lo = enc, mid + 1
         else:
             hi = mid - 1
-    return lo
+    limit = f"{n_full} tokens > max_length {cfg.max_length}"
+    if best is None:
+        where = "an image in the answer sits past the limit" if last_image else "no whole answer word fits"
+        raise TooLong(f"{limit}: {where}")
+    n_answer = best.input_ids.size - best.n_question_tokens - 1
+    if n_answer < cfg.min_answer_tokens:
+        raise TooLong(f"{limit}, and only {max(n_answer, 0)} answer tokens would remain (min_answer_tokens "
+                      f"{cfg.min_answer_tokens})")
+    best.truncated = True
+    return best
 
 
-def _image_spans(input_ids: np.ndarray, placements: list[ImagePlacement], ids: ImageTokenIds) -> list[dict]:
-    """Token start of each image's span, checked against the token layout."""
-    starts = np.flatnonzero(input_ids == ids.start)
-    found: dict[int, int] = {}
-    for s in starts:
-        k = int(input_ids[s + 1]) - ids.first_placeholder
-        found[k // 32] = int(s)
-    spans = []
-    for i, p in enumerate(placements):
-        if i not in found:
-            raise AssertionError(f"image {i} span missing from the tokenized text")
-        s = found[i]
-        if input_ids[s : s + 34].tolist() != ids.span(i):
-            raise AssertionError(f"image {i} span at token {s} was split by the tokenizer")
-        spans.append({"image": i, "where": p.where, "char": p.char, "token_start": s})
-    return spans
+def encode_text(tok: Tokenizer, matcher, question: str, answer: str, placements: list[ImagePlacement],
+                cfg: TextConfig) -> Encoded:
+    """The build's text step: keywords of ``answer`` found by ``matcher`` (``pipelines.keywords``), then
+    :func:`encode`. The preview below calls exactly this."""
+    return encode(tok, question, answer, placements, matcher.find(answer), cfg)
+
+
+# --- preview -------------------------------------------------------------------------------------------------------
+def _placements(images) -> list[ImagePlacement]:
+    if not isinstance(images, list):
+        raise ValueError("'images' must be a list of {\"where\": \"question\"|\"answer\", \"pos\": int}")
+    out = []
+    for im in images:
+        if not isinstance(im, dict) or im.get("where") not in ("question", "answer") or not isinstance(im.get("pos"), int):
+            raise ValueError(f"bad image entry {im!r}: expected {{\"where\": \"question\"|\"answer\", \"pos\": int}}")
+        out.append(ImagePlacement(im["where"], im["pos"]))
+    return out
+
+
+def preview(tok: Tokenizer, matcher, cfg: TextConfig, sample: dict) -> dict:
+    """One preview answer: ``input_ids``, ``labels``, ``loss_weight``, ``text`` (``Tokenizer.render``) and the
+    meta values the build would store."""
+    if not isinstance(sample, dict):
+        raise ValueError("each line must be a JSON object")
+    question, answer = sample.get("question", ""), sample.get("answer", "")
+    if not isinstance(question, str) or not isinstance(answer, str):
+        raise ValueError("'question' and 'answer' must be strings")
+    enc = encode_text(tok, matcher, question, answer, _placements(sample.get("images", [])), cfg)
+    out = {
+        "input_ids": enc.input_ids.tolist(),
+        "labels": enc.labels.tolist(),
+        "loss_weight": [float(w) for w in enc.loss_weight],
+        "text": tok.render(enc.input_ids, enc.labels, enc.loss_weight, enc.n_question_tokens),
+        "n_question_tokens": enc.n_question_tokens,
+        "image_spans": enc.image_spans,
+        "keywords": enc.keywords,
+        "truncated": enc.truncated,
+        "tokenizer": tok.fingerprint,
+    }
+    if enc.truncated:
+        out["answer"] = enc.answer
+    if "id" in sample:
+        out = {"id": sample["id"], **out}
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    from pipelines.keywords import make_matcher
+
+    d = TextConfig()
+    ap = argparse.ArgumentParser(
+        prog="python -m pipelines.text",
+        description="Token preview: reads JSON lines {\"question\": str, \"answer\": str, \"images\": [{\"where\": "
+                    "\"question\"|\"answer\", \"pos\": int}]} on stdin and writes one JSON line per input with "
+                    "input_ids, labels, loss_weight and a readable 'text', through the build's code path. "
+                    "'pos' follows RadFM: the image goes before character max(pos-1, 0).")
+    ap.add_argument("--tokenizer", default=DEFAULT_TOKENIZER,
+                    help="tokenizer folder or tokenizer.model (default: the build's default tokenizer)")
+    ap.add_argument("--keywords", default="lexicon", help="lexicon | lexicon+spacy:MODEL | none (as the build; a "
+                    "dataset's own label names are not included)")
+    ap.add_argument("--max-length", type=int, default=d.max_length)
+    ap.add_argument("--min-answer-tokens", type=int, default=d.min_answer_tokens)
+    args = ap.parse_args(argv)
+    try:
+        tok = load_tokenizer(args.tokenizer)
+        matcher = make_matcher(args.keywords)
+    except (TokenizerError, ValueError, RuntimeError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    cfg = TextConfig(max_length=args.max_length, min_answer_tokens=args.min_answer_tokens)
+    failed = 0
+    for n, line in enumerate(sys.stdin, 1):
+        if not line.strip():
+            continue
+        try:
+            out = preview(tok, matcher, cfg, json.loads(line))
+        except (ValueError, TooLong) as exc:  # json.JSONDecodeError is a ValueError
+            failed += 1
+            out = {"line": n, "error": f"{getattr(exc, 'reason', 'bad_input')}: {exc}"}
+        print(json.dumps(out, ensure_ascii=False), flush=True)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

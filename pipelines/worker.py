@@ -20,7 +20,7 @@ from pipelines import imaging
 from pipelines.config import BuildConfig
 from pipelines.keywords import KeywordMatcher, make_matcher
 from pipelines.records import Job, Reject
-from pipelines.text import TextTokenizer, TooLong, encode, load_tokenizer
+from pipelines.text import Tokenizer, TooLong, encode_text, load_tokenizer
 from pipelines.writer import SampleSummary, ShardWriter
 from shards_spec.codec import encode_sample
 from shards_spec.layout import SPEC_VERSION
@@ -57,7 +57,7 @@ DELAY_ENV = "RADFM_TEST_SAMPLE_DELAY_S"
 _CACHE: dict[tuple, Any] = {}
 
 
-def _tokenizer(env: WorkerEnv) -> TextTokenizer:
+def _tokenizer(env: WorkerEnv) -> Tokenizer:
     key = ("tok", env.tokenizer, env.config.image.max_images)
     if key not in _CACHE:
         _CACHE[key] = load_tokenizer(env.tokenizer, env.config.image.max_images)
@@ -83,7 +83,7 @@ def build_sample(job: Job, env: WorkerEnv) -> tuple[dict[str, bytes], SampleSumm
     tok, matcher = _tokenizer(env), _matcher(env)
     vision = load_images(job, env)
     spec, record = job.spec, job.record
-    enc = encode(tok, spec.question, spec.answer, list(spec.placements), matcher.find(spec.answer), env.config.text)
+    enc = encode_text(tok, matcher, spec.question, spec.answer, list(spec.placements), env.config.text)
     used = [record.images[i] for i in spec.image_indices]
     meta = SampleMeta(
         spec_version=SPEC_VERSION,
@@ -107,7 +107,7 @@ def build_sample(job: Job, env: WorkerEnv) -> tuple[dict[str, bytes], SampleSumm
         n_question_tokens=enc.n_question_tokens,
         keywords=tuple(enc.keywords),
         tokenizer=tok.fingerprint,
-        special_ids={"bos": tok.bos_id, "eos": tok.eos_id, "base_vocab": tok.ids.base_vocab},
+        special_ids=tok.special_ids(),
     )
     members = encode_sample(
         input_ids=enc.input_ids,

@@ -1,4 +1,4 @@
-"""Names, paths and token-layout constants of the shard format (spec version 1)."""
+"""Names, paths and token-layout constants of the shard format (spec version 1.x)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-SPEC_VERSION = "1.0"
+SPEC_VERSION = "1.1"
 
 #: The two shard streams. 2D and 3D samples never share a shard.
 STREAMS = ("2d", "3d")

@@ -231,7 +231,7 @@ class Manifest(_Record):
 
     spec_version: str
     dataset: str
-    tokenizer: str
+    tokenizer: dict[str, Any] | str  # the tokenizer identity (spec 1.1; a fingerprint string in 1.0)
     build: dict[str, Any]  # mode, splits, the full build config, keyword matcher, tokenizer name
     samples: int
     counts: dict[str, dict[str, int]]  # "task" (keyed <stream>/<split>/<task>), "split", "stream"

@@ -44,6 +44,7 @@ from shards_spec.layout import (
 from shards_spec.reader import GroupingError, iter_raw_samples
 from shards_spec.schema import IndexEntry, Manifest, SampleMeta, SchemaError
 from shards_spec.tario import UnsafeTar
+from shards_spec.tokenizer import BOS_ID, EOS_ID, PAD_ID, fingerprint_of
 
 META_KEYS = {f.name for f in dataclasses.fields(SampleMeta)}
 
@@ -69,7 +70,7 @@ class Limits:
         return cls(
             img.get("size_2d", d.size_2d), img.get("size_3d", d.size_3d), img.get("depth_multiple", d.depth_multiple),
             img.get("min_depth", d.min_depth), img.get("max_depth", d.max_depth), txt.get("max_length", d.max_length),
-            txt.get("keyword_weight", d.keyword_weight), manifest.get("tokenizer"),
+            txt.get("keyword_weight", d.keyword_weight), fingerprint_of(manifest.get("tokenizer")),
         )
 
 
@@ -125,6 +126,9 @@ def check_sample(where: str, key: str, decoded: dict[str, Any], expect: dict[str
         report.add(where, "meta-consistency", f"meta n_tokens {meta.n_tokens} != {n}")
     special = meta.special_ids
     tok_ids = ImageTokenIds(int(special["base_vocab"]))
+    if (special.get("pad"), special.get("bos"), special.get("eos")) != (PAD_ID, BOS_ID, EOS_ID):
+        report.add(where, "special-ids", f"pad/bos/eos {special.get('pad')}/{special.get('bos')}/{special.get('eos')}, "
+                                         f"the layout has {PAD_ID}/{BOS_ID}/{EOS_ID}")
     eos = int(special["eos"])
     learned = labels != IGNORE_INDEX
     if np.any(learned & (labels != ids)):

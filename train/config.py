@@ -70,6 +70,9 @@ class TrainConfig:
     #: our save_pretrained directory, or RadFM's official pytorch_model.bin (load_official_checkpoint)
     checkpoint: str | None = None
     tokenizer: str | None = None  # only used to log decoded text ("default" = the builder's tokenizer)
+    #: Train although the shards' tokenizer differs from the one the model was trained with (experiments only:
+    #: the same ids then mean other pieces). A differing base vocabulary is refused regardless.
+    allow_tokenizer_mismatch: bool = False
     gradient_checkpointing: bool = False
     #: build the model inside deepspeed.zero.Init (partitioned at construction); "auto": ZeRO-3 without checkpoint
     zero_init: str | bool = "auto"

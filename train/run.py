@@ -45,7 +45,7 @@ from train.collate import CollateConfig
 from train.config import TrainConfig, load_config, resolve_deepspeed_path
 from train.logs import StepLogger
 from train.schedule import STREAM_2D, STREAM_3D, StepSchedule, default_ratio_2d
-from train.sources import check_tokenizers, resolve_sources, weighted_samples
+from train.sources import SourceError, bind_model_tokenizer, resolve_sources, weighted_samples
 from train.stream import StreamConfig, StreamLoader
 
 MODEL_INPUTS = ("input_ids", "attention_mask", "vision_x", "labels", "loss_weight")
@@ -98,11 +98,8 @@ def seed_all(seed: int) -> None:
 
 
 # ----------------------------------------------------------------------------------------------- data
-def build_streams(cfg: TrainConfig, rank: int, world: int, states: dict,
-                  model_vocab: int | None = None) -> tuple[StepSchedule, dict, dict]:
+def build_streams(cfg: TrainConfig, rank: int, world: int, states: dict) -> tuple[StepSchedule, dict, dict]:
     shards = resolve_sources(cfg.sources)
-    if model_vocab is not None:
-        check_tokenizers(shards, model_vocab)
     n2, n3 = weighted_samples(shards[STREAM_2D]), weighted_samples(shards[STREAM_3D])
     if cfg.stream_ratio_2d is not None:
         ratio = cfg.stream_ratio_2d
@@ -312,6 +309,7 @@ def main(argv: list[str] | None = None) -> int:
     seed_all(cfg.seed)
     ds_config = deepspeed_config(cfg, on_cpu)
     model = build_model(cfg, ds_config)
+    bind_model_tokenizer(cfg.sources, model.config, cfg.allow_tokenizer_mismatch)  # refuse before the engine exists
     optimizer = None
     if "optimizer" not in ds_config:
         optimizer = torch.optim.AdamW(param_groups(model, cfg.weight_decay), lr=cfg.lr,
@@ -340,7 +338,7 @@ def main(argv: list[str] | None = None) -> int:
                       "(raise 'steps', or use resume=false / a new output_dir to start over)", flush=True)
 
     # ---- data
-    schedule, loaders, data_info = build_streams(cfg, rank, world, stream_states, engine.module.config.vocab_size)
+    schedule, loaders, data_info = build_streams(cfg, rank, world, stream_states)
     expected = schedule.consumed(start_step * micro_per_step)
     for name, loader in loaders.items():
         if loader.batches != expected[name]:
@@ -360,9 +358,9 @@ def main(argv: list[str] | None = None) -> int:
 
     tokenizer = None
     if rank == 0 and cfg.tokenizer and cfg.log_text_every > 0:
-        from pipelines.text import load_tokenizer
+        from shards_spec.tokenizer import load_tokenizer
 
-        tokenizer = load_tokenizer(cfg.tokenizer).hf
+        tokenizer = load_tokenizer(cfg.tokenizer)
 
     logger = StepLogger(out, rank, start_step if found is not None else None)
     bar = None
@@ -470,4 +468,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    try:
+        sys.exit(main())
+    except SourceError as exc:  # a data problem the user fixes (message says how): one line, no traceback
+        print(f"[train] error: {exc}", file=sys.stderr, flush=True)
+        sys.exit(2)

@@ -26,6 +26,7 @@ from pathlib import Path
 from shards_spec.jsonio import read_json
 from shards_spec.layout import FIELD_META, MANIFEST_NAME, SHARD_RE, SPEC_VERSION, STREAMS, index_path
 from shards_spec.schema import Manifest, SchemaError
+from shards_spec.tokenizer import TokenizerIdentity
 
 from .config import SourceConfig
 
@@ -166,12 +167,12 @@ def resolve_sources(sources: list[SourceConfig]) -> dict[str, list[ShardRef]]:
     return by_stream
 
 
-def tokenizer_fingerprints(by_stream: dict[str, list[ShardRef]]) -> dict[str, str]:
-    """``{dataset: tokenizer fingerprint}`` read from the first sample of each dataset's first shard (one seek
-    through the index sidecar per dataset)."""
+def shard_tokenizers(by_stream: dict[str, list[ShardRef]]) -> dict[str, TokenizerIdentity]:
+    """``{dataset: tokenizer identity}`` as stated by the first sample of each dataset's first shard (``meta.json``
+    ``tokenizer`` + ``special_ids``; one seek through the index sidecar per dataset)."""
     from shards_spec.codec import decode_meta
 
-    found: dict[str, str] = {}
+    found: dict[str, TokenizerIdentity] = {}
     for shard in (s for shards in by_stream.values() for s in shards):
         if shard.dataset in found:
             continue
@@ -180,27 +181,62 @@ def tokenizer_fingerprints(by_stream: dict[str, list[ShardRef]]) -> dict[str, st
             offset, size = entry["members"][FIELD_META]
             with open(shard.path, "rb") as fh:
                 fh.seek(offset)
-                found[shard.dataset] = decode_meta(fh.read(size))["tokenizer"]
+                found[shard.dataset] = TokenizerIdentity.from_meta(decode_meta(fh.read(size)))
         except (OSError, ValueError, KeyError, IndexError, TypeError) as exc:
             log.warning(f"{shard.path}: cannot read the tokenizer fingerprint ({exc})")
     return found
 
 
-def check_tokenizers(by_stream: dict[str, list[ShardRef]], model_vocab: int) -> str | None:
-    """All sources must share one tokenizer, and its base vocabulary must be the model's: image token ids are
-    ``base + 2 + K``, so a mismatch would silently feed the wrong embeddings. Returns the fingerprint."""
-    found = tokenizer_fingerprints(by_stream)
-    if len(set(found.values())) > 1:
-        listing = ", ".join(f"{d}: {fp}" for d, fp in sorted(found.items()))
+def tokenizer_fingerprints(by_stream: dict[str, list[ShardRef]]) -> dict[str, str]:
+    """``{dataset: tokenizer fingerprint}`` (see :func:`shard_tokenizers`)."""
+    return {d: ident.fingerprint for d, ident in shard_tokenizers(by_stream).items()}
+
+
+def check_tokenizers(by_stream: dict[str, list[ShardRef]], model_vocab: int,
+                     model_tokenizer: TokenizerIdentity | dict | None = None,
+                     allow_mismatch: bool = False) -> TokenizerIdentity | None:
+    """Refuse sources the model cannot read correctly; return the shards' tokenizer identity.
+
+    * All sources must share one tokenizer.
+    * Its base vocabulary must be the model's ``vocab_size``: image token ids are ``base + 2 + K``, so a mismatch
+      would silently feed the wrong embeddings (refused even with ``allow_mismatch``).
+    * It must be the tokenizer the model was trained with (``model_tokenizer``, the model's
+      ``config.tokenizer``), unless ``allow_mismatch``: otherwise the same ids mean other pieces. A model without a
+      recorded tokenizer accepts any.
+    """
+    found = shard_tokenizers(by_stream)
+    if len({ident.fingerprint for ident in found.values()}) > 1:
+        listing = ", ".join(f"{d}: {ident.fingerprint}" for d, ident in sorted(found.items()))
         raise SourceError(f"the sources were built with different tokenizers ({listing}); rebuild them with one")
     if not found:
         return None
-    fingerprint = next(iter(found.values()))
-    base = fingerprint.rsplit("/base", 1)[-1]
-    if base.isdigit() and int(base) != model_vocab:
-        raise SourceError(f"the shards' tokenizer has a base vocabulary of {base} pieces but the model's vocab_size "
-                          f"is {model_vocab}; image token ids would not line up")
-    return fingerprint
+    shards = next(iter(found.values()))
+    if shards.base_vocab != model_vocab:
+        raise SourceError(f"the shards' tokenizer has a base vocabulary of {shards.base_vocab} pieces but the model's "
+                          f"vocab_size is {model_vocab}; image token ids would not line up")
+    if isinstance(model_tokenizer, dict):
+        model_tokenizer = TokenizerIdentity.from_dict(model_tokenizer)
+    if model_tokenizer is not None and model_tokenizer != shards:
+        datasets = ", ".join(sorted(found))
+        where = model_tokenizer.source or "the model's tokenizer folder"
+        problem = (f"dataset {datasets} was built with tokenizer {shards.describe()}, but the model was trained with "
+                   f"{model_tokenizer.describe()}: the same ids would mean other pieces")
+        if not allow_mismatch:
+            raise SourceError(f"{problem}. Rebuild the shards with the model's tokenizer (python -m pipelines.build "
+                              f"--dataset NAME ... --tokenizer <{where}>), or set allow_tokenizer_mismatch: true to "
+                              "train anyway")
+        log.warning(f"{problem} (training anyway: allow_tokenizer_mismatch is set)")
+    return shards
+
+
+def bind_model_tokenizer(sources: list[SourceConfig], model_config, allow_mismatch: bool = False) -> TokenizerIdentity | None:
+    """The trainer's check before it builds the engine: :func:`check_tokenizers` against ``model_config``
+    (``vocab_size``, ``tokenizer``); a model without a recorded tokenizer adopts the shards' (``config.tokenizer``
+    is then saved with the model)."""
+    shards = check_tokenizers(resolve_sources(sources), model_config.vocab_size, model_config.tokenizer, allow_mismatch)
+    if model_config.tokenizer is None and shards is not None:
+        model_config.tokenizer = shards.to_dict()
+    return shards
 
 
 def weighted_samples(shards: list[ShardRef]) -> float:
@@ -208,5 +244,6 @@ def weighted_samples(shards: list[ShardRef]) -> float:
     return float(sum(s.weight * s.samples for s in shards))
 
 
-__all__ = ["ShardRef", "SourceError", "check_tokenizers", "resolve_source", "resolve_sources", "tokenizer_fingerprints",
+__all__ = ["ShardRef", "SourceError", "bind_model_tokenizer", "check_tokenizers", "resolve_source", "resolve_sources",
+           "shard_tokenizers", "tokenizer_fingerprints",
            "weighted_samples", "count_index_samples"]

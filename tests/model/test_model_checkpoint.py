@@ -19,6 +19,7 @@ from model import (
 )
 from model.checkpoint import classify_key
 from shards_spec.layout import ImageTokenIds
+from shards_spec.tokenizer import RADFM_RELEASED
 
 TOK = ImageTokenIds(32000)
 TINY_HEADS = UnusedHeadSizes.tiny()
@@ -141,6 +142,7 @@ def test_load_official_checkpoint_tiny(tmp_path):
 
     model, report = load_official_checkpoint(path, config=cfg)
     assert not model.training
+    assert model.config.tokenizer_identity == RADFM_RELEASED and cfg.tokenizer is None  # bound to RadFM's tokenizer
     assert model.embeddings_tied()
     assert not any(t.is_meta for t in [*model.parameters(), *model.buffers()])
     # What was dropped, by group and count.

@@ -9,7 +9,7 @@ import pytest
 
 from shards_spec.codec import decode_member
 from shards_spec.jsonio import json_bytes, read_json
-from shards_spec.layout import FIELD_META, index_path
+from shards_spec.layout import FIELD_META, SPEC_VERSION, index_path
 from shards_spec.reader import iter_raw_samples
 from shards_spec.schema import IndexEntry, Manifest, SampleMeta, SchemaError, ShardIndex
 
@@ -45,7 +45,7 @@ def _meta(demo_shards) -> dict:
 ])
 def test_mistyped_meta_is_refused_with_its_path(demo_shards, change, message):
     meta = _meta(demo_shards)
-    assert SampleMeta.from_dict(meta).spec_version == "1.0"
+    assert SampleMeta.from_dict(meta).spec_version == SPEC_VERSION
     meta.update(unknown_new_key=1)  # a minor version may add keys: ignored
     SampleMeta.from_dict(meta)
     change(meta)

@@ -20,7 +20,8 @@ def test_default_tokenizer_is_llama_32k_with_radfm_image_ids(tok):
     assert tok.ids.base_vocab == 32000
     assert (tok.bos_id, tok.eos_id) == (1, 2)
     assert tok.hf.convert_tokens_to_ids(["<image>", "</image>", "<image0>", "<image31>", "<image32>"]) == [32000, 32001, 32002, 32033, 32034]
-    assert tok.fingerprint.startswith("sha256:") and tok.fingerprint.endswith("/base32000")
+    assert tok.convert_ids_to_tokens([0, 1, 2, 32000, 32001, 32002, 32033]) == ["<unk>", "<s>", "</s>", "<image>", "</image>", "<image0>", "<image31>"]
+    assert tok.fingerprint.startswith("sha256:") and tok.identity.pad_id == 0
 
 
 def test_image_span_layout_and_labels(tok):
@@ -32,11 +33,11 @@ def test_image_span_layout_and_labels(tok):
     s = span["token_start"]
     assert ids[s : s + 34] == [32000, *range(32002, 32034), 32001]
     # RadFM's rule: position len(question) puts the image before the last character ("?")
-    assert tok.hf.decode(ids[s + 34 : s + 35]).strip() == "?"
+    assert tok.decode(ids[s + 34 : s + 35]).strip() == "?"
     assert all(label == IGNORE_INDEX for label in labels[: enc.n_question_tokens])
     answer_labels = labels[enc.n_question_tokens :]
     assert all(label == t for label, t in zip(answer_labels, ids[enc.n_question_tokens :]))
-    assert tok.hf.decode(ids[enc.n_question_tokens :]).startswith("Findings")
+    assert tok.decode(ids[enc.n_question_tokens :]).startswith("Findings")
     assert ids[-1] == 2 and labels[-1] == 2 and enc.loss_weight[-1] == 1.0
     assert np.all(enc.loss_weight[np.asarray(labels) == IGNORE_INDEX] == 0)
 
@@ -63,7 +64,7 @@ def test_keyword_weights_cover_in_context_tokens(tok):
     m = make_matcher()
     a = "Findings: No pleural effusions or pneumothorax. Impression: Cardiomegaly."
     enc = encode(tok, "Report?", a, [ImagePlacement("question", 7)], m.find(a), TextConfig())
-    pieces = tok.hf.convert_ids_to_tokens(enc.input_ids.tolist())
+    pieces = tok.convert_ids_to_tokens(enc.input_ids.tolist())
     weighted = "".join(p for p, w in zip(pieces, enc.loss_weight) if w == 3.0).replace("\u2581", " ")
     assert "pleural effusions" in weighted and "pneumothorax" in weighted and "Cardiomegaly" in weighted
     assert "Findings" not in weighted and " No" not in weighted
@@ -85,14 +86,15 @@ def test_keywords_none_and_bad_spec():
         make_matcher("lexicon+spacy:definitely_not_a_model")
 
 
-def test_long_answer_is_shortened_at_a_token_boundary(tok):
+def test_long_answer_is_shortened_at_a_word_boundary(tok):
     a = "The lungs are clear. " * 400
     cfg = TextConfig(max_length=128)
     enc = encode(tok, "Report?", a, [ImagePlacement("question", 7)], [], cfg)
     assert enc.truncated and enc.input_ids.size == 128
     assert enc.input_ids[-1] == 2
     assert a.startswith(enc.answer) and len(enc.answer) < len(a)
-    assert enc.image_spans[0]["token_start"] == 1 + len(tok.hf("Report", add_special_tokens=False)["input_ids"])
+    assert enc.image_spans[0]["token_start"] == 1 + len(tok.encode_ids("Report"))
+    assert a[len(enc.answer)] == " " and enc.answer.endswith("clear.")  # cut after a whole word
 
 
 def test_too_long_question_or_cut_image_is_rejected(tok):
@@ -109,18 +111,14 @@ def test_encoding_is_deterministic(tok):
     assert np.array_equal(a.input_ids, b.input_ids) and np.array_equal(a.loss_weight, b.loss_weight)
 
 
-def test_any_hugging_face_tokenizer_directory(tmp_path, tok):
-    """A user tokenizer (here a small word-level one) gets image ids right after its vocab."""
-    from tokenizers import Tokenizer, models, pre_tokenizers
+def test_a_tokenizer_without_sentencepiece_model_is_refused(tmp_path):
+    """The layout is RadFM's (LLaMA-style SentencePiece); a word-level Hugging Face folder cannot give it."""
+    from tokenizers import Tokenizer, models
     from transformers import PreTrainedTokenizerFast
 
-    words = ["<unk>", "<s>", "</s>", "findings", ":", "mild", "cardiomegaly", ".", "report", "?"]
-    backend = Tokenizer(models.WordLevel({w: i for i, w in enumerate(words)}, unk_token="<unk>"))
-    backend.pre_tokenizer = pre_tokenizers.Sequence([pre_tokenizers.WhitespaceSplit(), pre_tokenizers.Punctuation()])
-    PreTrainedTokenizerFast(tokenizer_object=backend, unk_token="<unk>", bos_token="<s>", eos_token="</s>").save_pretrained(tmp_path)
-    mine = load_tokenizer(tmp_path, max_images=2)
-    assert mine.ids.base_vocab == len(words) and (mine.bos_id, mine.eos_id) == (1, 2)
-    assert mine.fingerprint != tok.fingerprint
-    enc = encode(mine, "report ?", "findings : mild cardiomegaly .", [ImagePlacement("question", 8)], [], TextConfig())
-    assert enc.input_ids[enc.image_spans[0]["token_start"]] == len(words)
-    assert enc.input_ids.tolist()[-6:] == [3, 4, 5, 6, 7, 2]
+    from shards_spec.tokenizer import TokenizerError
+
+    backend = Tokenizer(models.WordLevel({"<unk>": 0, "<s>": 1, "</s>": 2, "report": 3}, unk_token="<unk>"))
+    PreTrainedTokenizerFast(tokenizer_object=backend, unk_token="<unk>").save_pretrained(tmp_path)
+    with pytest.raises(TokenizerError, match="no tokenizer.model"):
+        load_tokenizer(tmp_path)

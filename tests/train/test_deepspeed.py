@@ -154,6 +154,7 @@ def _assert_exported_model_learned(final: Path, shards: Path) -> None:
     vision = torch.from_numpy(sample["vision.npy.zst"]).float().div(255)[None]  # [1, S, 1, H, W, 1]
     vision = vision.expand(-1, -1, 3, -1, -1, 4).contiguous()
     trained = RadFMForCausalLM.from_pretrained(final, dtype=torch.float32)
+    assert trained.config.tokenizer["fingerprint"] == sample["meta.json"]["tokenizer"]  # the shards' tokenizer, recorded
     torch.manual_seed(0)
     fresh = RadFMForCausalLM(get_config("tiny")).eval()
     with torch.no_grad():
