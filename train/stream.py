@@ -21,8 +21,8 @@ The order of samples seen by every (rank, DataLoader worker) *slot* is a pure fu
 5. **Whole batches per epoch.** If a slot's epoch is not a whole number of batches, it is completed with
    repeats of its own samples (fewer than ``batch_size``; with grouping the nearest lengths), so batches never
    straddle epochs and each epoch starts aligned with its length groups.
-6. **Batches.** The worker decodes samples in emitted order (seek + read of the sample's member span, no tar
-   walking) and collates every ``batch_size`` *good* samples into a batch. Workers yield whole batches, so
+6. **Batches.** The worker decodes samples in emitted order (one positioned read of the sample's member span,
+   no tar walking; ``train.read``) and collates every ``batch_size`` *good* samples into a batch. Workers yield whole batches, so
    PyTorch's DataLoader, which polls workers round-robin, delivers batch ``i`` from worker ``i % N``.
 
 Epochs and equal step counts ("repeating with a fixed step count")
@@ -58,35 +58,18 @@ keeps the next epoch aligned). A shard whose index sidecar is missing or unreada
 
 from __future__ import annotations
 
-import json
 import math
 import random
-import sys
-from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any, Iterator
 
-import numpy as np
 import torch
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
-from shards_spec.codec import DecodeError, decode_member
-from shards_spec.layout import (
-    FIELD_INPUT_IDS,
-    FIELD_LABELS,
-    FIELD_LOSS_WEIGHT,
-    FIELD_META,
-    FIELD_VISION,
-    FIELDS,
-    IGNORE_INDEX,
-    IMAGE_TOKENS_PER_IMAGE,
-)
-
 from .collate import CollateConfig, Sample, collate
+from .read import DEFAULT_BASE_VOCAB, BadSample, FileCache, IndexCache, _warn, read_sample
 from .schedule import seed_from, unit_hash
 from .sources import ShardRef
-
-DEFAULT_BASE_VOCAB = 32000
 
 
 @dataclass(frozen=True)
@@ -105,14 +88,6 @@ class StreamConfig:
         if self.length_grouping and self.batch_size > 1:
             return int(math.ceil(self.block_size / self.batch_size) * self.batch_size)
         return self.block_size
-
-
-class BadSample(Exception):
-    pass
-
-
-def _warn(msg: str) -> None:
-    print(f"[train.stream] warning: {msg}", file=sys.stderr, flush=True)
 
 
 # ============================================================================ pure planning functions
@@ -225,47 +200,6 @@ def pad_to_batches(order: list[int], batch_size: int, length_grouping: bool) -> 
     return order + fill
 
 
-# ============================================================================ index sidecars
-def _scan_index(path: str) -> list[dict]:
-    """Index entries for a tar without (readable) sidecar, by walking its headers."""
-    from shards_spec.reader import iter_raw_samples
-
-    entries = []
-    try:
-        for raw in iter_raw_samples(path, read_data=False):
-            members = {f: [m.data_offset, m.size] for f, m in raw.members.items()}
-            first = min(m.header_offset for m in raw.members.values())
-            end = max(m.data_offset + m.size for m in raw.members.values())
-            entries.append({"key": raw.key, "offset": first, "size": end - first, "members": members,
-                            "n_tokens": 0, "n_images": 0, "depth": 0})
-    except Exception as exc:
-        _warn(f"{path}: walking the tar stopped ({exc}); {len(entries)} samples indexed")
-    return entries
-
-
-class IndexCache:
-    """Index entries per shard path, loaded lazily (in the worker that reads the shard)."""
-
-    def __init__(self) -> None:
-        self._cache: dict[str, list[dict]] = {}
-
-    def get(self, shard: ShardRef) -> list[dict]:
-        if shard.path not in self._cache:
-            try:
-                with open(shard.index) as fh:
-                    data = json.load(fh)
-                entries = data["samples"]
-                if not isinstance(entries, list):
-                    raise ValueError("'samples' is not a list")
-            except (OSError, ValueError, KeyError, TypeError) as exc:
-                _warn(f"{shard.index}: unreadable index sidecar ({exc}); indexing by walking the tar")
-                entries = _scan_index(shard.path)
-            if shard.samples >= 0 and len(entries) != shard.samples:
-                _warn(f"{shard.name}: index lists {len(entries)} samples, manifest {shard.samples}; using the index")
-            self._cache[shard.path] = entries
-        return self._cache[shard.path]
-
-
 # ============================================================================ per-slot plan
 @dataclass
 class EpochPlan:
@@ -300,81 +234,6 @@ class SlotPlan:
 
     def keys(self, epoch: int) -> list[str]:
         return [e["key"] for _, e in self.epoch(epoch).order]
-
-
-# ============================================================================ reading one sample
-class FileCache:
-    def __init__(self, size: int = 8):
-        self.size = size
-        self._files: OrderedDict[str, Any] = OrderedDict()
-
-    def get(self, path: str):
-        fh = self._files.pop(path, None)
-        if fh is None:
-            fh = open(path, "rb")
-            if len(self._files) >= self.size:
-                _, old = self._files.popitem(last=False)
-                old.close()
-        self._files[path] = fh
-        return fh
-
-    def close(self) -> None:
-        for fh in self._files.values():
-            fh.close()
-        self._files.clear()
-
-
-def read_sample(files: FileCache, shard: ShardRef, entry: dict, epoch: int = 0) -> Sample:
-    """Seek + read one sample's member span and decode it; raises :class:`BadSample` with the reason."""
-    key = entry.get("key", "?")
-    members = entry.get("members")
-    if not isinstance(members, dict):
-        raise BadSample("index entry has no members")
-    missing = [f for f in FIELDS if f not in members]
-    if missing:
-        raise BadSample(f"index entry lacks members {missing}")
-    try:
-        spans = {f: (int(members[f][0]), int(members[f][1])) for f in FIELDS}
-    except (TypeError, ValueError, IndexError):
-        raise BadSample("index entry has malformed member offsets") from None
-    lo = min(o for o, _ in spans.values())
-    hi = max(o + s for o, s in spans.values())
-    if lo < 0 or hi - lo > (1 << 32):
-        raise BadSample(f"implausible member span [{lo}, {hi})")
-    try:
-        fh = files.get(shard.path)
-        fh.seek(lo)
-        buf = fh.read(hi - lo)
-    except OSError as exc:
-        raise BadSample(f"read error: {exc}") from None
-    if len(buf) < hi - lo:
-        raise BadSample(f"truncated shard: members end at byte {hi}, file ends at {lo + len(buf)}")
-    try:
-        dec = {f: decode_member(f, buf[o - lo:o - lo + s]) for f, (o, s) in spans.items()}
-    except DecodeError as exc:
-        raise BadSample(f"decode error: {exc}") from None
-    meta, ids, labels, weights, vision = (dec[FIELD_META], dec[FIELD_INPUT_IDS], dec[FIELD_LABELS],
-                                          dec[FIELD_LOSS_WEIGHT], dec[FIELD_VISION])
-    if meta.get("key", key) != key:
-        raise BadSample(f"meta.json key {meta.get('key')!r} does not match the index")
-    n = ids.shape[0]
-    if n == 0 or labels.shape[0] != n or weights.shape[0] != n:
-        raise BadSample(f"token arrays disagree: input_ids {n}, labels {labels.shape[0]}, loss_weight {weights.shape[0]}")
-    s, c = vision.shape[0], vision.shape[1]
-    if s < 1 or c not in (1, 3) or min(vision.shape) < 1:
-        raise BadSample(f"vision shape {tuple(vision.shape)} is not [S>=1, C in (1,3), H, W, D]")
-    base = int((meta.get("special_ids") or {}).get("base_vocab", DEFAULT_BASE_VOCAB))
-    if int(ids.min()) < 0:
-        raise BadSample("negative token id")
-    top = int(ids.max()) - base - 2
-    if top >= IMAGE_TOKENS_PER_IMAGE * s:
-        raise BadSample(f"image token <image{top}> needs more than the sample's {s} images")
-    if not np.all((labels == IGNORE_INDEX) | (labels >= 0)):
-        raise BadSample("labels hold negative ids other than -100")
-    if not np.all(np.isfinite(weights)):
-        raise BadSample("loss_weight is not finite")
-    return Sample(key=key, input_ids=ids, labels=labels, loss_weight=weights, vision=vision, epoch=epoch,
-                  shard=shard.name, meta=meta)
 
 
 # ============================================================================ the dataset (runs in workers)
@@ -418,7 +277,7 @@ class StreamDataset(IterableDataset):
                     pos += 1
                     shard = self.shards[sid]
                     try:
-                        smp = read_sample(files, shard, entry, epoch)
+                        smp = read_sample(files, shard, entry, epoch, plan.index)
                     except BadSample as exc:
                         bad.append({"stream": cfg.name, "shard": shard.path, "key": entry.get("key", "?"),
                                     "reason": str(exc)})
@@ -437,7 +296,7 @@ class StreamDataset(IterableDataset):
                         if len(pending) == cfg.batch_size:
                             break
                         try:
-                            pending.append(read_sample(files, self.shards[sid], entry, epoch))
+                            pending.append(read_sample(files, self.shards[sid], entry, epoch, plan.index))
                         except BadSample:
                             continue
                     if len(pending) == cfg.batch_size:
@@ -512,3 +371,8 @@ class StreamLoader:
 
     def close(self) -> None:
         self._it = None
+
+
+__all__ = ["BadSample", "DEFAULT_BASE_VOCAB", "EpochPlan", "FileCache", "IndexCache", "SlotPlan", "StreamConfig",
+           "StreamDataset", "StreamLoader", "block_order", "deal", "epoch_shard_order", "interleave", "pad_to_batches",
+           "part_indices", "read_sample"]
