@@ -13,7 +13,8 @@ Two measurements, each side over the same samples in the same order:
 * **Raw sample reads**: every sample decoded to ``key, input_ids, labels, loss_weight`` (1-D arrays),
   ``vision`` (uint8 ``[S, C, H, W, D]``) and ``meta`` (a dict; LitData's string is ``json.loads``-ed, MDS decodes
   its ``json`` column itself). Ours = ``train.read.read_sample`` over the index entries (with its bad-sample
-  checks); MDS = iterating ``streaming.StreamingDataset(local=...)``; LitData = iterating
+  checks and the zstd frame checksum); MDS = iterating ``streaming.StreamingDataset(local=...)``, and
+  ``ds[i]`` for every ``i``; LitData = iterating
   ``litdata.StreamingDataset`` with ``batch_decode="auto"`` (its default) and ``batch_decode=0`` (per item).
 * **Model-ready loader**: batches of 4 with RadFM's RandomResizedCrop (scale 0.8-1, ratio 3/4-4/3, the same
   seeded box per sample on every side) resized back to 512², uint8 -> float in [0, 1], grey -> 3 channels and
@@ -76,6 +77,8 @@ BATCH = 4
 SIZE = 512
 DEPTH = 4
 SCALE = np.float32(1.0 / 255.0)
+#: Exit status of ``--check`` when neither peer is importable.
+CHECK_NO_PEERS = 3
 
 
 def log(msg: str) -> None:
@@ -201,10 +204,13 @@ def disk_bytes(path: Path) -> int:
 
 # ============================================================================ raw reads
 def ours_reader(dataset_dir: Path):
-    shards, index, items = load_ours(dataset_dir)
+    """A pass builds everything from the shard list (index sidecars included), as a peer's pass builds its
+    dataset object."""
+    shards = resolve_sources([SourceConfig(str(dataset_dir), splits=SPLITS)])["2d"]
 
     def make():
-        files = FileCache(8)
+        files, index = FileCache(8), IndexCache()
+        items = [(s, e) for s in shards for e in index.get(s)]
 
         def gen():
             try:
@@ -216,11 +222,15 @@ def ours_reader(dataset_dir: Path):
     return make
 
 
-def mds_reader(path: Path):
+def mds_reader(path: Path, by_index: bool = False):
+    """Iterating ``StreamingDataset`` (how a DataLoader reads it), or ``ds[i]`` for every ``i`` (its random
+    access, faster per sample here)."""
     from streaming import StreamingDataset
 
     def make():
         ds = StreamingDataset(local=str(path), shuffle=False, batch_size=BATCH)
+        if by_index:
+            return (ds[i] for i in range(len(ds)))
         return iter(ds)
     return make
 
@@ -284,7 +294,7 @@ def crop_resize_reference(vision: np.ndarray, cfg: CollateConfig, epoch: int, ke
     imgs = []
     for j in range(vision.shape[0]):
         top, left, h, w = crop_box_for(cfg, epoch, key, j, vision.shape[2], vision.shape[3])
-        crop = torch.from_numpy(np.ascontiguousarray(vision[j, 0, top:top + h, left:left + w, 0])).float() / 255.0
+        crop = torch.from_numpy(vision[j, 0, top:top + h, left:left + w, 0].astype(np.float32) / np.float32(255))
         img = F.interpolate(crop[None, None], size=(SIZE, SIZE), mode="bilinear", align_corners=False)[0]
         imgs.append(img.clamp_(0.0, 1.0))
     return torch.stack(imgs)
@@ -463,13 +473,51 @@ def markdown(res: dict) -> str:
 
 
 # ============================================================================ main
+def check_peers(dataset_dir: Path, work: Path) -> int:
+    """Write the peers' datasets from the samples of ``dataset_dir`` and check that every peer reader gives back
+    exactly our arrays and meta (``--check``, used by the tests)."""
+    peers = import_peers()
+    if peers["streaming"] is None and peers["litdata"] is None:
+        print("no peer installed")
+        return CHECK_NO_PEERS
+    _, index, items = load_ours(dataset_dir)
+    files = FileCache(4)
+    samples = [as_fields(read_sample(files, s, e, 0, index)) for s, e in items]
+    files.close()
+    files = FileCache(4)
+    paths = write_peers(peers, [read_sample(files, s, e, 0, index) for s, e in items], work)
+    files.close()
+    readers = {}
+    if "mds-raw" in paths:
+        readers.update({"MDS": mds_reader(paths["mds-raw"]), "MDS zstd ds[i]": mds_reader(paths["mds-zstd"], True)})
+    if "litdata" in paths:
+        readers.update({"LitData": litdata_reader(paths["litdata"], "auto"),
+                        "LitData per item": litdata_reader(paths["litdata"], 0)})
+    for name, make in readers.items():
+        got = [as_fields(x) for x in make()]
+        if len(got) != len(samples) or not all(same_sample(a, b) for a, b in zip(samples, got)):
+            print(f"{name}: differs from ours")
+            return 1
+    print(f"same arrays: {', '.join(readers)} ({len(samples)} samples)")
+    return 0
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--studies", type=int, default=160, help="MIMIC-style demo studies (160 give 253 samples)")
     p.add_argument("--repeat", type=int, default=5, help="timed passes per reader/loader (median)")
     p.add_argument("--work", type=Path, help="keep the data here (reused when present); default a temp dir")
     p.add_argument("--no-docs", action="store_true", help="do not update docs/benchmarks.md")
+    p.add_argument("--check", type=Path, metavar="DATASET_DIR",
+                   help="only check that the peers return our samples of DATASET_DIR (exit 3: no peer installed)")
     args = p.parse_args()
+    if args.check is not None:
+        work = args.work or Path(tempfile.mkdtemp(prefix="bench_peers_check_"))
+        try:
+            sys.exit(check_peers(args.check, work))
+        finally:
+            if args.work is None:
+                shutil.rmtree(work, ignore_errors=True)
 
     start, load0 = time.perf_counter(), os.getloadavg()[0]
     torch.set_num_threads(1)
@@ -501,6 +549,8 @@ def main() -> None:
         if "mds-raw" in paths:
             readers["mds-raw"] = ("MDS", mds_reader(paths["mds-raw"]), paths["mds-raw"])
             readers["mds-zstd"] = ("MDS, zstd", mds_reader(paths["mds-zstd"]), paths["mds-zstd"])
+            readers["mds-raw-index"] = ("MDS, ds[i]", mds_reader(paths["mds-raw"], True), paths["mds-raw"])
+            readers["mds-zstd-index"] = ("MDS, zstd, ds[i]", mds_reader(paths["mds-zstd"], True), paths["mds-zstd"])
         if "litdata" in paths:
             readers["lit-auto"] = ("LitData, batch decoding", litdata_reader(paths["litdata"], "auto"), paths["litdata"])
             readers["lit-item"] = ("LitData, per item", litdata_reader(paths["litdata"], 0), paths["litdata"])
@@ -537,7 +587,7 @@ def main() -> None:
                 if k in readers:
                     runs[f"{k}-{kind}"] = (readers[k][0], peer_loader(readers[k][1], dense))
             for k, (label, make) in runs.items():
-                r = time_loader(make, batches, args.repeat)
+                r = time_loader(make, batches if not dense else max(1, batches // 4), args.repeat)
                 r.update(label=label, out=kind)
                 loaders[k] = r
                 log(f"loader {label} {kind}: {r['cpu_s'] * 1e6:.0f} us CPU per sample, first batch "
