@@ -539,6 +539,11 @@ def main() -> None:
         log(f"{n} samples; peers written: {sorted(paths)}")
 
         reference = [as_fields(s) for s in samples]
+        # process-wide first-use costs (torch kernels, allocator) are paid here, by no measured side
+        from train.collate import collate
+
+        collate(samples[:BATCH], CollateConfig(augment=True))
+        peer_collate(CollateConfig(augment=True), 0, False)(reference[:BATCH])
 
         def check(i, x):
             if not same_sample(reference[i], as_fields(x)):
