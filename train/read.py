@@ -3,9 +3,9 @@
 This is the stream's per-sample hot path (``train.stream``), measured against MosaicML Streaming and LitData in
 ``bench/peers.py``. What it does per sample, and why it is cheap:
 
-* The index entry (SPEC §4) is turned once per shard into a :class:`Span` (member offsets relative to the
-  sample's first member), so nothing is looked up or converted per read; a malformed entry becomes a span that
-  carries its reason and makes the sample *bad* when read.
+* The index entry (SPEC §4) is turned once, on its first read, into a :class:`Span` (member offsets relative
+  to the sample's first member), so later epochs look nothing up or convert nothing; a malformed entry becomes
+  a span that carries its reason and makes the sample *bad* when read.
 * Shards are memory-mapped (a small LRU, :class:`FileCache`): a sample's member span is decoded where it lies,
   with no read system call and no copy of the compressed bytes.
 * The token arrays are parsed in place (``shards_spec.codec.load_npy`` matches the common ``.npy`` header by a
@@ -77,14 +77,15 @@ def entry_span(entry: dict) -> Span:
     if missing:
         return Span(error=f"index entry lacks members {missing}")
     try:
-        spans = [(int(members[f][0]), int(members[f][1])) for f in FIELDS]
+        offsets = [int(members[f][0]) for f in FIELDS]
+        sizes = [int(members[f][1]) for f in FIELDS]
     except (TypeError, ValueError, IndexError):
         return Span(error="index entry has malformed member offsets")
-    lo = min(o for o, _ in spans)
-    hi = max(o + s for o, s in spans)
-    if lo < 0 or min(s for _, s in spans) < 0 or hi - lo > MAX_SPAN:
+    lo = min(offsets)
+    hi = max([o + n for o, n in zip(offsets, sizes)])
+    if lo < 0 or min(sizes) < 0 or hi - lo > MAX_SPAN:
         return Span(error=f"implausible member span [{lo}, {hi})")
-    return Span(lo, hi - lo, tuple((o - lo, o - lo + s) for o, s in spans))
+    return Span(lo, hi - lo, tuple([(o - lo, o - lo + n) for o, n in zip(offsets, sizes)]))
 
 
 def _scan_index(path: str) -> list[dict]:
@@ -109,28 +110,36 @@ class IndexCache:
 
     def __init__(self) -> None:
         self._cache: dict[str, list[dict]] = {}
-        self._spans: dict[int, Span] = {}  # id(entry) -> span; entries live as long as the cache
+        self._owned: set[int] = set()  # ids of the cached entries (alive as long as the cache)
+        self._spans: dict[int, Span] = {}  # id(entry) -> span, computed on the entry's first read
 
     def get(self, shard: ShardRef) -> list[dict]:
         if shard.path not in self._cache:
-            try:
-                with open(shard.index, "rb") as fh:
-                    data = json.loads(fh.read())
-                entries = data["samples"]
-                if not isinstance(entries, list) or not all(isinstance(e, dict) for e in entries):
-                    raise ValueError("'samples' is not a list of objects")
-            except (OSError, ValueError, KeyError, TypeError) as exc:
-                _warn(f"{shard.index}: unreadable index sidecar ({exc}); indexing by walking the tar")
-                entries = _scan_index(shard.path)
-            if shard.samples >= 0 and len(entries) != shard.samples:
-                _warn(f"{shard.name}: index lists {len(entries)} samples, manifest {shard.samples}; using the index")
-            self._cache[shard.path] = entries
-            self._spans.update((id(e), entry_span(e)) for e in entries)
+            self._load(shard)
         return self._cache[shard.path]
+
+    def _load(self, shard: ShardRef) -> None:
+        try:
+            with open(shard.index, "rb") as fh:
+                data = json.loads(fh.read())
+            entries = data["samples"]
+            if not isinstance(entries, list) or not all(isinstance(e, dict) for e in entries):
+                raise ValueError("'samples' is not a list of objects")
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            _warn(f"{shard.index}: unreadable index sidecar ({exc}); indexing by walking the tar")
+            entries = _scan_index(shard.path)
+        if shard.samples >= 0 and len(entries) != shard.samples:
+            _warn(f"{shard.name}: index lists {len(entries)} samples, manifest {shard.samples}; using the index")
+        self._cache[shard.path] = entries
+        self._owned.update(map(id, entries))
 
     def span(self, entry: dict) -> Span:
         span = self._spans.get(id(entry))
-        return span if span is not None else entry_span(entry)
+        if span is None:
+            span = entry_span(entry)
+            if id(entry) in self._owned:
+                self._spans[id(entry)] = span
+        return span
 
 
 # ============================================================================ reading one sample
