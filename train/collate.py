@@ -36,6 +36,7 @@ resumed run, on any worker count. Volumes are not augmented (RadFM did not crop 
 from __future__ import annotations
 
 import math
+import random
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -102,19 +103,23 @@ def target_geometry(depths: list[int], n_images: list[int], cfg: CollateConfig) 
 
 # ----------------------------------------------------------------------------------------- augmentation
 def random_resized_crop_box(
-    rng: np.random.Generator, height: int, width: int, scale: tuple[float, float], ratio: tuple[float, float]
+    rng, height: int, width: int, scale: tuple[float, float], ratio: tuple[float, float]
 ) -> tuple[int, int, int, int]:
-    """``(top, left, h, w)`` drawn as torchvision's ``RandomResizedCrop.get_params`` (10 tries, then centre)."""
+    """``(top, left, h, w)`` drawn as torchvision's ``RandomResizedCrop.get_params`` (10 tries, then centre).
+
+    ``rng``: a ``random.Random`` (what the collator uses: seeding and scalar draws cost microseconds) or a
+    ``numpy.random.Generator``."""
     area = height * width
     log_lo, log_hi = math.log(ratio[0]), math.log(ratio[1])
+    below = rng.integers if hasattr(rng, "integers") else rng.randrange  # an int in [0, n)
     for _ in range(10):
         target_area = area * rng.uniform(scale[0], scale[1])
         aspect = math.exp(rng.uniform(log_lo, log_hi))
         w = int(round(math.sqrt(target_area * aspect)))
         h = int(round(math.sqrt(target_area / aspect)))
         if 0 < w <= width and 0 < h <= height:
-            top = int(rng.integers(0, height - h + 1))
-            left = int(rng.integers(0, width - w + 1))
+            top = int(below(height - h + 1))
+            left = int(below(width - w + 1))
             return top, left, h, w
     in_ratio = width / height
     if in_ratio < min(ratio):
@@ -127,7 +132,7 @@ def random_resized_crop_box(
 
 
 def crop_box_for(cfg: CollateConfig, epoch: int, key: str, image_index: int, height: int, width: int):
-    rng = np.random.default_rng(seed_from("crop", cfg.seed, epoch, key, image_index))
+    rng = random.Random(seed_from("crop", cfg.seed, epoch, key, image_index))
     return random_resized_crop_box(rng, height, width, tuple(cfg.crop_scale), tuple(cfg.crop_ratio))
 
 

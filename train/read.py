@@ -237,9 +237,8 @@ def read_sample(files: FileCache, shard: ShardRef, entry: dict, epoch: int = 0, 
     # labels are -100 or >= 0: below -100 is caught by the minimum, -99..-1 map to 0..98 after adding 99
     if low < 0 and (low < IGNORE_INDEX or np.count_nonzero((labels + (-IGNORE_INDEX - 1)).view(np.uint32) < -IGNORE_INDEX - 1)):
         raise BadSample("labels hold negative ids other than -100")
-    with np.errstate(over="ignore"):  # huge finite weights may overflow the sum; the exact check then decides
-        total = float(weights.sum())
-    if not math.isfinite(total) and not np.isfinite(weights).all():  # usually one reduction
+    # one reduction: a NaN or an infinity makes the float64 sum non-finite (float32 values cannot overflow it)
+    if not math.isfinite(float(weights.sum(dtype=np.float64))):
         raise BadSample("loss_weight is not finite")
     return Sample(key=key, input_ids=ids, labels=labels, loss_weight=weights, vision=vision, epoch=epoch,
                   shard=os.path.basename(shard.path), meta=meta)
