@@ -197,7 +197,7 @@ def resize_image(
             flat_x = F.interpolate(flat_x, size=depth, mode="nearest")
         x = flat_x.reshape(c, size, size, depth)
     if mode == "trilinear":
-        x = x.clamp(0.0, 1.0)
+        x.clamp_(0.0, 1.0)  # x is (a view of) a fresh float tensor
     return x
 
 
