@@ -242,16 +242,18 @@ def encode_sample(
 
 
 def decode_member(field: str, data) -> Any:
-    """Decode one member by its field name (``input_ids.npy``, ``meta.json`` …)."""
+    """Decode one member by its field name (``input_ids.npy``, ``meta.json`` …). Arrays come back writable and
+    owning their memory (the trainer's hot path, ``train.read``, uses the zero-copy functions instead)."""
     if field == FIELD_VISION:
-        return decode_vision(data)
+        arr = decode_vision(data)
+        return arr if arr.flags.writeable else arr.copy()
     if field == FIELD_META:
         return decode_meta(data)
     if field in DTYPES:
         arr = load_npy(data, field=field)
         if arr.dtype != DTYPES[field] or arr.ndim != 1:
             raise DecodeError(f"{field}: expected {DTYPES[field]} [L], got {arr.dtype} {arr.shape}")
-        return arr
+        return arr if arr.flags.writeable else arr.copy()
     raise DecodeError(f"unknown member field {field!r}")
 
 
