@@ -26,7 +26,7 @@ from train.config import SourceConfig
 from train.read import BadSample, FileCache, IndexCache, read_sample
 from train.sources import ShardRef, resolve_sources
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 import bench.peers as peers  # noqa: E402  (the harness; importing it installs no stub)
