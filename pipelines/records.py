@@ -65,6 +65,9 @@ class SampleSpec:
     prompt_id: str | None = None
     #: indices into Record.images of the images this sample uses (cap on image count)
     image_indices: tuple[int, ...] = ()
+    #: diagnosis tasks: the finding names present in the image(s) and the dataset's label set (meta.json)
+    findings: tuple[str, ...] = ()
+    label_set: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

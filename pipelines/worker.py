@@ -108,6 +108,8 @@ def build_sample(job: Job, env: WorkerEnv) -> tuple[dict[str, bytes], SampleSumm
         keywords=tuple(enc.keywords),
         tokenizer=tok.fingerprint,
         special_ids=tok.special_ids(),
+        findings=spec.findings,
+        label_set=spec.label_set,
     )
     members = encode_sample(
         input_ids=enc.input_ids,

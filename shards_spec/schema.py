@@ -172,6 +172,10 @@ class SampleMeta(_Record):
     keywords: tuple[str, ...]
     tokenizer: str
     special_ids: dict[str, int | None]
+    #: diagnosis samples (spec 1.2): the finding names of the image(s), in the dataset's order (empty: normal), and
+    #: the dataset's label set (every finding name and its normal label), for per-finding evaluation
+    findings: tuple[str, ...] = ()
+    label_set: tuple[str, ...] = ()
 
     @classmethod
     def from_dict(cls, data: Any) -> SampleMeta:

@@ -46,7 +46,9 @@ from shards_spec.schema import IndexEntry, Manifest, SampleMeta, SchemaError
 from shards_spec.tario import UnsafeTar
 from shards_spec.tokenizer import BOS_ID, EOS_ID, PAD_ID, fingerprint_of
 
-META_KEYS = {f.name for f in dataclasses.fields(SampleMeta)}
+#: keys every meta.json has (keys with a default are optional: a minor version added them)
+META_KEYS = {f.name for f in dataclasses.fields(SampleMeta)
+             if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING}
 
 
 @dataclass
@@ -113,6 +115,8 @@ def check_sample(where: str, key: str, decoded: dict[str, Any], expect: dict[str
         report.add(where, "spec-version", f"{meta.spec_version!r} != {SPEC_VERSION!r}")
     if limits.tokenizer and meta.tokenizer != limits.tokenizer:
         report.add(where, "tokenizer", f"fingerprint {meta.tokenizer} != manifest {limits.tokenizer}")
+    if not set(meta.findings) <= set(meta.label_set):
+        report.add(where, "findings", f"findings {sorted(set(meta.findings) - set(meta.label_set))} not in the label set")
 
     ids, labels, weights = decoded[FIELD_INPUT_IDS], decoded[FIELD_LABELS], decoded[FIELD_LOSS_WEIGHT]
     vision = decoded[FIELD_VISION]

@@ -15,6 +15,19 @@ from pipelines.sources.base import BuildContext, Source, Vocabulary
 REGISTRY = {
     "mimic": "pipelines.sources.mimic",
     "rad3d": "pipelines.sources.rad3d",
+    # X-ray classification (issue #13): diagnosis_open / diagnosis_yesno (pipelines/sources/diagnosis.py)
+    "vindr_cxr": "pipelines.sources.vindr_cxr",
+    "vindr_pcxr": "pipelines.sources.vindr_pcxr",
+    "vindr_spinexr": "pipelines.sources.vindr_spinexr",
+    "vindr_mammo": "pipelines.sources.vindr_mammo",
+    "nih_cxr14": "pipelines.sources.nih_cxr14",
+    "chexpert": "pipelines.sources.chexpert",
+    "covid_cxr2": "pipelines.sources.covid_cxr2",
+    "nlm_tb": "pipelines.sources.nlm_tb",
+    "object_cxr": "pipelines.sources.object_cxr",
+    "openi": "pipelines.sources.openi",
+    "rsna_pneumonia": "pipelines.sources.rsna_pneumonia",
+    "siim_acr": "pipelines.sources.siim_acr",
 }
 
 

@@ -15,13 +15,17 @@ from __future__ import annotations
 
 from pipelines.records import Record, SampleSpec
 from pipelines.tasks import modality, rationale, report, vqa
+from pipelines.tasks import diagnosis_open, diagnosis_yesno
 from pipelines.tasks.base import Task, TaskInputs, task_rng
+from pipelines.tasks.diagnosis_open import DiagnosisOpenInputs
+from pipelines.tasks.diagnosis_yesno import DiagnosisYesNoInputs
 from pipelines.tasks.modality import ModalityInputs
 from pipelines.tasks.rationale import RationaleInputs
 from pipelines.tasks.report import ReportInputs
 from pipelines.tasks.vqa import VqaInputs
 
 TASKS: dict[str, Task] = {t.name: t for t in (report.TASK, vqa.TASK, modality.TASK, rationale.TASK)}
+TASKS.update({t.name: t for t in (diagnosis_open.TASK, diagnosis_yesno.TASK)})
 
 
 def get_task(name: str) -> Task:
@@ -38,5 +42,5 @@ def sample(seed: int, record: Record, inputs: TaskInputs, *, max_images: int) ->
     return task.build(task_rng(seed, record, task.name), record, inputs, max_images=max_images)
 
 
-__all__ = ["TASKS", "ModalityInputs", "RationaleInputs", "ReportInputs", "Task", "TaskInputs", "VqaInputs", "get_task",
+__all__ = ["TASKS", "DiagnosisOpenInputs", "DiagnosisYesNoInputs", "ModalityInputs", "RationaleInputs", "ReportInputs", "Task", "TaskInputs", "VqaInputs", "get_task",
            "sample", "task_rng"]

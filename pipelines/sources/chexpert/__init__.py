@@ -1,0 +1,3 @@
+from pipelines.sources.chexpert.source import SOURCE
+
+__all__ = ["SOURCE"]

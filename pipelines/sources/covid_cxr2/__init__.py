@@ -1,0 +1,3 @@
+from pipelines.sources.covid_cxr2.source import SOURCE
+
+__all__ = ["SOURCE"]

@@ -1,0 +1,3 @@
+from pipelines.sources.nlm_tb.source import SOURCE
+
+__all__ = ["SOURCE"]

@@ -1,0 +1,3 @@
+from pipelines.sources.object_cxr.source import SOURCE
+
+__all__ = ["SOURCE"]

@@ -1,0 +1,3 @@
+from pipelines.sources.openi.source import SOURCE
+
+__all__ = ["SOURCE"]

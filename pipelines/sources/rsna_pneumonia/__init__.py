@@ -1,0 +1,3 @@
+from pipelines.sources.rsna_pneumonia.source import SOURCE
+
+__all__ = ["SOURCE"]

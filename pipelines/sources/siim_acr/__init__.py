@@ -1,0 +1,3 @@
+from pipelines.sources.siim_acr.source import SOURCE
+
+__all__ = ["SOURCE"]

@@ -1,0 +1,3 @@
+from pipelines.sources.vindr_pcxr.source import SOURCE
+
+__all__ = ["SOURCE"]
