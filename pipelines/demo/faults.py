@@ -10,6 +10,7 @@ from __future__ import annotations
 #: fault kind -> the reject reason the build must give it
 REJECT_REASON = {
     "corrupt_jpeg": "undecodable",
+    "corrupt_file": "undecodable",  # any other image file (DICOM, PNG) cut short
     "empty_file": "empty_file",
     "missing_file": "missing_file",
     "bad_row": "bad_row",

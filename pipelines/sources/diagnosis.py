@@ -426,17 +426,20 @@ class DiagnosisSource(Source):
         return self.record(rel, split, (ImageRef(rel, "image2d"),), fields)
 
     def resolve_radfm(self, ctx: BuildContext, path: str, where: str) -> str | Reject:
-        """RadFM's cluster path on the raw root; a PNG copy of a DICOM falls back to the DICOM."""
-        try:
-            return ctx.resolver.resolve(path)
-        except UnresolvedPath as exc:
-            stem = re.sub(r"\.[A-Za-z0-9]+$", "", path.strip())
-            for suffix in self.converted_suffixes:
-                try:
-                    return ctx.resolver.resolve(stem + suffix)
-                except UnresolvedPath:
-                    continue
-            return self.reject(path, path, exc.reason, f"{where}: {exc}")
+        """RadFM's cluster path on the raw root, checked to exist (a prefix the resolver learned maps without
+        looking); a PNG copy of a DICOM falls back to the DICOM."""
+        stem = re.sub(r"\.[A-Za-z0-9]+$", "", path.strip())
+        first: UnresolvedPath | None = None
+        for candidate in (path, *(stem + suffix for suffix in self.converted_suffixes)):
+            try:
+                rel = ctx.resolver.resolve(candidate)
+            except UnresolvedPath as exc:
+                first = first or exc
+                continue
+            if (ctx.raw / rel).is_file():
+                return rel
+            first = first or UnresolvedPath(f"{rel} (from {path!r}) is not a file under {ctx.raw}")
+        return self.reject(path, path, first.reason, f"{where}: {first}")
 
     # -- the dataset-wide pass and the samples ---------------------------------------------------------------------
 
