@@ -145,7 +145,8 @@ def flag_labels(frame: pl.DataFrame, key: str, columns: Sequence[str], normal: s
     for row in frame.filter(~pl.col("_ok")).iter_rows(named=True):
         bad = [f"{c}={row[c]!r}" for c in columns if row[c] not in allowed]
         problem = f"unknown label value(s) {', '.join(bad)}" if bad else f"empty {key}"
-        rejects.append(Reject(dataset, f"{file}:line{row[LINE]}", file, "bad_row", f"{file} line {row[LINE]}: {problem}", "plan"))
+        rejects.append(Reject(dataset, f"{file}:line{row[LINE]}", file, "bad_row",
+                              f"{file} line {row[LINE]} ({row[key] or 'no ' + key}): {problem}", "plan"))
     flags = frame.filter(pl.col("_ok")).with_columns(
         [pl.col(c).replace_strict(FLAGS, default=None, return_dtype=pl.Int8).alias(c) for c in columns])
     grouped = flags.group_by(key, maintain_order=True).agg(
@@ -181,11 +182,11 @@ def vote(key: str, lines: tuple[int, ...], readers: int, yes: Mapping[str, int],
     return ImageLabels(key, lines, (), uncertain, problem)
 
 
-def row_rejects(dataset: str, file: str, frame: pl.DataFrame, column: str = "_problem") -> list[Reject]:
+def row_rejects(dataset: str, file: str, frame: pl.DataFrame, key: str, column: str = "_problem") -> list[Reject]:
     """A ``bad_row`` reject for every row of ``frame`` whose ``column`` (a problem computed by the source) is not
-    empty."""
-    return [Reject(dataset, f"{file}:line{line}", file, "bad_row", f"{file} line {line}: {problem}", "plan")
-            for line, problem in frame.filter(pl.col(column) != "").select(LINE, column).iter_rows()]
+    empty; the message names the row's line and its ``key`` value (the item it was about)."""
+    return [Reject(dataset, f"{file}:line{line}", file, "bad_row", f"{file} line {line} ({item or 'no ' + key}): {problem}", "plan")
+            for line, item, problem in frame.filter(pl.col(column) != "").select(LINE, key, column).iter_rows()]
 
 
 def listed_labels(frame: pl.DataFrame, key: str, name: str, normal: str, order: Sequence[str], *,

@@ -25,7 +25,6 @@ import polars as pl
 from pipelines.records import Record, Reject
 from pipelines.sources.base import BuildContext
 from pipelines.sources.diagnosis import (
-    LINE,
     NO_SPLIT,
     DiagnosisSource,
     first_existing,
@@ -72,16 +71,17 @@ class NihCXR14(DiagnosisSource):
                     yield self.reject(f"{name}:line{number}", name, "bad_row",
                                       f"{name} line {number}: {image} is not in {path.name}")
         files = {p.name: str(p.relative_to(ctx.raw)) for pattern in IMAGE_GLOBS for p in sorted(ctx.raw.glob(pattern))}
-        exploded = (frame.with_columns(pl.col("Finding Labels").str.split("|").alias("_raw")).explode("_raw")
-                    .with_columns(pl.col("_raw").str.strip_chars()))
         valid = [*PUBLISHED, self.normal]
-        bad = (exploded.filter(~pl.col("_raw").is_in(valid)).group_by(LINE, maintain_order=True)
-               .agg(pl.col("_raw").replace("", "(empty)")).with_columns(pl.format("unknown finding label(s) {}", pl.col("_raw").list.join(", "))
-                                                 .alias("_problem")))
-        blank = frame.filter(pl.col("Image Index") == "").select(LINE, pl.lit("empty Image Index").alias("_problem"))
-        bad = pl.concat([bad.select(LINE, "_problem"), blank])
-        yield from row_rejects(self.name, path.name, bad)
-        named = (exploded.filter(~pl.col(LINE).is_in(bad[LINE].implode()))
+        frame = frame.with_columns(pl.col("Finding Labels").str.split("|").list.eval(pl.element().str.strip_chars())
+                                   .alias("_raw"))
+        unknown = pl.col("_raw").list.eval(pl.element().filter(~pl.element().is_in(valid)))
+        frame = frame.with_columns(
+            pl.when(pl.col("Image Index") == "").then(pl.lit("empty Image Index"))
+            .when(pl.col("Finding Labels") == "").then(pl.lit("empty Finding Labels"))
+            .when(unknown.list.len() > 0).then(pl.format("unknown finding label(s) {}", unknown.list.join(", ")))
+            .otherwise(pl.lit("")).alias("_problem"))
+        yield from row_rejects(self.name, path.name, frame, "Image Index")
+        named = (frame.filter(pl.col("_problem") == "").explode("_raw")
                  .with_columns(pl.col("_raw").replace(NAMES).alias("_name")))
         views = dict(frame.select("Image Index", "View Position").iter_rows()) if "View Position" in frame.columns else {}
         for item in listed_labels(named, "Image Index", "_name", self.normal, self.findings):

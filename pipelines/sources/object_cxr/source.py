@@ -47,7 +47,7 @@ class ObjectCXR(DiagnosisSource):
                 .when((pl.col("annotation") != "") & ~pl.col("annotation").str.contains(ANNOTATION))
                 .then(pl.lit("annotation is not 'TYPE x y ...' groups separated by ';'"))
                 .otherwise(pl.lit("")).alias("_problem"))
-            yield from row_rejects(self.name, name, frame)
+            yield from row_rejects(self.name, name, frame, "image_name")
             for line, image, annotation in frame.filter(pl.col("_problem") == "").select(
                     LINE, "image_name", "annotation").iter_rows():
                 labels = ImageLabels(image, (line,), self.findings if annotation else ())

@@ -18,6 +18,7 @@ from pipelines.demo.faults import fault
 from pipelines.demo.writers import write_csv
 from pipelines.demo.xray import RADFM_ROOT, ImageFormat, XrayFixture, XrayItem, draw_view, split_keys
 from pipelines.sources.diagnosis import CHEST_FILES
+from pipelines.sources.openi.source import problem_names
 
 IMAGES = "images/images_normalized"
 REPORT_COLUMNS = ["uid", "MeSH", "Problems", "image", "indication", "comparison", "findings", "impression"]
@@ -46,7 +47,7 @@ class OpenIFixture(XrayFixture):
         self.reports = {}
         for (uid, split), report in zip(uids, reports):
             self.reports[uid] = report
-            names = tuple(p for p in problems(report) if p != "normal")
+            names = tuple(p for p in problem_names(";".join(problems(report))) if p != "normal")
             series = int(rng.integers(1, 4000))
             views = ("PA", "LATERAL") if rng.random() < 0.85 else ("PA",)
             for k, view in enumerate(views):

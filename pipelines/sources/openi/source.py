@@ -10,7 +10,8 @@ Layout::
 Native mode: one record per study holding its images in a fixed order (frontal before lateral, then by file name),
 so every sample sees the frontal and the lateral view together. Tasks: ``report`` when the study has findings or an
 impression (``Findings: … Impression: …`` as for MIMIC-CXR), and the diagnosis tasks from ``Problems`` (``;``-separated
-MeSH terms; ``normal`` is the normal label; ``No Indexing`` or empty: no diagnosis sample). The de-identification
+MeSH terms, inverted headings put in reading order: ``Hernia, Hiatal`` -> ``Hiatal Hernia``; ``normal`` is the normal
+label; ``No Indexing`` or empty: no diagnosis sample). The de-identification
 mark ``XXXX`` is written as MIMIC-CXR's ``___`` (one placeholder for both report sources). A projection row with
 another projection value, an unknown uid or a missing image is a reject of its own, and a study left without an image
 is rejected. There is no official split: 20 % of the studies are test by a stable hash of the uid. RadFM mode: its
@@ -34,7 +35,6 @@ from pipelines.sources.diagnosis import (
     hashed_split,
     label_frame,
     row_rejects,
-    split_names,
 )
 from pipelines.tasks import ReportInputs
 
@@ -49,6 +49,17 @@ DEID = re.compile(r"\bX{4,}\b")
 def deidentified(text: str) -> str:
     """OpenI's ``XXXX`` marks written as ``___``, whitespace collapsed."""
     return " ".join(DEID.sub("___", text).split())
+
+
+def problem_names(text: str) -> tuple[str, ...]:
+    """The ``;``-separated Problems as finding names, MeSH's inverted headings put in reading order
+    (``Hernia, Hiatal`` -> ``Hiatal Hernia``): a name holds no comma, so an answer listing names stays splittable."""
+    names = []
+    for part in text.split(";"):
+        words = [w.strip() for w in part.split(",") if w.strip()]
+        if words:
+            names.append(" ".join([*reversed(words[1:]), words[0]]))
+    return tuple(dict.fromkeys(names))
 
 
 def report_text(findings: str, impression: str) -> str:
@@ -74,7 +85,7 @@ class OpenI(DiagnosisSource):
             pl.when(pl.col("uid") == "").then(pl.lit("empty uid"))
             .when(pl.col("uid").is_duplicated() & (pl.col(LINE) != pl.col(LINE).min().over("uid")))
             .then(pl.lit("uid listed again")).otherwise(pl.lit("")).alias("_problem"))
-        yield from row_rejects(self.name, REPORTS, reports)
+        yield from row_rejects(self.name, REPORTS, reports, "uid")
         reports = reports.filter(pl.col("_problem") == "")
         by_uid: dict[str, list[tuple[int, str, str]]] = {}
         if images is not None:
@@ -84,7 +95,7 @@ class OpenI(DiagnosisSource):
                 .when(pl.col("filename") == "").then(pl.lit("empty filename"))
                 .when(~pl.col("uid").is_in(reports["uid"].implode())).then(pl.lit(f"uid not in {REPORTS}"))
                 .otherwise(pl.lit("")).alias("_problem"))
-            yield from row_rejects(self.name, PROJECTIONS, images)
+            yield from row_rejects(self.name, PROJECTIONS, images, "filename")
             for line, uid, filename, projection in images.filter(pl.col("_problem") == "").sort(
                     "uid", pl.col("projection").replace_strict(ORDER, return_dtype=pl.Int8), "filename").select(
                     LINE, "uid", "filename", "projection").iter_rows():
@@ -105,7 +116,7 @@ class OpenI(DiagnosisSource):
         if not images:
             return self.reject(source_id, REPORTS, "missing_file", f"{where}: study {uid} has no usable image in "
                                f"{PROJECTIONS}")
-        names = split_names(deidentified(row["Problems"]))
+        names = problem_names(deidentified(row["Problems"]))
         labelled = bool(names) and UNINDEXED not in names
         report = report_text(deidentified(row["findings"]), deidentified(row["impression"]))
         if not labelled and not report:

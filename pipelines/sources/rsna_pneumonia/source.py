@@ -52,7 +52,7 @@ class RsnaPneumonia(DiagnosisSource):
             .when((pl.col("Target") == "0") & ~empty).then(pl.lit("a Target 0 row with a box"))
             .otherwise(pl.lit("")).alias("_problem"),
             pl.when(pl.col("Target") == "1").then(pl.lit(self.findings[0])).otherwise(pl.lit(self.normal)).alias("_name"))
-        yield from row_rejects(self.name, LABELS, frame)
+        yield from row_rejects(self.name, LABELS, frame, "patientId")
         for item in listed_labels(frame.filter(pl.col("_problem") == ""), "patientId", "_name", self.normal,
                                   self.findings, conflict=True):
             yield self.labels_record(ctx, item, f"{IMAGES}/{item.key}.dcm", hashed_split(self.name, item.key), LABELS)

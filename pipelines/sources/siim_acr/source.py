@@ -54,7 +54,7 @@ class SiimACR(DiagnosisSource):
             .then(pl.lit("EncodedPixels is neither -1 nor run-length pairs"))
             .otherwise(pl.lit("")).alias("_problem"),
             pl.when(pixels == "-1").then(pl.lit(self.normal)).otherwise(pl.lit(self.findings[0])).alias("_name"))
-        yield from row_rejects(self.name, LABELS, frame)
+        yield from row_rejects(self.name, LABELS, frame, "ImageId")
         files = {p.stem: str(p.relative_to(ctx.raw)) for p in sorted((ctx.raw / IMAGES).glob("*/*/*.dcm"))}
         for item in listed_labels(frame.filter(pl.col("_problem") == ""), "ImageId", "_name", self.normal,
                                   self.findings, conflict=True):

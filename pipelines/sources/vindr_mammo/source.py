@@ -64,7 +64,7 @@ class VinDrMammo(DiagnosisSource):
             pl.when((pl.col("study_id") == "") | (pl.col("image_id") == "")).then(pl.lit("empty study_id or image_id"))
             .when(~pl.col("split").is_in(list(SPLITS))).then(pl.lit("split is neither 'training' nor 'test'"))
             .otherwise(pl.lit("")).alias("_problem"))
-        yield from row_rejects(self.name, BREAST_FILE, images)
+        yield from row_rejects(self.name, BREAST_FILE, images, "image_id")
         images = images.filter(pl.col("_problem") == "")
         labels = {}
         if findings is not None:
@@ -75,7 +75,7 @@ class VinDrMammo(DiagnosisSource):
                 .when(~pl.col("image_id").is_in(known["image_id"].implode()))
                 .then(pl.lit(f"image_id not listed in {BREAST_FILE}"))
                 .otherwise(pl.lit("")).alias("_problem"))
-            yield from row_rejects(self.name, FINDING_FILE, findings)
+            yield from row_rejects(self.name, FINDING_FILE, findings, "image_id")
             named = (findings.filter(pl.col("_problem") == "")
                      .with_columns(pl.col("finding_categories").str.extract_all(r"'[^']+'").alias("_name"))
                      .explode("_name").with_columns(pl.col("_name").str.strip_chars("'").str.strip_chars()))

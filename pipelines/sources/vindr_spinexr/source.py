@@ -56,7 +56,7 @@ class VinDrSpineXR(DiagnosisSource):
                        .when(~lesion & ~empty).then(pl.lit("a 'No finding' row with box coordinates"))
                        .otherwise(pl.lit("")))
             frame = frame.with_columns(problem.alias("_problem"))
-            yield from row_rejects(self.name, path.name, frame)
+            yield from row_rejects(self.name, path.name, frame, "image_id")
             for item in listed_labels(frame.filter(pl.col("_problem") == ""), "image_id", "lesion_type", self.normal,
                                       self.findings):
                 yield self.labels_record(ctx, item, f"{split}_images/{item.key}.dicom", split, path.name)
