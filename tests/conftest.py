@@ -45,6 +45,22 @@ def build_shards(raw: Path, out: Path, dataset: str, *, mode: str | None = None,
                               executor="serial", progress=False, **request))
 
 
+def shard_tars(folder: Path, n: int | None = None) -> list[Path]:
+    """The first ``n`` (default all) shard tars of a ``<stream>/<split>`` folder in name order. Shard numbers are nodes
+    of the key trie (SPEC §2), not 0..N-1, so tests never spell them out."""
+    tars = sorted(Path(folder).glob("*.tar"))
+    assert tars and (n is None or len(tars) >= n), f"{folder}: {len(tars)} shards"
+    return tars[:n]
+
+
+def brace(tars: list[Path]) -> str:
+    """A webdataset brace pattern for shards of one folder: ``<dir>/<dataset>-<split>-<stream>-{000003,000011}.tar``."""
+    prefix = tars[0].name.rsplit("-", 1)[0]
+    numbers = [t.name.rsplit("-", 1)[1][: -len(".tar")] for t in tars]
+    assert all(t.parent == tars[0].parent and t.name.startswith(prefix + "-") for t in tars)
+    return str(tars[0]) if len(tars) == 1 else str(tars[0].parent / f"{prefix}-{{{','.join(numbers)}}}.tar")
+
+
 @pytest.fixture(scope="session")
 def demo_tree(tmp_path_factory) -> tuple[Path, dict]:
     """The default demo raw tree (every registered source's fixture, seed 0) and what ``build_demo`` returned."""
