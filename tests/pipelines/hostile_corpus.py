@@ -82,21 +82,23 @@ class MimicRadfm:
     def good(self, n: int, split: str = "train", label: str = LABEL) -> None:
         (self.train if split == "train" else self.test).append([MIMIC_PREFIX + self.image(n), label])
 
-    def write(self, raw_lines: dict[str, str] | None = None) -> int:
-        """Write both CSVs (``raw_lines``: extra raw text appended to a file, verbatim); returns the data rows."""
+    def write(self) -> int:
+        """Write both CSVs; returns their data rows."""
         for name, rows in (("train", self.train), ("test", self.test)):
-            text = csv_text(["image_path", "label"], rows) + (raw_lines or {}).get(name, "")
-            put(self.root / "radfm" / f"mimic_caption_{name}.csv", text)
+            put(self.root / "radfm" / f"mimic_caption_{name}.csv", csv_text(["image_path", "label"], rows))
         return len(self.train) + len(self.test)
+
+
+def _filled(tree, add: Callable[[int, str], None], n_train: int, n_test: int):
+    """``tree`` with items 0 .. n_train-1 in train and the next n_test in test."""
+    for n in range(n_train + n_test):
+        add(n, "train" if n < n_train else "test")
+    return tree
 
 
 def mimic_radfm(root: Path, n_train: int = 4, n_test: int = 2) -> MimicRadfm:
     tree = MimicRadfm(root)
-    for n in range(n_train):
-        tree.good(n)
-    for n in range(n_train, n_train + n_test):
-        tree.good(n, "test")
-    return tree
+    return _filled(tree, tree.good, n_train, n_test)
 
 
 # ------------------------------------------------------------------------------------------------- MIMIC, native mode
@@ -185,11 +187,7 @@ class Rad3D:
 
 def rad3d(root: Path, n_train: int = 2, n_test: int = 1) -> Rad3D:
     tree = Rad3D(root)
-    for n in range(n_train):
-        tree.case(n)
-    for n in range(n_train, n_train + n_test):
-        tree.case(n, "test")
-    return tree
+    return _filled(tree, tree.case, n_train, n_test)
 
 
 # ------------------------------------------------------------------------------------------------- the cases
