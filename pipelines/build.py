@@ -404,14 +404,13 @@ def build(request: BuildRequest) -> dict[str, Any]:
         raise BuildError(str(exc)) from None
     # what shapes the samples' bytes (the fingerprint's environment) ...
     shaping = {"mode": mode, "config": cfg.to_dict(), "keywords": matcher.description, "tokenizer_name": tokenizer.name,
-               "channels": request.channels}
+               "channels": request.channels, "follow_symlinks_outside": request.follow_symlinks_outside}
     environment = json.dumps({"spec": SPEC_VERSION, "tokenizer": tokenizer.fingerprint, "code": code_version(), **shaping},
                              sort_keys=True, default=str)
     env_digest = "sha256:" + hashlib.sha256(environment.encode()).hexdigest()[:16]
     # ... and what the manifest records besides
     params = {**shaping, "splits": sorted(building) if building else "all", "code_version": code_version(),
-              "input_identity": request.input_identity, "follow_symlinks_outside": request.follow_symlinks_outside,
-              "max_reject_fraction": max_fraction}
+              "input_identity": request.input_identity, "max_reject_fraction": max_fraction}
     env = WorkerEnv(str(raw), cfg, tokenizer.name, request.keywords, label_terms, request.channels,
                     request.follow_symlinks_outside, env_digest)
     identities = input_identities(raw, (ref for job in jobs for ref in job.record.images), request.input_identity)
