@@ -187,7 +187,8 @@ def _reject(job: Job, reason: str, message: str, stage: str, file: str) -> dict[
 def failed_shard(plan: ShardPlan, exc: BaseException) -> dict[str, Any]:
     """Stats of a shard whose task failed as a whole (a write error, a crashed worker process): no tar, and every
     job an ``internal_error`` reject, so the build reports it and fails after writing everything else."""
-    message = f"shard {Path(plan.tar_path).name} failed: {describe(exc)}"
+    cause = getattr(exc, "cause", None)  # Ray wraps a task's exception (RayTaskError.cause): report the original
+    message = f"shard {Path(plan.tar_path).name} failed: {describe(cause if isinstance(cause, BaseException) else exc)}"
     files = [_failing_file(job, exc) for job in plan.jobs]
     return {
         "failed": True,
