@@ -31,15 +31,16 @@ import re
 from abc import abstractmethod
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import ClassVar
 
 import polars as pl
 
+from pipelines.hygiene import decode
 from pipelines.paths import UnresolvedPath
-from pipelines.records import ImageRef, Record, RecordFields, Reject, SampleSpec
+from pipelines.records import FileReject, ImageRef, Record, RecordFields, Reject, SampleSpec
 from pipelines.sources.base import BuildContext, Source, Vocabulary
-from pipelines.sources.tables import table_rows
+from pipelines.sources.tables import FileProblem, _lines, file_reject, read_bytes, table_rows
 from pipelines.tasks import DiagnosisOpenInputs, DiagnosisYesNoInputs
 from pipelines.tasks.diagnosis_open import answer_for
 from shards_spec.hashing import BUILD_SEP, seed_from, unit_hash
@@ -106,7 +107,7 @@ def label_frame(dataset: str, path: Path, required: tuple[str, ...], what: str) 
     rows, rejects = [], []
     for item in table_rows(dataset, path, required, what):
         (rejects if isinstance(item, Reject) else rows).append(item)
-    if not rows and any(r.reason in ("missing_file", "bad_file") for r in rejects):
+    if any(isinstance(r, FileReject) for r in rejects):
         return None, rejects
     names = list(rows[0].values) if rows else list(required)
     data: dict[str, list] = {LINE: [r.line for r in rows]}
@@ -216,17 +217,17 @@ def split_names(text: str) -> tuple[str, ...]:
 
 def text_lines(dataset: str, path: Path, what: str) -> Iterator[tuple[int, str] | Reject]:
     """The non-blank lines of a plain list file (COVIDx's ``train.txt``, ChestX-ray14's ``test_list.txt``) with their
-    1-based line numbers, or one reject for a missing or unreadable file."""
+    1-based line numbers, or one ``FileReject`` for a missing or unreadable file (read as the shared tables are)."""
     name = path.name
-    if not path.is_file():
-        yield Reject(dataset, name, name, "missing_file", f"{what} {path} not found", "plan")
+    if not path.exists():
+        yield file_reject(dataset, name, "missing_file", f"{what} {path} not found")
         return
     try:
-        text = path.read_bytes().decode("utf-8", errors="replace")
-    except OSError as exc:
-        yield Reject(dataset, name, name, "bad_file", f"{what} {path}: cannot read it: {exc}", "plan")
+        text = decode(read_bytes(path))
+    except FileProblem as exc:
+        yield file_reject(dataset, name, "bad_file", f"{what}: {exc}")
         return
-    for number, line in enumerate(text.splitlines(), start=1):
+    for number, line in enumerate(_lines(text), start=1):
         if line.strip():
             yield number, line.strip()
 
@@ -342,9 +343,10 @@ class DiagnosisSource(Source):
     def local_image(self, ctx: BuildContext, rel: str, where: str) -> ImageRef | Reject:
         """A path built from the dataset's own files: a 2D image under the raw root, or a reject naming ``where``
         (a path leaving the root is ``outside_root``, a file that is not there ``missing_file``)."""
-        posix = PurePosixPath(str(rel).replace("\\", "/"))
-        if posix.is_absolute() or ".." in posix.parts:
-            return self.reject(str(rel), str(rel), "outside_root", f"{where}: {rel!r} is not a path under the raw root")
+        try:
+            posix = ctx.resolver.confine(rel)
+        except UnresolvedPath as exc:
+            return self.reject(str(rel), str(rel), exc.reason, f"{where}: {exc}")
         if not (ctx.raw / posix).is_file():
             return self.reject(str(posix), str(posix), "missing_file", f"{where}: image {posix} not found under {ctx.raw}")
         return ImageRef(str(posix), "image2d")
