@@ -14,8 +14,7 @@ files in ``prompts/``, and a test in ``tests/tasks/`` (the contract test runs ov
 from __future__ import annotations
 
 from pipelines.records import Record, SampleSpec
-from pipelines.tasks import modality, rationale, report, vqa
-from pipelines.tasks import diagnosis_open, diagnosis_yesno
+from pipelines.tasks import diagnosis_open, diagnosis_yesno, modality, rationale, report, vqa
 from pipelines.tasks.base import Task, TaskInputs, task_rng
 from pipelines.tasks.diagnosis_open import DiagnosisOpenInputs
 from pipelines.tasks.diagnosis_yesno import DiagnosisYesNoInputs

@@ -15,7 +15,17 @@ import numpy as np
 
 from pipelines.demo.faults import fault
 from pipelines.demo.writers import write_bytes, write_csv
-from pipelines.demo.xray import RADFM_ROOT, ImageFormat, XrayFixture, XrayItem, draw_view, hex_id, image_bytes, radiograph_tags, split_keys
+from pipelines.demo.xray import (
+    RADFM_ROOT,
+    ImageFormat,
+    XrayFixture,
+    XrayItem,
+    draw_view,
+    hex_id,
+    image_bytes,
+    radiograph_tags,
+    split_keys,
+)
 from pipelines.sources.diagnosis import CHEST_FILES
 
 JPEG_DICOM = ImageFormat("dicom", "CR", "jpeg", "MONOCHROME2", 8)

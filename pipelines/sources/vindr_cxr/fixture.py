@@ -14,7 +14,16 @@ import numpy as np
 
 from pipelines.demo.faults import fault
 from pipelines.demo.writers import write_csv
-from pipelines.demo.xray import RADFM_ROOT, ImageFormat, XrayFixture, XrayItem, assign_findings, draw_view, hex_id, radiograph_tags
+from pipelines.demo.xray import (
+    RADFM_ROOT,
+    ImageFormat,
+    XrayFixture,
+    XrayItem,
+    assign_findings,
+    draw_view,
+    hex_id,
+    radiograph_tags,
+)
 from pipelines.sources.diagnosis import CHEST_FILES
 from pipelines.sources.vindr_cxr.source import FINDINGS
 

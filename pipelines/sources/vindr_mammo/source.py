@@ -29,7 +29,7 @@ import polars as pl
 
 from pipelines.records import Record, Reject
 from pipelines.sources.base import BuildContext
-from pipelines.sources.diagnosis import MAMMO_FILES, LINE, DiagnosisSource, label_frame, listed_labels, row_rejects
+from pipelines.sources.diagnosis import LINE, MAMMO_FILES, DiagnosisSource, label_frame, listed_labels, row_rejects
 
 BREAST_FILE = "breast-level_annotations.csv"
 FINDING_FILE = "finding_annotations.csv"

@@ -13,7 +13,16 @@ import numpy as np
 
 from pipelines.demo.faults import fault
 from pipelines.demo.writers import write_csv
-from pipelines.demo.xray import RADFM_ROOT, ImageFormat, XrayFixture, XrayItem, assign_findings, draw_view, hex_id, radiograph_tags
+from pipelines.demo.xray import (
+    RADFM_ROOT,
+    ImageFormat,
+    XrayFixture,
+    XrayItem,
+    assign_findings,
+    draw_view,
+    hex_id,
+    radiograph_tags,
+)
 from pipelines.sources.diagnosis import PCXR_FILES
 from pipelines.sources.vindr_pcxr.source import FINDINGS
 
