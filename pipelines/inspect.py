@@ -6,7 +6,8 @@ PATH is a shard ``.tar``, a directory (all shards below it) or a ``manifest.json
 Prints a summary (samples per stream and task, image shapes, token lengths, loss-weight
 statistics, bytes per member). ``--show N`` decodes N samples, showing image spans as
 ``[IMG i]`` and keyword-weighted tokens as ``*token*``; ``--montage`` writes a contact
-sheet PNG (3D: the middle slice of each volume); ``--validate`` runs the validator.
+sheet PNG with a few tiles of every dataset, labelled by dataset and task (3D: the middle slice of each volume);
+``--validate`` runs the validator.
 
 Safe on hostile tars: nothing is extracted to disk, nothing is unpickled, member sizes and
 counts are bounded (``shards_spec.tario``).
@@ -124,6 +125,10 @@ def render_tokens(meta: SampleMeta, decoded: dict[str, Any], tokenizer) -> str:
     return tokenizer.render(ids, decoded[FIELD_LABELS], decoded[FIELD_LOSS_WEIGHT], meta.n_question_tokens)
 
 
+#: most tiles kept per (stream, dataset) while reading; the sheet then gives every group an equal share
+MONTAGE_PER_DATASET = 6
+
+
 def montage(images: list[tuple[str, np.ndarray]], out: Path, tile: int = 160, cols: int = 6) -> None:
     from PIL import Image, ImageDraw
 
@@ -141,10 +146,10 @@ def montage(images: list[tuple[str, np.ndarray]], out: Path, tile: int = 160, co
     sheet.save(out)
 
 
-def inspect(path: Path, show: int = 0, montage_path: Path | None = None, montage_max: int = 36, tokenizer=None) -> Summary:
+def inspect(path: Path, show: int = 0, montage_path: Path | None = None, montage_max: int = 48, tokenizer=None) -> Summary:
     summary = Summary()
     shown = 0
-    tiles: dict[str, list[tuple[str, np.ndarray]]] = defaultdict(list)  # per stream
+    tiles: dict[tuple[str, str], list[tuple[str, np.ndarray]]] = defaultdict(list)  # per (stream, dataset)
     for tar in find_tars(path):
         summary.shards += 1
         try:
@@ -162,16 +167,16 @@ def inspect(path: Path, show: int = 0, montage_path: Path | None = None, montage
                           f"  vision {list(decoded[FIELD_VISION].shape)}  tokens {meta.n_tokens}"
                           f"  sources {', '.join(meta.source_paths)}")
                     print(render_tokens(meta, decoded, tokenizer))
-                stream_tiles = tiles[meta.stream]
-                if montage_path is not None and len(stream_tiles) < montage_max:
-                    for i, vol in enumerate(decoded[FIELD_VISION][: montage_max - len(stream_tiles)]):
-                        stream_tiles.append((f"{meta.stream} {meta.task} #{i}", vol))
+                group = tiles[(meta.stream, meta.dataset)]
+                if montage_path is not None and len(group) < MONTAGE_PER_DATASET:
+                    for i, vol in enumerate(decoded[FIELD_VISION][: MONTAGE_PER_DATASET - len(group)]):
+                        group.append((f"{meta.dataset} {meta.task} #{i}", vol))
         except (UnsafeTar, GroupingError, OSError, Exception) as exc:  # report and go on to the next shard
             summary.errors.append(f"{tar}: {type(exc).__name__}: {exc}")
     if montage_path is not None and tiles:
-        # an equal share of the sheet for every stream present
+        # an equal share of the sheet for every dataset of every stream present (at least one tile each)
         share = max(1, montage_max // len(tiles))
-        montage([t for stream in sorted(tiles) for t in tiles[stream][:share]], montage_path)
+        montage([t for group in sorted(tiles) for t in tiles[group][:share]], montage_path)
     return summary
 
 

@@ -11,7 +11,7 @@ from shards_spec.reader import iter_raw_samples
 from shards_spec.tario import TarSink
 
 
-def test_inspect_cli_summary_show_and_montage(demo_shards, tmp_path, capsys):
+def test_inspect_cli_summary_show_and_montage(demo_shards, tmp_path, capsys, monkeypatch):
     png = tmp_path / "sheet.png"
     rc = inspect_main([str(demo_shards), "--show", "2", "--montage", str(png), "--validate"])
     out = capsys.readouterr().out
@@ -22,6 +22,15 @@ def test_inspect_cli_summary_show_and_montage(demo_shards, tmp_path, capsys):
     from PIL import Image
     with Image.open(png) as im:
         assert im.size[0] > 300 and im.size[1] > 150
+    # every dataset gets tiles of its own on the sheet
+    import pipelines.inspect as module
+    from pipelines.inspect import montage as real_montage
+    drawn: list[str] = []
+    monkeypatch.setattr(module, "montage", lambda images, out: (drawn.extend(label for label, _ in images),
+                                                                real_montage(images, out)))
+    inspect_path(demo_shards, montage_path=tmp_path / "again.png")
+    datasets = {p.name for p in demo_shards.iterdir() if (p / "manifest.json").exists()}
+    assert {label.split()[0] for label in drawn} == datasets
 
 
 

@@ -50,3 +50,29 @@ def write_rows(path: Path, header: list[str], rows: list[list]) -> None:
         writer = csv.writer(fh, lineterminator="\n")
         writer.writerow(header)
         writer.writerows(rows)
+
+
+def raw_tree(root: Path, files: dict[str, str | bytes]) -> Path:
+    """A small raw tree: text files as given (tables, lists), ``b""`` for an image that only has to exist (planning
+    never decodes pixels)."""
+    for rel, content in files.items():
+        path = root / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if isinstance(content, bytes):
+            path.write_bytes(content)
+        else:
+            path.write_text(content, encoding="utf-8")
+    return root
+
+
+def csv_text(header: list[str], rows: list[list]) -> str:
+    return "\n".join(",".join(map(str, r)) for r in [header, *rows]) + "\n"
+
+
+def by_image(jobs, task: str = "diagnosis_open") -> dict[str, tuple[str, ...]]:
+    """image path -> the findings of its ``task`` sample."""
+    return {j.record.images[0].path: j.spec.findings for j in jobs if j.spec.task == task}
+
+
+def rejected(rejects, reason: str) -> list:
+    return [r for r in rejects if r.reason == reason]
