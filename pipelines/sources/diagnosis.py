@@ -100,12 +100,13 @@ class DiagnosisVocabulary(Vocabulary):
 # --------------------------------------------------------------------------------------------- label tables (polars)
 
 
-def label_frame(dataset: str, path: Path, required: tuple[str, ...], what: str) -> tuple[pl.DataFrame | None, list[Reject]]:
+def label_frame(dataset: str, path: Path, required: tuple[str, ...], what: str, *,
+                multiline: bool = False) -> tuple[pl.DataFrame | None, list[Reject]]:
     """The table at ``path`` as a polars frame of strings (column names stripped, first of equal names kept) with
     each row's line in ``LINE``, and the rejects of reading it (``bad_row`` lines; a missing or unreadable file is
-    one reject and the frame is None)."""
+    one reject and the frame is None). ``multiline``: values may span lines (report text), see ``tables.read_table``."""
     rows, rejects = [], []
-    for item in table_rows(dataset, path, required, what):
+    for item in table_rows(dataset, path, required, what, multiline=multiline):
         (rejects if isinstance(item, Reject) else rows).append(item)
     if any(isinstance(r, FileReject) for r in rejects):
         return None, rejects

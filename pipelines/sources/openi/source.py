@@ -74,7 +74,7 @@ class OpenI(DiagnosisSource):
 
     def native_records(self, ctx: BuildContext) -> Iterator[Record | Reject]:
         reports, rejects = label_frame(self.name, ctx.raw / REPORTS, ("uid", "Problems", "findings", "impression"),
-                                       "report table")
+                                       "report table", multiline=True)
         yield from rejects
         images, rejects = label_frame(self.name, ctx.raw / PROJECTIONS, ("uid", "filename", "projection"),
                                       "projection table")
