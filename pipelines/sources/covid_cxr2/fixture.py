@@ -62,7 +62,8 @@ class CovidFixture(XrayFixture):
             fmt = ImageFormat("jpeg", quality=92) if filename.endswith(".jpg") else ImageFormat("png")
             items.append(XrayItem(filename, f"{split}/{filename}", split, ("COVID-19",) if positive else (), "PA", fmt,
                                   draw_view(rng, "PA", int(rng.integers(400, 900))), extra={"patient": pid, "source": source}))
-        next(i for i in items[4:] if i.rel.endswith(".png") and i.split == "train").fault = "empty_file"
+        train = [i for k, i in enumerate(items) if i.split == "train" and k != 3]  # (item 3: the sirm name)
+        next((i for i in train if i.rel.endswith(".png")), train[-1]).fault = "empty_file"
         return items
 
     def write_tables(self, root: Path, items: list[XrayItem], rng: np.random.Generator, planted: list[dict]) -> dict[str, int]:
