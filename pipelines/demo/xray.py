@@ -121,6 +121,16 @@ def assign_findings(rng: np.random.Generator, n: int, findings: Sequence[str], *
     return out
 
 
+def split_findings(rng: np.random.Generator, size: int, findings: Sequence[str], test_findings: Sequence[str], *,
+                   test_normal_share: float = 0.3) -> list[tuple[str, tuple[str, ...]]]:
+    """``[(split, findings)]`` for a dataset with an official split: the last quarter (at least 3) test, whose labels
+    draw from ``test_findings`` (:func:`assign_findings`), the rest train from ``findings``."""
+    n_test = max(3, size // 4)
+    labels = assign_findings(rng, size - n_test, findings) + \
+        assign_findings(rng, n_test, test_findings, normal_share=test_normal_share)
+    return [("train" if k < size - n_test else "test", f) for k, f in enumerate(labels)]
+
+
 def split_keys(rng: np.random.Generator, dataset: str, n: int, make_key, test_share: float = 0.25) -> list[tuple[str, str]]:
     """``n`` distinct keys with the split the source's :func:`~pipelines.sources.diagnosis.hashed_split` gives them,
     drawn until about ``test_share`` are test (the demo needs both splits): ``[(key, split)]``."""

@@ -16,7 +16,7 @@ import numpy as np
 
 from pipelines.demo.faults import fault
 from pipelines.demo.writers import write_csv
-from pipelines.demo.xray import RADFM_ROOT, ImageFormat, XrayFixture, XrayItem, assign_findings, draw_view
+from pipelines.demo.xray import RADFM_ROOT, ImageFormat, XrayFixture, XrayItem, draw_view, split_findings
 from pipelines.sources.chexpert.source import FINDINGS
 from pipelines.sources.diagnosis import CHEST_FILES
 
@@ -39,12 +39,9 @@ class CheXpertFixture(XrayFixture):
     label_names = FINDINGS
 
     def plan(self, rng: np.random.Generator, size: int) -> list[XrayItem]:
-        n_valid = max(3, size // 4)
         items, patient = [], int(rng.integers(1, 60000))
         valid_patient = 64540 + int(rng.integers(1, 200))
-        labels = assign_findings(rng, size - n_valid, ACTIVE) + assign_findings(rng, n_valid, ACTIVE[:3])
-        for k, findings in enumerate(labels):
-            split = "train" if k < size - n_valid else "test"
+        for split, findings in split_findings(rng, size, ACTIVE, ACTIVE[:3]):
             if split == "train":
                 patient += int(rng.integers(1, 40))
                 folder, number = "train", patient

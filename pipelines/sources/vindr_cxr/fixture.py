@@ -19,10 +19,10 @@ from pipelines.demo.xray import (
     ImageFormat,
     XrayFixture,
     XrayItem,
-    assign_findings,
     draw_view,
     hex_id,
     radiograph_tags,
+    split_findings,
 )
 from pipelines.sources.diagnosis import CHEST_FILES
 from pipelines.sources.vindr_cxr.source import FINDINGS
@@ -47,11 +47,8 @@ class VinDrCXRFixture(XrayFixture):
     label_names = FINDINGS
 
     def plan(self, rng: np.random.Generator, size: int) -> list[XrayItem]:
-        n_test = max(3, size // 4)
-        splits = ["train"] * (size - n_test) + ["test"] * n_test
-        labels = assign_findings(rng, size - n_test, ACTIVE) + assign_findings(rng, n_test, ACTIVE[:3])
         items = []
-        for k, (split, findings) in enumerate(zip(splits, labels)):
+        for k, (split, findings) in enumerate(split_findings(rng, size, ACTIVE, ACTIVE[:3])):
             key = hex_id(rng)
             items.append(XrayItem(key, f"{split}/{key}.dicom", split, findings, "PA", FORMATS[k % len(FORMATS)],
                                   draw_view(rng, "PA", int(rng.integers(560, 720))),

@@ -18,10 +18,10 @@ from pipelines.demo.xray import (
     ImageFormat,
     XrayFixture,
     XrayItem,
-    assign_findings,
     draw_view,
     hex_id,
     radiograph_tags,
+    split_findings,
 )
 from pipelines.sources.diagnosis import PCXR_FILES
 from pipelines.sources.vindr_pcxr.source import FINDINGS
@@ -44,11 +44,8 @@ class VinDrPCXRFixture(XrayFixture):
     label_names = FINDINGS
 
     def plan(self, rng: np.random.Generator, size: int) -> list[XrayItem]:
-        n_test = max(3, size // 4)
-        splits = ["train"] * (size - n_test) + ["test"] * n_test
-        labels = assign_findings(rng, size - n_test, ACTIVE) + assign_findings(rng, n_test, ACTIVE[:2], normal_share=0.4)
         items = []
-        for k, (split, findings) in enumerate(zip(splits, labels)):
+        for k, (split, findings) in enumerate(split_findings(rng, size, ACTIVE, ACTIVE[:2], test_normal_share=0.4)):
             key = hex_id(rng)
             view = "AP" if rng.random() < 0.6 else "PA"
             items.append(XrayItem(key, f"{split}/{key}.dicom", split, findings, view, FORMATS[k % 2],

@@ -18,10 +18,10 @@ from pipelines.demo.xray import (
     ImageFormat,
     XrayFixture,
     XrayItem,
-    assign_findings,
     draw_view,
     hex_id,
     radiograph_tags,
+    split_findings,
 )
 from pipelines.sources.diagnosis import SPINEXR_FILES
 from pipelines.sources.vindr_spinexr.source import FINDINGS
@@ -43,11 +43,8 @@ class VinDrSpineXRFixture(XrayFixture):
     label_names = FINDINGS
 
     def plan(self, rng: np.random.Generator, size: int) -> list[XrayItem]:
-        n_test = max(3, size // 4)
-        splits = ["train"] * (size - n_test) + ["test"] * n_test
-        labels = assign_findings(rng, size - n_test, ACTIVE) + assign_findings(rng, n_test, ACTIVE[:2])
         items = []
-        for k, (split, findings) in enumerate(zip(splits, labels)):
+        for k, (split, findings) in enumerate(split_findings(rng, size, ACTIVE, ACTIVE[:2])):
             key = hex_id(rng)
             tags = radiograph_tags(rng, "SPINE", body_part="LSPINE" if rng.random() < 0.6 else "CSPINE",
                                    manufacturer="Siemens")
