@@ -36,7 +36,7 @@ from pipelines.distributor import run_ray, run_serial
 from pipelines.keywords import make_matcher
 from pipelines.paths import PathResolver, parse_path_maps
 from pipelines.records import Job, Record, Reject
-from pipelines.sources import REGISTRY, BuildContext, Source, Vocabulary, get_source
+from pipelines.sources import REGISTRY, BuildContext, Source, Store, Vocabulary, get_source, users_of
 from pipelines.text import DEFAULT_TOKENIZER, TokenizerError, load_tokenizer
 from pipelines.worker import ShardPlan, WorkerEnv
 from shards_spec.hashing import sample_key
@@ -70,6 +70,7 @@ class BuildRequest:
     mode: str | None = None  # None: the source's default mode
     radfm_dir: Path | None = None  # RadFM's split files (None: <raw>/radfm)
     path_maps: tuple[tuple[str, str], ...] = ()  # (OLD, NEW) prefixes of RadFM's paths mapped onto the raw root
+    stores: tuple[tuple[str, Path], ...] = ()  # (store id, root) for stores not beside the raw root (``--store``)
     splits: tuple[str, ...] | None = None  # build only these splits (None: all)
     tokenizer: str = DEFAULT_TOKENIZER  # Hugging Face tokenizer directory, or "default"
     keywords: str = "lexicon"  # lexicon | lexicon+spacy:MODEL | none
@@ -159,6 +160,60 @@ def remove_stale(out: Path, dataset: str, plans: list[ShardPlan]) -> list[str]:
     return removed
 
 
+# ------------------------------------------------------------------------------------------------- stores
+#: Entries of a store looked at when a dataset that reads it is built (the whole store is checked by building it).
+STORE_PEEK = 1000
+
+
+def find_stores(source: Source, raw: Path, given: Sequence[tuple[str, Path]]) -> tuple[tuple[str, Path], ...]:
+    """The root of every store ``source`` reads: given with ``--store NAME=DIR``, else beside the raw root
+    (``<raw>/../<store>``); each checked to exist and to hold files of its layout. Raises :class:`BuildError`."""
+    given_roots = {name: Path(root) for name, root in given}
+    unknown = sorted(set(given_roots) - set(source.stores))
+    if unknown:
+        raise BuildError(f"{source.name} reads no store named {', '.join(unknown)} (it reads: {', '.join(source.stores) or 'none'})")
+    found = []
+    for name in source.stores:
+        store = get_source(name)
+        root = given_roots.get(name, raw.parent / name).resolve()
+        where = "given with --store" if name in given_roots else "beside the raw root"
+        if not root.is_dir():
+            raise BuildError(f"{source.name} reads its images from the {name} store ({store.description}); {root} "
+                             f"({where}) is not a directory: pass --store {name}=DIR")
+        check = store.check(root, limit=STORE_PEEK)
+        if not check.usable:
+            raise BuildError(f"{root} ({where}) does not look like the {name} store ({store.description}): none of its "
+                             f"first {STORE_PEEK} entries follows the layout; pass --store {name}=DIR")
+        found.append((name, root))
+    return tuple(found)
+
+
+def parse_stores(items: list[str] | None) -> tuple[tuple[str, Path], ...]:
+    """``--store NAME=DIR`` values as (name, root) pairs."""
+    out = []
+    for item in items or []:
+        name, sep, root = item.partition("=")
+        if not sep or not name.strip() or not root.strip():
+            raise ValueError(f"--store expects NAME=DIR, got {item!r}")
+        out.append((name.strip(), Path(root.strip())))
+    return tuple(out)
+
+
+def describe_store(store: Store, raw: Path) -> dict[str, Any]:
+    """``make shards DATASET=<store>``: what the store is, which datasets read it, and a check of its layout (no
+    shards: a store has no samples of its own). Raises :class:`BuildError` when nothing follows the layout."""
+    users = users_of(store.name)
+    log.info(f"{store.name} is a store, not a dataset with samples: {store.description}. Read by: {', '.join(users)}; "
+             f"build those (they find the store beside their raw roots, as {raw}, or with --store {store.name}=DIR).")
+    check = store.check(raw)
+    for line in check.lines():
+        log.info(line)
+    if not check.usable:
+        raise BuildError(f"{raw}: no file follows the {store.name} layout ({store.description})")
+    return {"dataset": store.name, "store": True, "description": store.description, "used_by": users,
+            "root": str(raw), "files": check.files, "strays": check.strays}
+
+
 # ------------------------------------------------------------------------------------------------- outputs
 def write_outputs(out: Path, dataset: str, plans: list[ShardPlan], stats: dict[str, dict], plan_rejects: list[Reject],
                   params: dict[str, Any], tokenizer: dict[str, Any]) -> Manifest:
@@ -205,9 +260,12 @@ def build(request: BuildRequest) -> dict[str, Any]:
     raw, out = Path(request.raw).resolve(), Path(request.out).resolve()
     if not raw.is_dir():
         raise BuildError(f"raw root {raw} is not a directory")
+    if isinstance(source, Store):
+        return describe_store(source, raw)
+    stores = find_stores(source, raw, request.stores)
     cfg = request.config
     radfm_dir = Path(request.radfm_dir).resolve() if request.radfm_dir else raw / "radfm"
-    ctx = BuildContext(raw, mode, radfm_dir, PathResolver(raw, list(request.path_maps)), cfg.seed, cfg.image)
+    ctx = BuildContext(raw, mode, radfm_dir, PathResolver(raw, list(request.path_maps)), cfg.seed, cfg.image, stores)
     started = time.perf_counter()
     records, vocab, plan_rejects = read_dataset(source, ctx)
     jobs, duplicates = derive_jobs(source, ctx, records, vocab, set(request.splits) if request.splits else None)
@@ -219,7 +277,8 @@ def build(request: BuildRequest) -> dict[str, Any]:
         raise BuildError(str(exc)) from None
     label_terms = source.label_terms(vocab)
     matcher = make_matcher(request.keywords, label_terms)
-    env = WorkerEnv(str(raw), cfg, tokenizer.name, request.keywords, label_terms)
+    env = WorkerEnv(str(raw), cfg, tokenizer.name, request.keywords, label_terms,
+                    stores=tuple((name, str(root)) for name, root in stores))
     params = {"mode": mode, "splits": sorted(request.splits) if request.splits else "all", "config": cfg.to_dict(),
               "keywords": matcher.description, "tokenizer_name": tokenizer.name}
     env_fp = json.dumps({"spec": SPEC_VERSION, "tokenizer": tokenizer.fingerprint, **params}, sort_keys=True, default=str)
@@ -278,6 +337,7 @@ def request_from_args(args: argparse.Namespace) -> BuildRequest:
     return BuildRequest(
         dataset=args.dataset, raw=Path(args.raw), out=Path(args.out), mode=args.mode,
         radfm_dir=Path(args.radfm_dir) if args.radfm_dir else None, path_maps=tuple(parse_path_maps(args.path_map)),
+        stores=parse_stores(args.store),
         splits=tuple(args.split) if args.split else None, tokenizer=args.tokenizer, keywords=args.keywords,
         config=config, executor=args.executor, workers=args.workers, progress=not args.quiet,
     )
@@ -304,6 +364,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--radfm-dir", "--radfm-csv", dest="radfm_dir",
                    help="directory of RadFM's split files, CSV and JSON (default: <raw>/radfm)")
     p.add_argument("--path-map", action="append", metavar="OLD=NEW", help="map a path prefix of RadFM's files onto the raw root")
+    p.add_argument("--store", action="append", metavar="NAME=DIR",
+                   help="where a store the dataset reads is (PMC-Figures: --store pmc_figures=DIR; default: beside --raw)")
     p.add_argument("--split", action="append", help="build only these splits (repeatable)")
     p.add_argument("--tokenizer", default=DEFAULT_TOKENIZER, help="LLaMA-style SentencePiece tokenizer: a folder with tokenizer.model (e.g. RadFM's Language_files) "
                    "or the file (default: mistral-common's 32k LLaMA-style model)")

@@ -22,9 +22,12 @@ Stream = Literal["2d", "3d"]
 
 @dataclass(frozen=True)
 class ImageRef:
-    path: str  # relative to the raw root, POSIX separators
+    path: str  # relative to the raw root (or to the store's root, see ``store``), POSIX separators
     load_as: LoadAs
     series: int = 0  # series index inside a multi-series .npy
+    #: "" for the dataset's raw root; else the registry id of the store whose root holds ``path`` (a figure store
+    #: several datasets share, e.g. ``pmc_figures``; ``pipelines.sources.base.Store``)
+    store: str = ""
 
 
 @dataclass(frozen=True)
@@ -65,6 +68,10 @@ class SampleSpec:
     prompt_id: str | None = None
     #: indices into Record.images of the images this sample uses (cap on image count)
     image_indices: tuple[int, ...] = ()
+    #: what evaluation needs beside the answer (``meta.json``): a VQA answer's type (``closed`` | ``open``, "" when
+    #: the dataset does not say) and the options of a multiple-choice question, in the dataset's order
+    answer_type: str = ""
+    choices: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

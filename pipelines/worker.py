@@ -48,6 +48,8 @@ class WorkerEnv:
     keywords: str
     extra_terms: tuple[str, ...] = ()
     channels: str = "grey"
+    #: (registry id, root) of every figure store the dataset's images may come from (``ImageRef.store``)
+    stores: tuple[tuple[str, str], ...] = ()
 
 
 #: Test hook, read by the shard task: sleep this many seconds after each sample (lets a test kill a build midway).
@@ -74,7 +76,8 @@ def _matcher(env: WorkerEnv) -> KeywordMatcher:
 def load_images(job: Job, env: WorkerEnv) -> np.ndarray:
     """The job's images as one uint8 ``[S, C, H, W, D]`` array (raises ImageError)."""
     refs = [job.record.images[i] for i in job.spec.image_indices]
-    arrays = imaging.load_images(Path(env.raw), refs, env.config.image, job.record.stream, env.channels)
+    stores = {name: Path(root) for name, root in env.stores}
+    arrays = imaging.load_images(Path(env.raw), refs, env.config.image, job.record.stream, env.channels, stores)
     return imaging.stack_sample(arrays, env.config.image, job.record.stream)
 
 
@@ -100,7 +103,7 @@ def build_sample(job: Job, env: WorkerEnv) -> tuple[dict[str, bytes], SampleSumm
         modality=record.modality,
         source_id=record.source_id,
         source_paths=tuple(sorted({r.path for r in used})),
-        images=tuple(ImageEntry(r.path, r.load_as, r.series) for r in used),
+        images=tuple(ImageEntry(r.path, r.load_as, r.series, r.store) for r in used),
         image_spans=tuple(ImageSpan(**span) for span in enc.image_spans),
         vision_shape=tuple(vision.shape),
         n_tokens=int(enc.input_ids.size),
@@ -108,6 +111,8 @@ def build_sample(job: Job, env: WorkerEnv) -> tuple[dict[str, bytes], SampleSumm
         keywords=tuple(enc.keywords),
         tokenizer=tok.fingerprint,
         special_ids=tok.special_ids(),
+        answer_type=spec.answer_type,
+        choices=spec.choices,
     )
     members = encode_sample(
         input_ids=enc.input_ids,

@@ -6,7 +6,7 @@ intensity and channel rules; :func:`load_images` loads every image of a sample a
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -103,14 +103,16 @@ def load_npy_images(
     return images
 
 
-def load_images(raw: Path, refs: Sequence[ImageRef], cfg: ImageConfig, stream: str, channels: str = "grey") -> list[np.ndarray]:
+def load_images(raw: Path, refs: Sequence[ImageRef], cfg: ImageConfig, stream: str, channels: str = "grey",
+                stores: Mapping[str, Path] | None = None) -> list[np.ndarray]:
     """The images of one sample, each loaded as its reference says (``load_as``): ``image2d`` -> :func:`load_2d`,
     ``volume`` -> :func:`load_volume`, ``npy`` -> series ``ref.series`` of :func:`load_npy_images` (a file is
-    read once however many of its series the sample uses). Paths are relative to ``raw``."""
+    read once however many of its series the sample uses). Paths are relative to ``raw``, or to
+    ``stores[ref.store]`` for a reference into a figure store."""
     arrays = []
     npy_cache: dict[str, list[np.ndarray]] = {}
     for ref in refs:
-        path = raw / ref.path
+        path = store_root(raw, ref, stores) / ref.path
         if ref.load_as == "image2d":
             arrays.append(load_2d(path, cfg, channels=channels))
         elif ref.load_as == "volume":
@@ -125,3 +127,12 @@ def load_images(raw: Path, refs: Sequence[ImageRef], cfg: ImageConfig, stream: s
         else:
             raise ValueError(f"{ref.path}: unknown load_as {ref.load_as!r}")
     return arrays
+
+
+def store_root(raw: Path, ref: ImageRef, stores: Mapping[str, Path] | None) -> Path:
+    """The root ``ref.path`` is relative to: the raw root, or the root of the store it names."""
+    if not ref.store:
+        return raw
+    if not stores or ref.store not in stores:
+        raise ValueError(f"{ref.path}: image of store {ref.store!r}, but the build has no such store")
+    return Path(stores[ref.store])

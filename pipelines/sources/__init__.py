@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import importlib
 
-from pipelines.sources.base import BuildContext, Source, Vocabulary
+from pipelines.sources.base import BuildContext, Source, Store, Vocabulary
 
 #: registry id -> package implementing it (the other 20 sources slot in here).
 REGISTRY = {
@@ -31,4 +31,9 @@ def get_source(name: str) -> Source:
     return source
 
 
-__all__ = ["REGISTRY", "BuildContext", "Source", "Vocabulary", "get_source", "names"]
+def users_of(store: str) -> list[str]:
+    """The registry ids of the sources that read the store ``store`` (``Source.stores``)."""
+    return [name for name in names() if store in get_source(name).stores]
+
+
+__all__ = ["REGISTRY", "BuildContext", "Source", "Store", "Vocabulary", "get_source", "names", "users_of"]
