@@ -57,3 +57,11 @@ def npy_bytes(arr: np.ndarray) -> bytes:
     buf = io.BytesIO()
     np.save(buf, arr, allow_pickle=False)
     return buf.getvalue()
+
+
+def write_jsonl(path: Path, rows: Sequence[object], lines: Sequence[str] = ()) -> int:
+    """JSON Lines, one object per line (``lines``: raw lines appended as they are, e.g. a planted broken one);
+    returns the number of lines."""
+    text = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows) + "".join(line + "\n" for line in lines)
+    write_text(path, text)
+    return len(rows) + len(lines)

@@ -15,6 +15,9 @@ from pipelines.sources.base import BuildContext, Source, Store, Vocabulary
 REGISTRY = {
     "mimic": "pipelines.sources.mimic",
     "rad3d": "pipelines.sources.rad3d",
+    # literature, VQA and case sources (issue #14); pmc_figures is the figure store of pmc_inline and pmc_casereport
+    "vqa_rad": "pipelines.sources.vqa_rad",
+    "slake": "pipelines.sources.slake",
 }
 
 

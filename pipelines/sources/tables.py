@@ -129,3 +129,61 @@ def optional_json(dataset: str, path: Path) -> tuple[Any, Reject | None]:
 
 def _reject(dataset: str, name: str, reason: str, message: str) -> Reject:
     return Reject(dataset, name, name, reason, message, "plan")
+
+
+def jsonl_items(dataset: str, path: Path, what: str) -> Iterator[Item | Reject]:
+    """Every line of the JSON Lines file at ``path`` (``Item.index``: its 1-based line number), or rejects: the
+    file missing or unreadable (one ``missing_file`` / ``bad_file``), a line that is not JSON (``bad_row``, source
+    id ``<name>:line<N>``). Blank lines are not data."""
+    name = path.name
+    if not path.exists():
+        yield _reject(dataset, name, "missing_file", f"{what} {path} not found")
+        return
+    try:
+        text = path.read_bytes().decode("utf-8-sig")
+    except (*_FILE_ERRORS, UnicodeDecodeError) as exc:
+        yield _reject(dataset, name, "bad_file", f"{path}: cannot read the file: {exc}")
+        return
+    for number, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            yield Item(number, json.loads(line))
+        except (ValueError, RecursionError) as exc:
+            shown = line if len(line) <= 80 else line[:77] + "..."
+            yield Reject(dataset, f"{name}:line{number}", name, "bad_row", f"{name} line {number}: not JSON ({exc}): {shown!r}",
+                         "plan")
+
+
+def json_document(dataset: str, path: Path, source_id: str, what: str) -> Any:
+    """The JSON document at ``path`` (one per item: a paper, a case), or a reject naming ``source_id``: missing
+    (``missing_file``) or unreadable / not JSON (``bad_file``)."""
+    if not path.is_file():
+        return Reject(dataset, source_id, path.name, "missing_file", f"{what} {path} not found", "plan")
+    try:
+        return read_json(path)
+    except (*_FILE_ERRORS, ValueError, RecursionError) as exc:
+        return Reject(dataset, source_id, path.name, "bad_file", f"{what} {path}: not valid JSON: {exc}", "plan")
+
+
+def parquet_rows(dataset: str, path: Path, required: tuple[str, ...], what: str) -> Iterator[Row | Reject]:
+    """Every row of the Parquet file at ``path`` as a :class:`Row` of strings (``line``: 1-based row number; nulls
+    are ""), or one reject: the file missing, unreadable or without a required column."""
+    import pyarrow.parquet as pq
+
+    name = path.name
+    if not path.exists():
+        yield _reject(dataset, name, "missing_file", f"{what} {path} not found")
+        return
+    try:
+        table = pq.read_table(path)
+    except (*_FILE_ERRORS, pa.ArrowException) as exc:
+        yield _reject(dataset, name, "bad_file", f"{path}: cannot read the Parquet file: {exc}")
+        return
+    missing = [c for c in required if c not in table.column_names]
+    if missing:
+        yield _reject(dataset, name, "bad_file", f"{path}: missing column(s) {', '.join(missing)} (has: "
+                      f"{', '.join(table.column_names)})")
+        return
+    for i, values in enumerate(table.to_pylist()):
+        yield Row(i + 1, {k: "" if v is None else str(v) for k, v in values.items()})
