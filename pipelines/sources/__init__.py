@@ -18,6 +18,8 @@ REGISTRY = {
     # literature, VQA and case sources (issue #14); pmc_figures is the figure store of pmc_inline and pmc_casereport
     "vqa_rad": "pipelines.sources.vqa_rad",
     "slake": "pipelines.sources.slake",
+    "pmc_vqa": "pipelines.sources.pmc_vqa",
+    "pmc_oa": "pipelines.sources.pmc_oa",
 }
 
 
