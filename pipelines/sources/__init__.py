@@ -16,6 +16,7 @@ REGISTRY = {
     "mimic": "pipelines.sources.mimic",
     "rad3d": "pipelines.sources.rad3d",
     # literature, VQA and case sources (issue #14); pmc_figures is the figure store of pmc_inline and pmc_casereport
+    "medpix": "pipelines.sources.medpix",
     "vqa_rad": "pipelines.sources.vqa_rad",
     "slake": "pipelines.sources.slake",
     "pmc_vqa": "pipelines.sources.pmc_vqa",
