@@ -16,6 +16,7 @@ REJECT_REASON = {
     "nan_volume": "nan_image",
     "bad_file": "bad_file",  # a whole file that cannot be read (a truncated paper JSON)
     "not_english": "not_english",  # a row in another language, skipped (SLAKE's Chinese questions)
+    "stray_file": "",  # a file in a store that does not follow its layout: no reject, the store's check counts it
 }
 PLANT_KINDS = tuple(REJECT_REASON)
 

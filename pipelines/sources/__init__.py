@@ -17,6 +17,8 @@ REGISTRY = {
     "rad3d": "pipelines.sources.rad3d",
     # literature, VQA and case sources (issue #14); pmc_figures is the figure store of pmc_inline and pmc_casereport
     "medpix": "pipelines.sources.medpix",
+    "pmc_figures": "pipelines.sources.pmc_figures",
+    "pmc_inline": "pipelines.sources.pmc_inline",
     "vqa_rad": "pipelines.sources.vqa_rad",
     "slake": "pipelines.sources.slake",
     "pmc_vqa": "pipelines.sources.pmc_vqa",
