@@ -19,6 +19,7 @@ REGISTRY = {
     "medpix": "pipelines.sources.medpix",
     "pmc_figures": "pipelines.sources.pmc_figures",
     "pmc_inline": "pipelines.sources.pmc_inline",
+    "pmc_casereport": "pipelines.sources.pmc_casereport",
     "vqa_rad": "pipelines.sources.vqa_rad",
     "slake": "pipelines.sources.slake",
     "pmc_vqa": "pipelines.sources.pmc_vqa",
