@@ -214,6 +214,17 @@ def describe_store(store: Store, raw: Path) -> dict[str, Any]:
             "root": str(raw), "files": check.files, "strays": check.strays}
 
 
+def make_context(source: Source, raw: Path, mode: str | None = None, radfm_dir: Path | None = None,
+                 path_maps: Sequence[tuple[str, str]] = (), stores: Sequence[tuple[str, Path]] = (),
+                 config: BuildConfig | None = None) -> BuildContext:
+    """What ``source`` is given for a build of ``raw`` (its stores found and checked, :func:`find_stores`)."""
+    cfg = config or BuildConfig()
+    raw = Path(raw).resolve()
+    radfm = Path(radfm_dir).resolve() if radfm_dir else raw / "radfm"
+    return BuildContext(raw, mode or source.default_mode, radfm, PathResolver(raw, list(path_maps)), cfg.seed, cfg.image,
+                        find_stores(source, raw, stores))
+
+
 # ------------------------------------------------------------------------------------------------- outputs
 def write_outputs(out: Path, dataset: str, plans: list[ShardPlan], stats: dict[str, dict], plan_rejects: list[Reject],
                   params: dict[str, Any], tokenizer: dict[str, Any]) -> Manifest:
@@ -262,10 +273,9 @@ def build(request: BuildRequest) -> dict[str, Any]:
         raise BuildError(f"raw root {raw} is not a directory")
     if isinstance(source, Store):
         return describe_store(source, raw)
-    stores = find_stores(source, raw, request.stores)
     cfg = request.config
-    radfm_dir = Path(request.radfm_dir).resolve() if request.radfm_dir else raw / "radfm"
-    ctx = BuildContext(raw, mode, radfm_dir, PathResolver(raw, list(request.path_maps)), cfg.seed, cfg.image, stores)
+    ctx = make_context(source, raw, mode, request.radfm_dir, request.path_maps, request.stores, cfg)
+    stores = ctx.stores
     started = time.perf_counter()
     records, vocab, plan_rejects = read_dataset(source, ctx)
     jobs, duplicates = derive_jobs(source, ctx, records, vocab, set(request.splits) if request.splits else None)

@@ -4,9 +4,11 @@
 
 PATH is a shard ``.tar``, a directory (all shards below it) or a ``manifest.json``.
 Prints a summary (samples per stream and task, image shapes, token lengths, loss-weight
-statistics, bytes per member). ``--show N`` decodes N samples, showing image spans as
-``[IMG i]`` and keyword-weighted tokens as ``*token*``; ``--montage`` writes a contact
-sheet PNG (3D: the middle slice of each volume); ``--validate`` runs the validator.
+statistics, bytes per member). ``--show N`` decodes N samples (``--per-task``: N of every
+dataset and task), showing image spans as ``[IMG i]`` where they sit in the tokens (inside
+the answer for interleaved text) and keyword-weighted tokens as ``*token*``; ``--montage``
+writes a contact sheet PNG (colour images in colour; 3D: the middle slice of each volume);
+``--validate`` runs the validator.
 
 Safe on hostile tars: nothing is extracted to disk, nothing is unpickled, member sizes and
 counts are bounded (``shards_spec.tario``).
@@ -128,22 +130,25 @@ def montage(images: list[tuple[str, np.ndarray]], out: Path, tile: int = 160, co
     from PIL import Image, ImageDraw
 
     rows = max(1, -(-len(images) // cols))
-    sheet = Image.new("L", (cols * tile, rows * (tile + 14)), 0)
+    sheet = Image.new("RGB", (cols * tile, rows * (tile + 14)), 0)
     draw = ImageDraw.Draw(sheet)
     for n, (label, vol) in enumerate(images):
         c, h, w, d = vol.shape
         plane = vol[:, :, :, d // 2]
-        img = Image.fromarray(plane[0] if c == 1 else plane.transpose(1, 2, 0)).convert("L").resize((tile, tile))
+        img = Image.fromarray(plane[0] if c == 1 else plane.transpose(1, 2, 0)).convert("RGB").resize((tile, tile))
         x, y = (n % cols) * tile, (n // cols) * (tile + 14)
         sheet.paste(img, (x, y + 14))
-        draw.text((x + 2, y + 1), label[: tile // 6], fill=255)
+        draw.text((x + 2, y + 1), label[: tile // 6], fill=(255, 255, 255))
     out.parent.mkdir(parents=True, exist_ok=True)
     sheet.save(out)
 
 
-def inspect(path: Path, show: int = 0, montage_path: Path | None = None, montage_max: int = 36, tokenizer=None) -> Summary:
+def inspect(path: Path, show: int = 0, montage_path: Path | None = None, montage_max: int = 36, tokenizer=None,
+            per_task: bool = False) -> Summary:
+    """Summarise the shards at ``path``; print ``show`` decoded samples (``per_task``: that many of every dataset and
+    task); write a contact sheet of their images to ``montage_path``."""
     summary = Summary()
-    shown = 0
+    shown: Counter[tuple[str, str]] = Counter()
     tiles: dict[str, list[tuple[str, np.ndarray]]] = defaultdict(list)  # per stream
     for tar in find_tars(path):
         summary.shards += 1
@@ -156,14 +161,16 @@ def inspect(path: Path, show: int = 0, montage_path: Path | None = None, montage
                     summary.errors.append(f"{tar.name}#{raw.key}: {exc}")
                     continue
                 summary.add(meta, decoded, {f: m.size for f, m in raw.members.items()})
-                if shown < show:
-                    shown += 1
+                group = (meta.dataset, meta.task) if per_task else ("", "")
+                printed = shown[group] < show
+                if printed:
+                    shown[group] += 1
                     print(f"--- {raw.key}  [{meta.dataset} {meta.split} {meta.stream} {meta.task}/{meta.variant}]"
                           f"  vision {list(decoded[FIELD_VISION].shape)}  tokens {meta.n_tokens}"
                           f"  sources {', '.join(meta.source_paths)}")
                     print(render_tokens(meta, decoded, tokenizer))
                 stream_tiles = tiles[meta.stream]
-                if montage_path is not None and len(stream_tiles) < montage_max:
+                if montage_path is not None and len(stream_tiles) < montage_max and (printed or not per_task):
                     for i, vol in enumerate(decoded[FIELD_VISION][: montage_max - len(stream_tiles)]):
                         stream_tiles.append((f"{meta.stream} {meta.task} #{i}", vol))
         except (UnsafeTar, GroupingError, OSError, Exception) as exc:  # report and go on to the next shard
@@ -179,6 +186,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m pipelines.inspect", description=__doc__.split("\n\n")[0])
     ap.add_argument("path")
     ap.add_argument("--show", type=int, default=0, metavar="N", help="decode and print N samples")
+    ap.add_argument("--per-task", action="store_true", help="--show N samples of every dataset and task")
     ap.add_argument("--montage", type=Path, metavar="PNG", help="write a contact sheet of the images")
     ap.add_argument("--validate", action="store_true", help="also run python -m shards_spec.validate on PATH")
     ap.add_argument("--tokenizer", default="default", help="the shards' tokenizer folder, for --show (default: the build default)")
@@ -196,7 +204,7 @@ def main(argv: list[str] | None = None) -> int:
         except TokenizerError as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 2
-    summary = inspect(path, args.show, args.montage, tokenizer=tokenizer)
+    summary = inspect(path, args.show, args.montage, tokenizer=tokenizer, per_task=args.per_task)
     print(summary.render())
     if args.montage:
         print(f"\nmontage: {args.montage}")
