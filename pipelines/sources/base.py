@@ -142,7 +142,7 @@ class StoreCheck:
         scope = "" if self.scanned_all else " (first entries only)"
         out = [f"{self.store}: {self.files} files in {self.root} follow the layout{scope}"]
         if self.strays:
-            out.append(f"{self.store}: {self.strays} files do not and are never read: {', '.join(self.examples)}")
+            out.append(f"{self.store}: {self.strays} other file(s), never read: {', '.join(self.examples)}")
         return out
 
 
