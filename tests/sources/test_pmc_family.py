@@ -142,8 +142,12 @@ def test_case_samples_put_figures_in_the_question(demo_shards):
 
 
 def test_papers_json_is_publisher_shaped(demo_raw):
-    docs = [json.loads(p.read_text()) for p in sorted((demo_raw / "pmc_inline/papers").glob("*.json"))
-            if p.read_text().rstrip().endswith(("]", "}"))]
+    docs = []
+    for path in sorted((demo_raw / "pmc_inline/papers").glob("*.json")):
+        try:
+            docs.append(json.loads(path.read_text()))
+        except json.JSONDecodeError:  # the planted cut-off paper
+            continue
     layouts = {"public" if isinstance(d, dict) else "radfm" for d in docs}
     assert layouts == {"public", "radfm"}
     for d in docs:

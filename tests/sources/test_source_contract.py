@@ -8,7 +8,7 @@ import json
 
 import pytest
 
-from pipelines.build import build, BuildRequest, derive_jobs, make_context, read_dataset
+from pipelines.build import BuildRequest, build, derive_jobs, make_context, read_dataset
 from pipelines.demo import get_fixture
 from pipelines.demo.faults import REJECT_REASON
 from pipelines.records import RecordFields

@@ -65,7 +65,7 @@ class InlineFields(RecordFields):
 
 def split_text(text: str) -> list[tuple[int, int]]:
     """Spans ``(start, end)`` of the sentences of ``text``: consecutive, covering it, each ending with the
-    whitespace that follows it; a span of whitespace alone joins the one before it."""
+    whitespace that follows it; whitespace alone joins the sentence before it (or, at the start, the first one)."""
     spans: list[tuple[int, int]] = []
     start = 0
     for m in _CUT.finditer(text):
@@ -76,7 +76,9 @@ def split_text(text: str) -> list[tuple[int, int]]:
         spans.append((start, len(text)))
     merged: list[tuple[int, int]] = []
     for s, e in spans:
-        if merged and not text[s:e].strip():
+        if not text[s:e].strip() and merged:
+            merged[-1] = (merged[-1][0], e)
+        elif merged and not text[merged[-1][0]:merged[-1][1]].strip():  # whitespace before the first sentence
             merged[-1] = (merged[-1][0], e)
         else:
             merged.append((s, e))
