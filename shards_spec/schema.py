@@ -125,7 +125,7 @@ class _Record:
 class ImageEntry(_Record):
     """One stored image: its file relative to the raw root, how it was loaded (``image2d`` | ``volume`` |
     ``npy``) and, for a multi-series ``.npy``, which series; ``store`` names the figure store whose root ``path``
-    is relative to when it is not the dataset's raw root (spec 1.2)."""
+    is relative to when it is not the dataset's raw root (spec 1.3)."""
 
     path: str
     kind: str
@@ -174,7 +174,10 @@ class SampleMeta(_Record):
     keywords: tuple[str, ...]
     tokenizer: str
     special_ids: dict[str, int | None]
-    #: for evaluation (spec 1.2): a VQA answer's type, ``closed`` | ``open`` ("" when the dataset does not say),
+    #: what the build's text hygiene repaired in the text this sample was made from (spec 1.2):
+    #: ``control_chars`` removed, ``non_utf8`` bytes decoded by the documented fallback
+    text_fixes: dict[str, int] = dataclasses.field(default_factory=dict)
+    #: for evaluation (spec 1.3): a VQA answer's type, ``closed`` | ``open`` ("" when the dataset does not say),
     #: and a multiple-choice question's options in the dataset's order (empty otherwise)
     answer_type: str = ""
     choices: tuple[str, ...] = ()

@@ -136,7 +136,10 @@ def _crop(src: Image.Image, p: FigureParams) -> Image.Image:
     side = p.crop[2] * min(w, h)
     cx, cy = p.crop[0] * w, p.crop[1] * h
     box = (int(cx - side / 2), int(cy - side / 2), int(cx + side / 2), int(cy + side / 2))
-    out = src.crop(box).rotate(p.angle_deg, resample=Image.Resampling.BILINEAR)
+    out = src.crop(box)
+    if out.width > 2 * p.size:  # shrink a large crop before rotating it (the output is p.size wide anyway)
+        out = out.resize((2 * p.size, 2 * p.size), Image.Resampling.BOX)
+    out = out.rotate(p.angle_deg, resample=Image.Resampling.BILINEAR)
     return out.resize((p.size, p.size), Image.Resampling.BICUBIC)
 
 

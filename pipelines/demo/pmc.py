@@ -27,7 +27,7 @@ from pipelines.demo.synth import distinct_ints
 PMC_STREAM = 149
 STORE = "pmc_figures"
 INLINE_UNIT, CASE_UNIT, STORE_UNIT = "pmc_inline_papers", "pmc_casereport_cases", "pmc_figures_extra_figures"
-DEFAULT_PAPERS, DEFAULT_CASES, DEFAULT_EXTRA = 4, 6, 3
+DEFAULT_PAPERS, DEFAULT_CASES, DEFAULT_EXTRA = 4, 14, 3
 
 
 @dataclass

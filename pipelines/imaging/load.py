@@ -21,6 +21,7 @@ from pipelines.imaging.planes import PREREDUCE_FACTOR, Slices, stack_planes
 from pipelines.imaging.readers import Reader, reader_for
 from pipelines.imaging.readers.npy import array_slices, load_npy, npy_series
 from pipelines.imaging.sniff import sniff
+from pipelines.paths import store_root
 from pipelines.records import ImageRef
 
 
@@ -112,7 +113,7 @@ def load_images(raw: Path, refs: Sequence[ImageRef], cfg: ImageConfig, stream: s
     arrays = []
     npy_cache: dict[str, list[np.ndarray]] = {}
     for ref in refs:
-        path = store_root(raw, ref, stores) / ref.path
+        path = store_root(raw, ref.store, stores) / ref.path
         if ref.load_as == "image2d":
             arrays.append(load_2d(path, cfg, channels=channels))
         elif ref.load_as == "volume":
@@ -128,11 +129,3 @@ def load_images(raw: Path, refs: Sequence[ImageRef], cfg: ImageConfig, stream: s
             raise ValueError(f"{ref.path}: unknown load_as {ref.load_as!r}")
     return arrays
 
-
-def store_root(raw: Path, ref: ImageRef, stores: Mapping[str, Path] | None) -> Path:
-    """The root ``ref.path`` is relative to: the raw root, or the root of the store it names."""
-    if not ref.store:
-        return raw
-    if not stores or ref.store not in stores:
-        raise ValueError(f"{ref.path}: image of store {ref.store!r}, but the build has no such store")
-    return Path(stores[ref.store])

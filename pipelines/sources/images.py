@@ -59,15 +59,16 @@ def _series_order(p: Path) -> tuple[int, str]:
 
 def resolve_volumes(ctx: BuildContext, dataset: str, paths: Sequence[str], where: str) -> tuple[ImageRef, ...] | Reject:
     """The image references of one record's paths (RadFM cluster paths or relative ones), or one reject naming
-    ``where`` (e.g. ``radiology_vqa_train.csv:row7``): a path that does not resolve (``missing_file``), a header
+    ``where`` (e.g. ``radiology_vqa_train.csv:line7``): a path that does not resolve (``missing_file``) or leaves the
+    raw root (``outside_root``), a header
     that cannot be read (``undecodable``), no path at all (``bad_row``)."""
     refs: list[ImageRef] = []
     for path in paths:
         try:
             rel = ctx.resolver.resolve(path)
             refs.extend(image_refs_for(ctx.raw, rel))
-        except UnresolvedPath as exc:
-            return Reject(dataset, where, str(path), "missing_file", f"{where}: {exc}", "plan")
+        except UnresolvedPath as exc:  # missing_file, or outside_root
+            return Reject(dataset, where, str(path), exc.reason, f"{where}: {exc}", "plan")
         except (OSError, ValueError) as exc:
             return Reject(dataset, where, str(path), "undecodable", f"{where}: cannot read header of {path}: {exc}", "plan")
     if not refs:
@@ -84,9 +85,8 @@ def resolve_image(ctx: BuildContext, dataset: str, path: str, where: str, *,
     text = str(path).strip()
     if not text:
         return Reject(dataset, where, "", "bad_row", f"{where}: no image path", "plan")
-    if ".." in PurePosixPath(text.replace("\\", "/")).parts:
-        return Reject(dataset, where, text, "outside_root", f"{where}: image path {text!r} contains '..'", "plan")
-    if not text.startswith("/"):
+    climbs = ".." in PurePosixPath(text.replace("\\", "/")).parts  # the resolver refuses it: outside_root
+    if not text.startswith("/") and not climbs:
         for folder in folders:
             candidate = f"{folder.strip('/')}/{text}" if folder.strip("/") else text
             if (ctx.raw / candidate).is_file():
@@ -95,7 +95,7 @@ def resolve_image(ctx: BuildContext, dataset: str, path: str, where: str, *,
     try:
         return ImageRef(ctx.resolver.resolve(text), "image2d")
     except UnresolvedPath as exc:
-        return Reject(dataset, where, text, getattr(exc, "reason", "missing_file"), f"{where}: {exc}", "plan")
+        return Reject(dataset, where, text, exc.reason, f"{where}: {exc}", "plan")
 
 
 def store_image(ctx: BuildContext, dataset: str, store: str, name: str, where: str) -> ImageRef | Reject:

@@ -77,7 +77,7 @@ def radfm_rows(source: Source, ctx: BuildContext, name: str, split: str, folders
 
 def radfm_row(source: Source, ctx: BuildContext, name: str, split: str, row: Row, folders: tuple[str, ...],
               extras: Mapping[tuple[str, str], Extra], key_parts: int = 1) -> Record | Reject:
-    where = f"{name}:row{row.line}"
+    where = f"{name}:line{row.line}"
     v = row.values
     question, answer = text(v["Question"]), text(v["Answer"])
     if not question or not answer:

@@ -85,7 +85,7 @@ def test_inline_rows_and_rejects(demo_raw, demo_tree):
         windows_of = sum(len(r.fields.sentences) for r in records)
         assert windows_of >= info["pmc_inline"]["sentences"] * 0.8 and len(papers) == info["pmc_inline"]["papers"]
     listed = len((demo_raw / "pmc_inline/radfm/paper_train.csv").read_text().splitlines()) - 1
-    assert sum(1 for r in plan(demo_raw, "pmc_inline", "radfm")[3] if ":row" in r.source_id) == 2  # absent + broken
+    assert sum(1 for r in plan(demo_raw, "pmc_inline", "radfm")[3] if ":line" in r.source_id) == 2  # absent + broken
     assert listed == info["pmc_inline"]["papers"] + 2
 
 

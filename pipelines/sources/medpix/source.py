@@ -86,14 +86,16 @@ class MedPix(Source):
     def records(self, ctx: BuildContext) -> Iterator[Record | Reject]:
         for split in SPLITS:
             name = MULTI_FILE.format(split=split)
-            for row in table_rows(self.name, ctx.radfm_dir / name, ("name", "context", "type", "history"), "RadFM file"):
+            for row in table_rows(self.name, ctx.radfm_dir / name, ("name", "context", "type", "history"), "RadFM file",
+                                  multiline=True):
                 yield from [row] if isinstance(row, Reject) else self._case(ctx, name, split, row)
             name = SINGLE_FILE.format(split=split)
-            for row in table_rows(self.name, ctx.radfm_dir / name, ("name", "context", "type"), "RadFM file"):
+            for row in table_rows(self.name, ctx.radfm_dir / name, ("name", "context", "type"), "RadFM file",
+                                  multiline=True):
                 yield row if isinstance(row, Reject) else self._single(ctx, name, split, row)
             name = QUESTIONS_FILE.format(split=split)
             for row in table_rows(self.name, ctx.radfm_dir / name, ("name", "question", "answer", "explanation"),
-                                  "RadFM file"):
+                                  "RadFM file", multiline=True):
                 yield row if isinstance(row, Reject) else self._question(ctx, name, split, row)
 
     def vocabulary(self, records: Sequence[Record], ctx: BuildContext) -> MedpixVocabulary:
@@ -120,7 +122,7 @@ class MedPix(Source):
         return resolve_image(ctx, self.name, name, where, folders=(IMAGE_FOLDER,))
 
     def _case(self, ctx: BuildContext, name: str, split: str, row: Row) -> list[Record | Reject]:
-        where = f"{name}:row{row.line}"
+        where = f"{name}:line{row.line}"
         v = row.values
         kind, context = v["type"].strip(), text(v["context"])
         if kind not in CASE_KINDS:
@@ -141,7 +143,7 @@ class MedPix(Source):
         return out
 
     def _single(self, ctx: BuildContext, name: str, split: str, row: Row) -> Record | Reject:
-        where = f"{name}:row{row.line}"
+        where = f"{name}:line{row.line}"
         v = row.values
         kind, value = v["type"].strip(), text(v["context"])
         if kind not in IMAGE_KINDS:
@@ -154,7 +156,7 @@ class MedPix(Source):
         return self._record(f"single:{image.path}:{kind}", split, (image,), ImageFields(kind, value))
 
     def _question(self, ctx: BuildContext, name: str, split: str, row: Row) -> Record | Reject:
-        where = f"{name}:row{row.line}"
+        where = f"{name}:line{row.line}"
         v = row.values
         question, answer = text(v["question"]), text(v["answer"])
         if not question or not answer:

@@ -27,7 +27,7 @@ from pipelines.records import ImageRef, Record, RecordFields, Reject, SampleSpec
 from pipelines.sources.base import BuildContext, Source, Vocabulary
 from pipelines.sources.images import store_image
 from pipelines.sources.pmc_figures import STORE, figure_file
-from pipelines.sources.tables import Row, parquet_rows, table_rows
+from pipelines.sources.tables import Row, file_reject, parquet_rows, table_rows
 from pipelines.tasks import CaseVqaInputs
 
 RADFM_FILES = {"train": "filtered_case_report_train.csv", "test": "filtered_case_report_test.csv"}
@@ -67,12 +67,12 @@ class PmcCaseReport(Source):
     def records(self, ctx: BuildContext) -> Iterator[Record | Reject]:
         for split, name in RADFM_FILES.items():
             if ctx.mode == "radfm":
-                rows = table_rows(self.name, ctx.radfm_dir / name, COLUMNS, "RadFM split file")
+                rows = table_rows(self.name, ctx.radfm_dir / name, COLUMNS, "RadFM split file", multiline=True)
                 yield from self._rows(ctx, name, split, rows)
                 continue
             files = sorted(ctx.raw.glob(NATIVE_GLOB.format(split=split)))
             if not files:
-                yield self.reject(NATIVE_GLOB.format(split=split), "", "missing_file",
+                yield file_reject(self.name, NATIVE_GLOB.format(split=split), "missing_file",
                                   f"no {NATIVE_GLOB.format(split=split)} under {ctx.raw} (the publisher's Parquet files)")
             for path in files:
                 rel = path.relative_to(ctx.raw).as_posix()
@@ -87,7 +87,7 @@ class PmcCaseReport(Source):
             yield from [row] if isinstance(row, Reject) else self._row(ctx, name, split, row)
 
     def _row(self, ctx: BuildContext, name: str, split: str, row: Row) -> list[Record | Reject]:
-        where = f"{name}:row{row.line}"
+        where = f"{name}:{'row' if name.endswith('.parquet') else 'line'}{row.line}"  # Parquet has rows, not lines
         v = row.values
         pmcid, context = v["PMC_id"].strip(), v["context"].strip()
         question, answer = v["question"].strip(), v["answer"].strip()

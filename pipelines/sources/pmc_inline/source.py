@@ -148,7 +148,7 @@ class PmcInline(Source):
             if isinstance(row, Reject):
                 yield row
                 continue
-            where = f"{PAPER_LIST}:row{row.line}"
+            where = f"{PAPER_LIST}:line{row.line}"
             path = row.values["PMC_path"].strip()
             try:
                 rel = ctx.resolver.resolve(path) if path and ".." not in PurePosixPath(path).parts else None

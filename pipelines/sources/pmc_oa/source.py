@@ -52,7 +52,8 @@ class PmcOa(Source):
                     yield item if isinstance(item, Reject) else self._line(ctx, name, split, item)
             return
         for split, name in RADFM_FILES.items():
-            for row in table_rows(self.name, ctx.radfm_dir / name, ("Figure_path", "Caption"), "RadFM split file"):
+            for row in table_rows(self.name, ctx.radfm_dir / name, ("Figure_path", "Caption"), "RadFM split file",
+                                  multiline=True):
                 yield row if isinstance(row, Reject) else self._row(ctx, name, split, row)
 
     def samples(self, record: Record[CaptionFields], vocab: Vocabulary, ctx: BuildContext) -> list[SampleSpec]:
@@ -65,7 +66,7 @@ class PmcOa(Source):
         return Record(dataset=self.name, source_id=image.path, split=split, stream="2d", images=(image,), fields=fields)
 
     def _row(self, ctx: BuildContext, name: str, split: str, row: Row) -> Record | Reject:
-        where = f"{name}:row{row.line}"
+        where = f"{name}:line{row.line}"
         caption = text(row.values["Caption"])
         if not caption:
             return self.reject(where, name, "bad_row", f"{where}: empty Caption")

@@ -53,7 +53,7 @@ class PmcVqa(Source):
     def records(self, ctx: BuildContext) -> Iterator[Record | Reject]:
         if ctx.mode == "native":
             for split, name in NATIVE_FILES.items():
-                for row in table_rows(self.name, ctx.raw / name, REQUIRED, "PMC-VQA's question file"):
+                for row in table_rows(self.name, ctx.raw / name, REQUIRED, "PMC-VQA's question file", multiline=True):
                     yield row if isinstance(row, Reject) else self._row(ctx, name, split, row)
             return
         extras = self._extras(ctx)
@@ -70,14 +70,14 @@ class PmcVqa(Source):
         for name in NATIVE_FILES.values():
             if not (ctx.raw / name).exists():
                 continue
-            for row in table_rows(self.name, ctx.raw / name, REQUIRED, "PMC-VQA's question file"):
+            for row in table_rows(self.name, ctx.raw / name, REQUIRED, "PMC-VQA's question file", multiline=True):
                 if not isinstance(row, Reject):
                     choices = tuple(choice_text(row.values[c]) for c in CHOICE_COLUMNS)
                     extras[radfm_vqa.key(row.values["Figure_path"], text(row.values["Question"]))] = Extra("closed", choices)
         return extras
 
     def _row(self, ctx: BuildContext, name: str, split: str, row: Row) -> Record | Reject:
-        where = f"{name}:row{row.line}"
+        where = f"{name}:line{row.line}"
         v = row.values
         question = text(v["Question"])
         choices = tuple(choice_text(v[c]) for c in CHOICE_COLUMNS)
