@@ -153,35 +153,3 @@ def test_papers_json_is_publisher_shaped(demo_raw):
     for d in docs:
         if isinstance(d, dict):
             assert set(d) == {"info", "text", "img_ref"} and d["info"]["pmc"].startswith("PMC")
-
-
-def test_colour_figures_stay_colour_through_the_worker(demo_raw):
-    """A colour figure of the store keeps its three planes with ``channels="auto"`` (the build's default once
-    ``--channels auto`` lands); grey figures stay one plane."""
-    from PIL import Image
-
-    from pipelines.config import BuildConfig
-    from pipelines.worker import WorkerEnv, load_images
-
-    _, _, jobs, _ = plan(demo_raw, "pmc_casereport", "radfm")
-    store = demo_raw / "pmc_figures"
-
-    def colour(job):
-        modes = []
-        for i in job.spec.image_indices:
-            with Image.open(store / job.record.images[i].path) as im:
-                modes.append(im.mode)
-        return modes
-
-    env = WorkerEnv(str(demo_raw / "pmc_casereport"), BuildConfig(), "default", "none", channels="auto",
-                    stores=(("pmc_figures", str(store)),))
-    seen = set()
-    for job in jobs:
-        modes = colour(job)
-        try:
-            vision = load_images(job, env)
-        except Exception:  # the planted truncated figure
-            continue
-        assert vision.shape[1] == (3 if "RGB" in modes else 1)
-        seen.add(vision.shape[1])
-    assert 3 in seen
