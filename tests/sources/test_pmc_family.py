@@ -39,6 +39,33 @@ def test_store_layout_and_where_it_is_found(demo_raw, tmp_path):
         build(BuildRequest(dataset="pmc_inline", raw=alone, out=tmp_path / "o", stores=(("other", empty),)))
 
 
+def test_store_figures_are_confined_to_the_store(demo_raw, tmp_path):
+    """A store figure that is a symbolic link to a file outside the store is ``outside_root`` (as a raw-root path
+    would be), and only that row's figure; ``--follow-symlinks-outside`` reads it."""
+    from pipelines.build import check_record
+    from pipelines.records import ImageRef, Record
+    from pipelines.sources.pmc_casereport.source import CaseFields
+
+    store = tmp_path / "pmc_figures"
+    shutil.copytree(demo_raw / "pmc_figures", store)
+    outside = tmp_path / "elsewhere.jpg"
+    figure = sorted(p for p in store.iterdir() if p.suffix == ".jpg")[0]
+    shutil.copy(figure, outside)
+    figure.unlink()
+    figure.symlink_to(outside)
+    source = get_source("pmc_casereport")
+    ref = ImageRef(figure.name, "image2d", store="pmc_figures")
+    record = Record(dataset="pmc_casereport", source_id="x", split="train", stream="2d", images=(ref,),
+                    fields=CaseFields("PMC1", "A context.", "A question?", "An answer."))
+    for follow, reason in ((False, "outside_root"), (True, None)):
+        ctx = make_context(source, demo_raw / "pmc_casereport", stores=[("pmc_figures", store)],
+                           follow_symlinks_outside=follow)
+        checked = check_record(record, ctx)
+        assert getattr(checked, "reason", None) == reason
+        if reason is None:
+            assert checked.images == (ref,)
+
+
 # --------------------------------------------------------------------------- PMC-Inline
 
 
