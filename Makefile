@@ -32,8 +32,9 @@ $(STAMP): pyproject.toml
 	$(PYTHON) -m pip install -q -U pip
 	$(PYTHON) -m pip install -q torch==2.13.0
 	$(PYTHON) -m pip install -q -e '.[demo,dev]'
-	# data files only (reports, MNI template): never imported, so installed without their dependencies
-	$(PYTHON) -m pip install -q --no-deps torchxrayvision==1.5.7 nilearn==0.14.1
+	# data files only (reports, MNI template, colour fundus and micrograph images): never imported, so installed
+	# without their dependencies
+	$(PYTHON) -m pip install -q --no-deps torchxrayvision==1.5.7 nilearn==0.14.1 scikit-image==0.26.0
 	touch $(STAMP)
 
 ## demo: build the demo raw tree (every registered source's fixture: real images/reports from registry packages),
@@ -42,7 +43,7 @@ demo: setup
 	$(PYTHON) -m pipelines.demo --out $(RAW)
 	$(PYTHON) -m pipelines.demo --list-builds | while read -r dataset args; do \
 		$(MAKE) --no-print-directory shards DATASET=$$dataset ARGS="$$args" || exit 1; done
-	$(PYTHON) -m pipelines.inspect $(OUT) --show 2 --montage $(OUT)/montage.png --validate
+	$(PYTHON) -m pipelines.inspect $(OUT) --show 1 --per-task --montage $(OUT)/montage.png --validate
 	@echo "demo raw tree: $(RAW)   shards: $(OUT)   montage: $(OUT)/montage.png"
 
 ## shards: build shards for DATASET from RAW/DATASET (MODE=radfm|native, EXECUTOR=ray|serial)

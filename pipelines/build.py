@@ -42,7 +42,7 @@ from pipelines.incremental import INPUT_IDENTITIES, code_version, input_identiti
 from pipelines.keywords import make_matcher
 from pipelines.paths import PathResolver, UnresolvedPath, parse_path_maps
 from pipelines.records import FileReject, Job, Record, Reject
-from pipelines.sources import REGISTRY, BuildContext, Source, Vocabulary, get_source
+from pipelines.sources import REGISTRY, BuildContext, Source, Store, Vocabulary, get_source, users_of
 from pipelines.text import DEFAULT_TOKENIZER, TokenizerError, load_tokenizer
 from pipelines.worker import ShardPlan, WorkerEnv
 from shards_spec.hashing import sample_key
@@ -87,6 +87,7 @@ class BuildRequest:
     mode: str | None = None  # None: the source's default mode
     radfm_dir: Path | None = None  # RadFM's split files (None: <raw>/radfm)
     path_maps: tuple[tuple[str, str], ...] = ()  # (OLD, NEW) prefixes of RadFM's paths mapped onto the raw root
+    stores: tuple[tuple[str, Path], ...] = ()  # (store id, root) for stores not beside the raw root (``--store``)
     splits: tuple[str, ...] | None = None  # build only these splits (None: all)
     tokenizer: str = DEFAULT_TOKENIZER  # Hugging Face tokenizer directory, or "default"
     keywords: str = "lexicon"  # lexicon | lexicon+spacy:MODEL | none
@@ -123,7 +124,7 @@ def check_record(record: Record, ctx: BuildContext) -> Record | Reject:
     images = []
     for ref in record.images:
         try:
-            images.append(replace(ref, path=ctx.resolver.confine(ref.path)))
+            images.append(replace(ref, path=ctx.confine(ref)))
         except UnresolvedPath as exc:
             return Reject(record.dataset, record.source_id, ref.path, exc.reason, str(exc), "plan")
     if tuple(images) != record.images:
@@ -262,6 +263,72 @@ def kept_shards(out: Path, dataset: str, building: set[str], tokenizer: str) -> 
     return kept
 
 
+# ------------------------------------------------------------------------------------------------- stores
+#: Entries of a store looked at when a dataset that reads it is built (the whole store is checked by building it).
+STORE_PEEK = 1000
+
+
+def find_stores(source: Source, raw: Path, given: Sequence[tuple[str, Path]]) -> tuple[tuple[str, Path], ...]:
+    """The root of every store ``source`` reads: given with ``--store NAME=DIR``, else beside the raw root
+    (``<raw>/../<store>``); each checked to exist and to hold files of its layout. Raises :class:`BuildError`."""
+    given_roots = {name: Path(root) for name, root in given}
+    unknown = sorted(set(given_roots) - set(source.stores))
+    if unknown:
+        raise BuildError(f"{source.name} reads no store named {', '.join(unknown)} (it reads: {', '.join(source.stores) or 'none'})")
+    found = []
+    for name in source.stores:
+        store = get_source(name)
+        root = given_roots.get(name, raw.parent / name).resolve()
+        where = "given with --store" if name in given_roots else "beside the raw root"
+        if not root.is_dir():
+            raise BuildError(f"{source.name} reads its images from the {name} store ({store.description}); {root} "
+                             f"({where}) is not a directory: pass --store {name}=DIR")
+        check = store.check(root, limit=STORE_PEEK)
+        if not check.usable:
+            raise BuildError(f"{root} ({where}) does not look like the {name} store ({store.description}): none of its "
+                             f"first {STORE_PEEK} entries follows the layout; pass --store {name}=DIR")
+        found.append((name, root))
+    return tuple(found)
+
+
+def parse_stores(items: list[str] | None) -> tuple[tuple[str, Path], ...]:
+    """``--store NAME=DIR`` values as (name, root) pairs."""
+    out = []
+    for item in items or []:
+        name, sep, root = item.partition("=")
+        if not sep or not name.strip() or not root.strip():
+            raise ValueError(f"--store expects NAME=DIR, got {item!r}")
+        out.append((name.strip(), Path(root.strip())))
+    return tuple(out)
+
+
+def describe_store(store: Store, raw: Path) -> dict[str, Any]:
+    """``make shards DATASET=<store>``: what the store is, which datasets read it, and a check of its layout (no
+    shards: a store has no samples of its own). Raises :class:`BuildError` when nothing follows the layout."""
+    users = users_of(store.name)
+    log.info(f"{store.name} is a store, not a dataset with samples: {store.description}. Read by: {', '.join(users)}; "
+             f"build those (they find the store beside their raw roots, as {raw}, or with --store {store.name}=DIR).")
+    check = store.check(raw)
+    for line in check.lines():
+        log.info(line)
+    if not check.usable:
+        raise BuildError(f"{raw}: no file follows the {store.name} layout ({store.description})")
+    return {"dataset": store.name, "store": True, "description": store.description, "used_by": users,
+            "root": str(raw), "files": check.files, "strays": check.strays}
+
+
+def make_context(source: Source, raw: Path, mode: str | None = None, radfm_dir: Path | None = None,
+                 path_maps: Sequence[tuple[str, str]] = (), stores: Sequence[tuple[str, Path]] = (),
+                 config: BuildConfig | None = None, *, follow_symlinks_outside: bool = False) -> BuildContext:
+    """What ``source`` is given for a build of ``raw`` (its stores found and checked, :func:`find_stores`)."""
+    cfg = config or BuildConfig()
+    raw = Path(raw).resolve()
+    radfm = Path(radfm_dir).resolve() if radfm_dir else raw / "radfm"
+    resolver = PathResolver(raw, list(path_maps), follow_symlinks_outside=follow_symlinks_outside)
+    return BuildContext(raw, mode or source.default_mode, radfm, resolver, cfg.seed, cfg.image, cfg.text,
+                        find_stores(source, raw, stores))
+
+
 # ------------------------------------------------------------------------------------------------- outputs
 def write_outputs(out: Path, dataset: str, stats: dict[str, dict], plan_rejects: list[Reject],
                   params: dict[str, Any], tokenizer: dict[str, Any]) -> Manifest:
@@ -383,11 +450,12 @@ def build(request: BuildRequest) -> dict[str, Any]:
         raise BuildError(f"--max-reject-fraction must be between 0 and 1, not {max_fraction}")
     raw, out = Path(request.raw).resolve(), Path(request.out).resolve()
     _check_raw(raw)
+    if isinstance(source, Store):
+        return describe_store(source, raw)
     _output_dir(out, request.dataset)
     cfg = request.config
-    radfm_dir = Path(request.radfm_dir).resolve() if request.radfm_dir else raw / "radfm"
-    resolver = PathResolver(raw, list(request.path_maps), follow_symlinks_outside=request.follow_symlinks_outside)
-    ctx = BuildContext(raw, mode, radfm_dir, resolver, cfg.seed, cfg.image, cfg.text)
+    ctx = make_context(source, raw, mode, request.radfm_dir, request.path_maps, request.stores, cfg,
+                       follow_symlinks_outside=request.follow_symlinks_outside)
     started = time.perf_counter()
     records, vocab, plan_rejects = read_dataset(source, ctx)
     if not records:
@@ -412,8 +480,9 @@ def build(request: BuildRequest) -> dict[str, Any]:
     params = {**shaping, "splits": sorted(building) if building else "all", "code_version": code_version(),
               "input_identity": request.input_identity, "max_reject_fraction": max_fraction}
     env = WorkerEnv(str(raw), cfg, tokenizer.name, request.keywords, label_terms, request.channels,
-                    request.follow_symlinks_outside, env_digest)
-    identities = input_identities(raw, (ref for job in jobs for ref in job.record.images), request.input_identity)
+                    request.follow_symlinks_outside, env_digest, tuple((name, str(root)) for name, root in ctx.stores))
+    identities = input_identities(raw, (ref for job in jobs for ref in job.record.images), request.input_identity,
+                                  stores=dict(ctx.stores))
     plans = plan_shards(jobs, out, request.dataset, cfg, environment, identities)
     stats: dict[str, dict] = kept_shards(out, request.dataset, building, tokenizer.fingerprint) if building else {}
     if any(s.get("environment") != env_digest for s in stats.values()):
@@ -475,6 +544,7 @@ def request_from_args(args: argparse.Namespace) -> BuildRequest:
     return BuildRequest(
         dataset=args.dataset, raw=Path(args.raw), out=Path(args.out), mode=args.mode,
         radfm_dir=Path(args.radfm_dir) if args.radfm_dir else None, path_maps=tuple(parse_path_maps(args.path_map)),
+        stores=parse_stores(args.store),
         splits=tuple(args.split) if args.split else None, tokenizer=args.tokenizer, keywords=args.keywords,
         config=config, executor=args.executor, workers=args.workers, progress=not args.quiet, channels=args.channels,
         follow_symlinks_outside=args.follow_symlinks_outside, input_identity=args.input_identity,
@@ -503,6 +573,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--radfm-dir", "--radfm-csv", dest="radfm_dir",
                    help="directory of RadFM's split files, CSV and JSON (default: <raw>/radfm)")
     p.add_argument("--path-map", action="append", metavar="OLD=NEW", help="map a path prefix of RadFM's files onto the raw root")
+    p.add_argument("--store", action="append", metavar="NAME=DIR",
+                   help="where a store the dataset reads is (PMC-Figures: --store pmc_figures=DIR; default: beside --raw)")
     p.add_argument("--split", action="append", help="build only these splits (repeatable)")
     p.add_argument("--tokenizer", default=DEFAULT_TOKENIZER, help="LLaMA-style SentencePiece tokenizer: a folder with tokenizer.model (e.g. RadFM's Language_files) "
                    "or the file (default: mistral-common's 32k LLaMA-style model)")

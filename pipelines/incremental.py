@@ -27,7 +27,7 @@ import hashlib
 import json
 import os
 from bisect import bisect_left
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict
 from functools import lru_cache
@@ -35,6 +35,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Literal
 
+from pipelines.paths import store_root
 from pipelines.records import ImageRef, Job
 
 #: Bits of a sample key's hash (SPEC §2: 20 hex digits).
@@ -125,14 +126,27 @@ def path_identity(raw: Path, rel: str, how: InputIdentity) -> str:
     return "dir[" + ",".join(parts) + "]"
 
 
-def input_identities(raw: Path, refs: Iterable[ImageRef], how: InputIdentity, workers: int = 8) -> dict[str, str]:
-    """The identity of every distinct path among ``refs`` (threads: a content hash or a network file system waits
-    on I/O)."""
+def input_key(ref: ImageRef) -> str:
+    """How an input file is named in the identities: its path under the raw root, or ``<store>//<path>`` for a
+    file of a figure store (a normalised path never holds ``//``, so the two cannot collide)."""
+    return f"{ref.store}//{ref.path}" if ref.store else ref.path
+
+
+def input_identities(raw: Path, refs: Iterable[ImageRef], how: InputIdentity, workers: int = 8, *,
+                     stores: Mapping[str, Path] | None = None) -> dict[str, str]:
+    """The identity of every distinct input among ``refs`` (:func:`input_key`; a store's files under its root,
+    ``stores``), read by threads: a content hash or a network file system waits on I/O."""
     if how not in INPUT_IDENTITIES:
         raise ValueError(f"input identity must be one of {INPUT_IDENTITIES}, not {how!r}")
-    paths = sorted({ref.path for ref in refs})
+    distinct = {input_key(ref): ref for ref in refs}
+    keys = sorted(distinct)
+
+    def identity(key: str) -> str:
+        ref = distinct[key]
+        return path_identity(store_root(raw, ref.store, stores), ref.path, how)
+
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-        return dict(zip(paths, pool.map(lambda rel: path_identity(raw, rel, how), paths)))
+        return dict(zip(keys, pool.map(identity, keys)))
 
 
 # ------------------------------------------------------------------------------------------------- code
@@ -179,5 +193,6 @@ def shard_fingerprint(environment: str, jobs: Sequence[Job], identities: dict[st
     for job in jobs:
         digest.update(json.dumps(asdict(job), sort_keys=True, default=str).encode("utf-8", "surrogatepass"))
         for ref in job.record.images:
-            digest.update(f"\0{ref.path}={identities.get(ref.path, 'unknown')}".encode("utf-8", "surrogatepass"))
+            key = input_key(ref)
+            digest.update(f"\0{key}={identities.get(key, 'unknown')}".encode("utf-8", "surrogatepass"))
     return digest.hexdigest()

@@ -4,9 +4,11 @@
 
 PATH is a shard ``.tar``, a directory (all shards below it) or a ``manifest.json``.
 Prints a summary (samples per stream and task, image shapes, token lengths, loss-weight
-statistics, bytes per member). ``--show N`` decodes N samples, showing image spans as
-``[IMG i]`` and keyword-weighted tokens as ``*token*``; ``--montage`` writes a contact
-sheet PNG with a few tiles of every dataset, labelled by dataset and task (3D: the middle slice of each volume);
+statistics, bytes per member). ``--show N`` decodes N samples (``--per-task``: N of every
+dataset and task), showing image spans as ``[IMG i]`` where they sit in the tokens (inside
+the answer for interleaved text) and keyword-weighted tokens as ``*token*``; ``--montage``
+writes a contact sheet PNG with a few tiles of every dataset, labelled by dataset and task (colour images in
+colour; 3D: the middle slice of each volume);
 ``--validate`` runs the validator.
 
 Safe on hostile tars: nothing is extracted to disk, nothing is unpickled, member sizes and
@@ -133,22 +135,25 @@ def montage(images: list[tuple[str, np.ndarray]], out: Path, tile: int = 160, co
     from PIL import Image, ImageDraw
 
     rows = max(1, -(-len(images) // cols))
-    sheet = Image.new("L", (cols * tile, rows * (tile + 14)), 0)
+    sheet = Image.new("RGB", (cols * tile, rows * (tile + 14)), 0)
     draw = ImageDraw.Draw(sheet)
     for n, (label, vol) in enumerate(images):
         c, h, w, d = vol.shape
         plane = vol[:, :, :, d // 2]
-        img = Image.fromarray(plane[0] if c == 1 else plane.transpose(1, 2, 0)).convert("L").resize((tile, tile))
+        img = Image.fromarray(plane[0] if c == 1 else plane.transpose(1, 2, 0)).convert("RGB").resize((tile, tile))
         x, y = (n % cols) * tile, (n // cols) * (tile + 14)
         sheet.paste(img, (x, y + 14))
-        draw.text((x + 2, y + 1), label[: tile // 6], fill=255)
+        draw.text((x + 2, y + 1), label[: tile // 6], fill=(255, 255, 255))
     out.parent.mkdir(parents=True, exist_ok=True)
     sheet.save(out)
 
 
-def inspect(path: Path, show: int = 0, montage_path: Path | None = None, montage_max: int = 48, tokenizer=None) -> Summary:
+def inspect(path: Path, show: int = 0, montage_path: Path | None = None, montage_max: int = 48, tokenizer=None,
+            per_task: bool = False) -> Summary:
+    """Summarise the shards at ``path``; print ``show`` decoded samples (``per_task``: that many of every dataset and
+    task); write a contact sheet of their images to ``montage_path`` (a few tiles of every dataset)."""
     summary = Summary()
-    shown = 0
+    shown: Counter[tuple[str, str]] = Counter()
     tiles: dict[tuple[str, str], list[tuple[str, np.ndarray]]] = defaultdict(list)  # per (stream, dataset)
     for tar in find_tars(path):
         summary.shards += 1
@@ -161,16 +166,18 @@ def inspect(path: Path, show: int = 0, montage_path: Path | None = None, montage
                     summary.errors.append(f"{tar.name}#{raw.key}: {exc}")
                     continue
                 summary.add(meta, decoded, {f: m.size for f, m in raw.members.items()})
-                if shown < show:
-                    shown += 1
+                group = (meta.dataset, meta.task) if per_task else ("", "")
+                printed = shown[group] < show
+                if printed:
+                    shown[group] += 1
                     print(f"--- {raw.key}  [{meta.dataset} {meta.split} {meta.stream} {meta.task}/{meta.variant}]"
                           f"  vision {list(decoded[FIELD_VISION].shape)}  tokens {meta.n_tokens}"
                           f"  sources {', '.join(meta.source_paths)}")
                     print(render_tokens(meta, decoded, tokenizer))
-                group = tiles[(meta.stream, meta.dataset)]
-                if montage_path is not None and len(group) < MONTAGE_PER_DATASET:
-                    for i, vol in enumerate(decoded[FIELD_VISION][: MONTAGE_PER_DATASET - len(group)]):
-                        group.append((f"{meta.dataset} {meta.task} #{i}", vol))
+                dataset_tiles = tiles[(meta.stream, meta.dataset)]
+                if montage_path is not None and len(dataset_tiles) < MONTAGE_PER_DATASET and (printed or not per_task):
+                    for i, vol in enumerate(decoded[FIELD_VISION][: MONTAGE_PER_DATASET - len(dataset_tiles)]):
+                        dataset_tiles.append((f"{meta.dataset} {meta.task} #{i}", vol))
         except (UnsafeTar, GroupingError, OSError, Exception) as exc:  # report and go on to the next shard
             summary.errors.append(f"{tar}: {type(exc).__name__}: {exc}")
     if montage_path is not None and tiles:
@@ -184,6 +191,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m pipelines.inspect", description=__doc__.split("\n\n")[0])
     ap.add_argument("path")
     ap.add_argument("--show", type=int, default=0, metavar="N", help="decode and print N samples")
+    ap.add_argument("--per-task", action="store_true", help="--show N samples of every dataset and task")
     ap.add_argument("--montage", type=Path, metavar="PNG", help="write a contact sheet of the images")
     ap.add_argument("--validate", action="store_true", help="also run python -m shards_spec.validate on PATH")
     ap.add_argument("--tokenizer", default="default", help="the shards' tokenizer folder, for --show (default: the build default)")
@@ -201,7 +209,7 @@ def main(argv: list[str] | None = None) -> int:
         except TokenizerError as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 2
-    summary = inspect(path, args.show, args.montage, tokenizer=tokenizer)
+    summary = inspect(path, args.show, args.montage, tokenizer=tokenizer, per_task=args.per_task)
     print(summary.render())
     if args.montage:
         print(f"\nmontage: {args.montage}")

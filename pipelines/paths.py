@@ -22,6 +22,7 @@ from __future__ import annotations
 import os
 import posixpath
 import re
+from collections.abc import Mapping
 from pathlib import Path, PurePosixPath
 
 
@@ -71,6 +72,17 @@ def confine(raw_root: Path, rel: str, *, follow_symlinks_outside: bool = False) 
             raise OutsideRoot(f"{norm} leads outside the raw root (to {target}) through a symbolic link; "
                               "pass --follow-symlinks-outside if your layout links to other disks on purpose")
     return norm
+
+
+def store_root(raw_root: Path, store: str, stores: Mapping[str, Path] | None) -> Path:
+    """The root an image path is relative to: the raw root (``store`` empty), or the root of the figure store it
+    names (``ImageRef.store``; ``pipelines.sources.base.Store``). Paths in a store are confined to the store's root
+    as other paths are to the raw root."""
+    if not store:
+        return Path(raw_root)
+    if not stores or store not in stores:
+        raise ValueError(f"an image of the store {store!r}, but the build has no such store")
+    return Path(stores[store])
 
 
 def confine_tree(raw_root: Path, rel: str, *, follow_symlinks_outside: bool = False) -> str:

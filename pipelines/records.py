@@ -23,9 +23,12 @@ Stream = Literal["2d", "3d"]
 
 @dataclass(frozen=True)
 class ImageRef:
-    path: str  # relative to the raw root, POSIX separators
+    path: str  # relative to the raw root (or to the store's root, see ``store``), POSIX separators
     load_as: LoadAs
     series: int = 0  # series index inside a multi-series .npy
+    #: "" for the dataset's raw root; else the registry id of the store whose root holds ``path`` (a figure store
+    #: several datasets share, e.g. ``pmc_figures``; ``pipelines.sources.base.Store``)
+    store: str = ""
 
 
 @dataclass(frozen=True)
@@ -81,6 +84,10 @@ class SampleSpec:
     #: diagnosis tasks: the finding names present in the image(s) and the dataset's label set (meta.json)
     findings: tuple[str, ...] = ()
     label_set: tuple[str, ...] = ()
+    #: what evaluation needs beside the answer (``meta.json``): a VQA answer's type (``closed`` | ``open``, "" when
+    #: the dataset does not say) and the options of a multiple-choice question, in the dataset's order
+    answer_type: str = ""
+    choices: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

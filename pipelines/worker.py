@@ -22,7 +22,7 @@ from pipelines import imaging
 from pipelines.config import BuildConfig
 from pipelines.failures import describe
 from pipelines.keywords import KeywordMatcher, make_matcher
-from pipelines.paths import UnresolvedPath, confine_tree
+from pipelines.paths import UnresolvedPath, confine_tree, store_root
 from pipelines.records import Job, Reject
 from pipelines.text import Tokenizer, TooLong, encode_text, load_tokenizer
 from pipelines.writer import SampleSummary, ShardWriter
@@ -54,6 +54,8 @@ class WorkerEnv:
     channels: str = "auto"  # grey | rgb | auto (pipelines.imaging.intensity.select_channels)
     follow_symlinks_outside: bool = False
     environment: str = ""  # digest of the build environment, recorded in each completion marker
+    #: (registry id, root) of every figure store the dataset's images may come from (``ImageRef.store``)
+    stores: tuple[tuple[str, str], ...] = ()
 
 
 #: Test hook, read by the shard task: sleep this many seconds after each sample (lets a test kill a build midway).
@@ -81,9 +83,10 @@ def load_images(job: Job, env: WorkerEnv) -> np.ndarray:
     """The job's images as one uint8 ``[S, C, H, W, D]`` array (raises ImageError, or OutsideRoot for a path
     that leads outside the raw root, a slice folder's files included)."""
     refs = [job.record.images[i] for i in job.spec.image_indices]
+    stores = {name: Path(root) for name, root in env.stores}
     for ref in refs:
-        confine_tree(Path(env.raw), ref.path, follow_symlinks_outside=env.follow_symlinks_outside)
-    arrays = imaging.load_images(Path(env.raw), refs, env.config.image, job.record.stream, env.channels)
+        confine_tree(store_root(Path(env.raw), ref.store, stores), ref.path, follow_symlinks_outside=env.follow_symlinks_outside)
+    arrays = imaging.load_images(Path(env.raw), refs, env.config.image, job.record.stream, env.channels, stores)
     return imaging.stack_sample(arrays, env.config.image, job.record.stream)
 
 
@@ -118,7 +121,7 @@ def build_sample(job: Job, env: WorkerEnv, stage: _Stage | None = None) -> tuple
         modality=record.modality,
         source_id=record.source_id,
         source_paths=tuple(sorted({r.path for r in used})),
-        images=tuple(ImageEntry(r.path, r.load_as, r.series) for r in used),
+        images=tuple(ImageEntry(r.path, r.load_as, r.series, r.store) for r in used),
         image_spans=tuple(ImageSpan(**span) for span in enc.image_spans),
         vision_shape=tuple(vision.shape),
         n_tokens=int(enc.input_ids.size),
@@ -129,6 +132,8 @@ def build_sample(job: Job, env: WorkerEnv, stage: _Stage | None = None) -> tuple
         text_fixes={"control_chars": record.text_fixes.control_chars, "non_utf8": record.text_fixes.non_utf8},
         findings=spec.findings,
         label_set=spec.label_set,
+        answer_type=spec.answer_type,
+        choices=spec.choices,
     )
     members = encode_sample(
         input_ids=enc.input_ids,

@@ -6,7 +6,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-SPEC_VERSION = "1.2"
+SPEC_VERSION = "1.3"
 
 #: The two shard streams. 2D and 3D samples never share a shard.
 STREAMS = ("2d", "3d")

@@ -124,11 +124,13 @@ class _Record:
 @dataclass(frozen=True)
 class ImageEntry(_Record):
     """One stored image: its file relative to the raw root, how it was loaded (``image2d`` | ``volume`` |
-    ``npy``) and, for a multi-series ``.npy``, which series."""
+    ``npy``) and, for a multi-series ``.npy``, which series; ``store`` names the figure store whose root ``path``
+    is relative to when it is not the dataset's raw root (spec 1.3)."""
 
     path: str
     kind: str
     series: int
+    store: str = ""
 
 
 @dataclass(frozen=True)
@@ -179,6 +181,10 @@ class SampleMeta(_Record):
     #: the dataset's label set (every finding name and its normal label), for per-finding evaluation
     findings: tuple[str, ...] = ()
     label_set: tuple[str, ...] = ()
+    #: for evaluation (spec 1.3): a VQA answer's type, ``closed`` | ``open`` ("" when the dataset does not say),
+    #: and a multiple-choice question's options in the dataset's order (empty otherwise)
+    answer_type: str = ""
+    choices: tuple[str, ...] = ()
 
     @classmethod
     def from_dict(cls, data: Any) -> SampleMeta:

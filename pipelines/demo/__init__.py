@@ -72,11 +72,12 @@ def build_demo(
     out = Path(out)
     _prepare_out(out, chosen)
     say = log or (lambda _msg: None)
-    options = DemoOptions(image_size=image_size)
+    chosen_sizes = {f.size_option: sizes.get(f.size_option, f.default_size) for f in chosen}
+    options = DemoOptions(image_size=image_size, seed=seed, sizes=tuple(sorted(chosen_sizes.items())))
     info: dict = {"out": str(out), "seed": seed}
     planted: list[dict] = []
     for fixture in chosen:
-        size = sizes.get(fixture.size_option, fixture.default_size)
+        size = chosen_sizes[fixture.size_option]
         say(f"{fixture.name}: {size} {fixture.size_unit} ...")
         rng = np.random.default_rng([seed, fixture.rng_stream])
         info[fixture.name], faults = fixture.write(out / fixture.name, rng, size, options)

@@ -15,6 +15,7 @@ import tarfile
 import xml.etree.ElementTree as ET
 from collections.abc import Iterable
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -186,18 +187,25 @@ def _parse_openi(xml_bytes: bytes) -> OpenIReport:
     )
 
 
-def load_openi_reports(rng: np.random.Generator, n: int) -> list[OpenIReport]:
-    """``n`` distinct OpenI reports having both FINDINGS and IMPRESSION, seeded choice.
-
-    Members are only read (never extracted to disk).
-    """
-    with tarfile.open(OPENI_REPORTS.locate(), "r:gz") as tf:
+@lru_cache(maxsize=1)
+def _openi_payload(path: str) -> dict[str, bytes]:
+    """The XML members of the OpenI archive by name, read once per process (several fixtures draw reports)."""
+    with tarfile.open(path, "r:gz") as tf:
         payload: dict[str, bytes] = {}
         for member in tf.getmembers():
             if member.isfile() and member.name.endswith(".xml"):
                 fh = tf.extractfile(member)
                 if fh is not None:
                     payload[member.name] = fh.read()
+    return payload
+
+
+def load_openi_reports(rng: np.random.Generator, n: int) -> list[OpenIReport]:
+    """``n`` distinct OpenI reports having both FINDINGS and IMPRESSION, seeded choice.
+
+    Members are only read (never extracted to disk).
+    """
+    payload = _openi_payload(str(OPENI_REPORTS.locate()))
     names = sorted(payload)
     picked: list[OpenIReport] = []
     for idx in rng.permutation(len(names)):

@@ -2,7 +2,7 @@
 each becomes a reject with the right reason.
 
 A fault is ``{"dataset", "file" (relative to <out>/<dataset>), "kind"}`` plus extra keys (``row``: the 0-based data
-row of a ``bad_row``). ``PLANT_KINDS`` lists the kinds and, in ``REJECT_REASON``, the reject reason each must cause.
+row of a ``bad_row``; ``mode``: the build mode that reads the file, when it is not the source's default mode). ``PLANT_KINDS`` lists the kinds and, in ``REJECT_REASON``, the reject reason each must cause.
 """
 
 from __future__ import annotations
@@ -15,6 +15,9 @@ REJECT_REASON = {
     "missing_file": "missing_file",
     "bad_row": "bad_row",
     "nan_volume": "nan_image",
+    "bad_file": "bad_file",  # a whole file that cannot be read (a truncated paper JSON)
+    "not_english": "not_english",  # a row in another language, skipped (SLAKE's Chinese questions)
+    "stray_file": "",  # a file in a store that does not follow its layout: no reject, the store's check counts it
 }
 PLANT_KINDS = tuple(REJECT_REASON)
 

@@ -32,6 +32,14 @@ class DemoOptions:
     #: Chest radiographs: None for varied ~1024-1400 px JPEGs, an int for the long side (e.g. 3000), or
     #: ``(width, height)`` for an exact size (e.g. ``(2544, 3056)``).
     image_size: int | tuple[int, int] | None = None
+    #: The demo's seed and every fixture's size (``(size option, value)``): for fixtures of datasets that share
+    #: content (PMC-Inline and PMC-CaseReport reference the figures of the PMC-Figures store), which derive one
+    #: shared plan from them (:func:`size`), each writing only its own part.
+    seed: int = 0
+    sizes: tuple[tuple[str, int], ...] = ()
+
+    def size(self, option: str, default: int) -> int:
+        return dict(self.sizes).get(option, default)
 
 
 class Fixture(ABC):

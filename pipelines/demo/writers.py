@@ -134,3 +134,9 @@ def dicom_bytes(pixels: np.ndarray, *, modality: str, syntax: str, photometric: 
     out = io.BytesIO()
     ds.save_as(out, enforce_file_format=True)
     return out.getvalue()
+def write_jsonl(path: Path, rows: Sequence[object], lines: Sequence[str] = ()) -> int:
+    """JSON Lines, one object per line (``lines``: raw lines appended as they are, e.g. a planted broken one);
+    returns the number of lines."""
+    text = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows) + "".join(line + "\n" for line in lines)
+    write_text(path, text)
+    return len(rows) + len(lines)

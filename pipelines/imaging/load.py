@@ -6,7 +6,7 @@ intensity and channel rules; :func:`load_images` loads every image of a sample a
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -21,6 +21,7 @@ from pipelines.imaging.planes import PREREDUCE_FACTOR, Slices, stack_planes
 from pipelines.imaging.readers import Reader, reader_for
 from pipelines.imaging.readers.npy import array_slices, load_npy, npy_series
 from pipelines.imaging.sniff import sniff
+from pipelines.paths import store_root
 from pipelines.records import ImageRef
 
 
@@ -103,14 +104,16 @@ def load_npy_images(
     return images
 
 
-def load_images(raw: Path, refs: Sequence[ImageRef], cfg: ImageConfig, stream: str, channels: str = "grey") -> list[np.ndarray]:
+def load_images(raw: Path, refs: Sequence[ImageRef], cfg: ImageConfig, stream: str, channels: str = "grey",
+                stores: Mapping[str, Path] | None = None) -> list[np.ndarray]:
     """The images of one sample, each loaded as its reference says (``load_as``): ``image2d`` -> :func:`load_2d`,
     ``volume`` -> :func:`load_volume`, ``npy`` -> series ``ref.series`` of :func:`load_npy_images` (a file is
-    read once however many of its series the sample uses). Paths are relative to ``raw``."""
+    read once however many of its series the sample uses). Paths are relative to ``raw``, or to
+    ``stores[ref.store]`` for a reference into a figure store."""
     arrays = []
     npy_cache: dict[str, list[np.ndarray]] = {}
     for ref in refs:
-        path = raw / ref.path
+        path = store_root(raw, ref.store, stores) / ref.path
         if ref.load_as == "image2d":
             arrays.append(load_2d(path, cfg, channels=channels))
         elif ref.load_as == "volume":
@@ -125,3 +128,4 @@ def load_images(raw: Path, refs: Sequence[ImageRef], cfg: ImageConfig, stream: s
         else:
             raise ValueError(f"{ref.path}: unknown load_as {ref.load_as!r}")
     return arrays
+

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import importlib
 
-from pipelines.sources.base import BuildContext, Source, Vocabulary
+from pipelines.sources.base import BuildContext, Source, Store, Vocabulary
 
 #: registry id -> package implementing it (the other 20 sources slot in here).
 REGISTRY = {
@@ -28,6 +28,15 @@ REGISTRY = {
     "openi": "pipelines.sources.openi",
     "rsna_pneumonia": "pipelines.sources.rsna_pneumonia",
     "siim_acr": "pipelines.sources.siim_acr",
+    # literature, VQA and case sources (issue #14); pmc_figures is the figure store of pmc_inline and pmc_casereport
+    "medpix": "pipelines.sources.medpix",
+    "pmc_figures": "pipelines.sources.pmc_figures",
+    "pmc_inline": "pipelines.sources.pmc_inline",
+    "pmc_casereport": "pipelines.sources.pmc_casereport",
+    "vqa_rad": "pipelines.sources.vqa_rad",
+    "slake": "pipelines.sources.slake",
+    "pmc_vqa": "pipelines.sources.pmc_vqa",
+    "pmc_oa": "pipelines.sources.pmc_oa",
 }
 
 
@@ -44,4 +53,9 @@ def get_source(name: str) -> Source:
     return source
 
 
-__all__ = ["REGISTRY", "BuildContext", "Source", "Vocabulary", "get_source", "names"]
+def users_of(store: str) -> list[str]:
+    """The registry ids of the sources that read the store ``store`` (``Source.stores``)."""
+    return [name for name in names() if store in get_source(name).stores]
+
+
+__all__ = ["REGISTRY", "BuildContext", "Source", "Store", "Vocabulary", "get_source", "names", "users_of"]

@@ -39,10 +39,19 @@ What a source must never do:
 
 A source module is a package ``pipelines/sources/<name>/`` whose ``__init__`` exposes ``SOURCE`` (an instance of
 its ``Source`` subclass); its demo fixture (``fixture.py``, used only by ``pipelines.demo``) sits beside it.
+
+**Stores.** Some datasets read their images from a store that others read too (PMC-Inline and PMC-CaseReport
+both reference figures of PMC-Figures). Such a store is registered like a source, as a :class:`Store` (no samples
+of its own; ``make shards DATASET=<store>`` checks its layout and says which datasets use it), and a source that
+reads it lists it in ``stores``. The build finds each store once, beside the dataset's raw root
+(``<raw>/../<store>``, the layout ``make shards RAW=...`` uses) or where ``--store NAME=DIR`` says, checks it, and
+hands its root to the source (``ctx.store_root(name)``) and the shard workers; the source's image references name
+it (``ImageRef(path, "image2d", store=name)``, ``path`` relative to the store's root).
 """
 
 from __future__ import annotations
 
+import os
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -51,8 +60,8 @@ from typing import ClassVar
 
 from pipelines import tasks
 from pipelines.config import ImageConfig, TextConfig
-from pipelines.paths import PathResolver
-from pipelines.records import Record, Reject, SampleSpec
+from pipelines.paths import PathResolver, confine
+from pipelines.records import ImageRef, Record, Reject, SampleSpec
 
 
 @dataclass(frozen=True)
@@ -66,10 +75,25 @@ class BuildContext:
     seed: int = 0
     image: ImageConfig = field(default_factory=ImageConfig)
     text: TextConfig = field(default_factory=TextConfig)
+    stores: tuple[tuple[str, Path], ...] = ()  # (registry id, root) of the stores the source reads (``Source.stores``)
 
     def sample(self, record: Record, inputs: tasks.TaskInputs) -> SampleSpec:
         """One sample of ``record`` from the registered task that ``inputs`` belongs to (seeded by this build)."""
         return tasks.sample(self.seed, record, inputs, max_images=self.image.max_images)
+
+    def store_root(self, name: str) -> Path:
+        """The root of the store ``name`` (one of the source's ``stores``), as the build found it."""
+        for store, root in self.stores:
+            if store == name:
+                return root
+        raise KeyError(f"store {name!r} was not given to this build (stores: {[n for n, _ in self.stores]})")
+
+    def confine(self, ref: ImageRef) -> str:
+        """``ref.path`` normalised and checked to stay inside its root: the raw root, or its store's root
+        (:func:`pipelines.paths.confine`; raises :class:`~pipelines.paths.OutsideRoot`)."""
+        if not ref.store:
+            return self.resolver.confine(ref.path)
+        return confine(self.store_root(ref.store), ref.path, follow_symlinks_outside=self.resolver.follow_symlinks_outside)
 
 
 @dataclass(frozen=True)
@@ -99,6 +123,8 @@ class Source(ABC):
     #: Default ``--max-reject-fraction``: a build that rejects a larger share of its inputs fails (after writing
     #: everything). A source whose files are known to hold many unusable rows declares a larger value.
     max_reject_fraction: ClassVar[float] = 0.25
+    #: Registry ids of the stores (:class:`Store`) whose files the source's records reference.
+    stores: ClassVar[tuple[str, ...]] = ()
 
     @abstractmethod
     def records(self, ctx: BuildContext) -> Iterator[Record | Reject]:
@@ -119,3 +145,68 @@ class Source(ABC):
     def reject(self, source_id: str, file: str, reason: str, message: str, task: str = "") -> Reject:
         """A planning-stage reject of this dataset."""
         return Reject(self.name, source_id, file, reason, message, "plan", task)
+
+
+@dataclass(frozen=True)
+class StoreCheck:
+    """What a look at a store's root found: files that follow its naming layout, and the others."""
+
+    store: str
+    root: str
+    files: int  # files named as the layout says
+    strays: int  # other files (not read by any dataset)
+    examples: tuple[str, ...]  # a few stray names, for the message
+    scanned_all: bool  # False when the look stopped after ``limit`` entries
+
+    @property
+    def usable(self) -> bool:
+        return self.files > 0
+
+    def lines(self) -> list[str]:
+        scope = "" if self.scanned_all else " (first entries only)"
+        out = [f"{self.store}: {self.files} files in {self.root} follow the layout{scope}"]
+        if self.strays:
+            out.append(f"{self.store}: {self.strays} other file(s), never read: {', '.join(self.examples)}")
+        return out
+
+
+class Store(Source):
+    """A store of files that other datasets reference (:data:`Source.stores`): it has no records or samples of its
+    own; building it checks its layout and says what it is and which datasets use it."""
+
+    modes = ("store",)
+    default_mode = "store"
+    #: One line: what the store is and how its files are named.
+    description: ClassVar[str]
+
+    def records(self, ctx: BuildContext) -> Iterator[Record | Reject]:
+        return iter(())
+
+    def samples(self, record: Record, vocab: Vocabulary, ctx: BuildContext) -> list[SampleSpec]:
+        return []
+
+    @abstractmethod
+    def follows_layout(self, name: str) -> bool:
+        """Whether a file name at the store's root is one of its files."""
+
+    def check(self, root: Path, limit: int | None = None) -> StoreCheck:
+        """Count the files at ``root`` that follow the layout (at most ``limit`` entries looked at; sub-folders
+        and hidden files are not the store's)."""
+        files = strays = seen = 0
+        examples: list[str] = []
+        complete = True
+        with os.scandir(root) as entries:
+            for entry in sorted(entries, key=lambda e: e.name) if limit is None else entries:
+                if limit is not None and seen >= limit:
+                    complete = False
+                    break
+                seen += 1
+                if entry.name.startswith(".") or not entry.is_file():
+                    continue
+                if self.follows_layout(entry.name):
+                    files += 1
+                else:
+                    strays += 1
+                    if len(examples) < 5:
+                        examples.append(entry.name)
+        return StoreCheck(self.name, str(root), files, strays, tuple(examples), complete)

@@ -267,3 +267,70 @@ def file_reject(dataset: str, name: str, reason: str, message: str) -> FileRejec
 
 def line_reject(dataset: str, name: str, bad: BadLine) -> Reject:
     return Reject(dataset, f"{name}:line{bad.line}", name, "bad_row", f"{name} line {bad.line}: {bad.problem}", "plan")
+
+
+def jsonl_items(dataset: str, path: Path, what: str) -> Iterator[Item | Reject]:
+    """Every line of the JSON Lines file at ``path`` (``Item.index``: its 1-based line number), or rejects: the
+    file missing or unreadable (one ``FileReject``), a line that is not JSON (``bad_row``, source id
+    ``<name>:line<N>``). Blank lines are not data."""
+    name = path.name
+    if not path.exists():
+        yield file_reject(dataset, name, "missing_file", f"{what} {path} not found")
+        return
+    try:
+        lines = _lines(decode(read_bytes(path)))
+    except FileProblem as exc:
+        yield file_reject(dataset, name, "bad_file", f"{what}: {exc}")
+        return
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            yield Item(number, json.loads(line))
+        except (ValueError, RecursionError) as exc:
+            yield line_reject(dataset, name, BadLine(number, f"not JSON ({exc}): {_shown(line)}"))
+
+
+def json_document(dataset: str, path: Path, source_id: str, what: str) -> Any:
+    """The JSON document at ``path`` (one per item: a paper, a case), or a reject naming ``source_id``: missing
+    (``missing_file``) or unreadable / not JSON (``bad_file``)."""
+    if not path.is_file():
+        reason = "bad_file" if path.exists() else "missing_file"
+        return Reject(dataset, source_id, path.name, reason, f"{what} {path} not found as a file", "plan")
+    try:
+        return read_json_document(path)
+    except FileProblem as exc:
+        return Reject(dataset, source_id, path.name, "bad_file", f"{what}: {exc}", "plan")
+
+
+def parquet_rows(dataset: str, path: Path, required: tuple[str, ...], what: str) -> Iterator[Row | Reject]:
+    """Every row of the Parquet file at ``path`` as a :class:`Row` of strings (``line``: 1-based row number; nulls
+    are ""), or one ``FileReject``: the file missing, unreadable or without a required column. (Parquet has no
+    lines to break: a file that pyarrow reads is whole.)"""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    name = path.name
+    if not path.exists():
+        yield file_reject(dataset, name, "missing_file", f"{what} {path} not found")
+        return
+    if path.is_dir():
+        yield file_reject(dataset, name, "bad_file", f"{what}: {path} is a directory, not a file")
+        return
+    try:
+        table = pq.read_table(path)
+    except (*_READ_ERRORS, pa.ArrowException) as exc:
+        yield file_reject(dataset, name, "bad_file", f"{what}: {path}: cannot read the Parquet file: {exc}")
+        return
+    missing = [c for c in required if c not in table.column_names]
+    if missing:
+        yield file_reject(dataset, name, "bad_file", f"{what}: {path}: missing column(s) {', '.join(missing)} (has: "
+                          f"{', '.join(table.column_names)})")
+        return
+    for i, values in enumerate(table.to_pylist()):
+        yield Row(i + 1, {k: "" if v is None else decode_value(v) for k, v in values.items()})
+
+
+def decode_value(value: Any) -> str:
+    """A Parquet cell as text (bytes decoded like a file's text)."""
+    return decode(value) if isinstance(value, bytes) else str(value)

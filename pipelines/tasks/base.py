@@ -47,6 +47,8 @@ class Task:
     inputs: type[TaskInputs]
     build: Builder
     prompt_kinds: tuple[str, ...]  # the prompt files (tasks/prompts/<kind>.json) it draws from
+    #: False for a task whose samples involve no random choice besides the image subset (interleaved text)
+    random_choices: bool = True
 
 
 def task_rng(seed: int, record: Record, task: str) -> random.Random:

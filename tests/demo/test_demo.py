@@ -117,7 +117,7 @@ def test_fixtures_are_found_through_the_registry_and_never_imported_by_a_build()
     for f in demo.fixtures():
         assert f.name in REGISTRY and f.min_size <= f.default_size and f.description and f.requires
     code = ("import sys, pipelines.build, pipelines.worker; from pipelines.sources import get_source; "
-            "[get_source(n) for n in ('mimic', 'rad3d')]; "
+            "from pipelines.sources import names; [get_source(n) for n in names()]; "
             "print(sorted(m for m in sys.modules if m.startswith('pipelines.demo') or m.endswith('.fixture')))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"

@@ -15,6 +15,7 @@ from conftest import ROOT, build_shards
 from hostile_corpus import REPORT, image_pixels, jpeg, mimic_native, mimic_radfm
 
 from pipelines.writer import KILL_ENV
+from shards_spec.layout import SPEC_VERSION
 from shards_spec.validate import validate_paths
 
 SMALL = {"size_2d": 32, "size_3d": 32}
@@ -142,7 +143,7 @@ def test_split_build_leaves_other_splits_untouched(native, caplog):
     assert validate_paths([str(out)]).violations == []
     # a --split build can not mix tokenizer or spec versions into one manifest
     stats = next((out / "mimic/2d/test").glob("*.stats.json"))
-    stats.write_text(stats.read_text().replace('"spec_version": "1.2"', '"spec_version": "1.1"'))
+    stats.write_text(stats.read_text().replace(f'"spec_version": "{SPEC_VERSION}"', '"spec_version": "1.1"'))
     from pipelines.build import BuildError
 
     with pytest.raises(BuildError, match="build every split"):

@@ -85,3 +85,25 @@ def test_code_version_ignores_docstrings_and_comments(tmp_path, monkeypatch):
         assert inc.code_version() != base
     finally:
         inc.code_version.cache_clear()
+
+
+def test_store_files_have_their_own_identities(tmp_path):
+    """A figure of a store (``ImageRef.store``) is identified under the store's root, apart from a raw-root file of
+    the same name, and a changed figure changes the fingerprint of a shard that reads it."""
+    from pipelines.incremental import input_identities, input_key, shard_fingerprint
+    from pipelines.records import ImageRef, Job, Record, RecordFields, SampleSpec
+
+    raw, store = tmp_path / "raw", tmp_path / "figures"
+    raw.mkdir(), store.mkdir()
+    (raw / "PMC1_F1.jpg").write_bytes(b"raw")
+    (store / "PMC1_F1.jpg").write_bytes(b"store figure")
+    refs = [ImageRef("PMC1_F1.jpg", "image2d"), ImageRef("PMC1_F1.jpg", "image2d", store="figs")]
+    ids = input_identities(raw, refs, "content", stores={"figs": store})
+    assert set(ids) == {"PMC1_F1.jpg", "figs//PMC1_F1.jpg"} == {input_key(r) for r in refs}
+    assert ids["PMC1_F1.jpg"] != ids["figs//PMC1_F1.jpg"] != "missing"
+    record = Record(dataset="d", source_id="s", split="train", stream="2d", images=(refs[1],), fields=RecordFields())
+    jobs = [Job("k", record, SampleSpec("caption", "caption", "q", "a", ()))]
+    before = shard_fingerprint("env", jobs, ids)
+    (store / "PMC1_F1.jpg").write_bytes(b"store figure, replaced")
+    after = shard_fingerprint("env", jobs, input_identities(raw, refs, "content", stores={"figs": store}))
+    assert after != before

@@ -153,3 +153,27 @@ def test_rad3d_radfm_files(demo_tree):
             assert target.exists() and row["answer"] in modalities
             assert target.name.endswith(".nii.gz") or target.is_dir()
 
+
+
+def test_native_mode_reads_the_case_layout(demo_raw):
+    from literature_helpers import plan
+
+    from pipelines.sources.rad3d import CaseImageFields
+
+    records, read_rejects, jobs, rejects = plan(demo_raw, "rad3d", "native")
+    root = demo_raw / "rad3d"
+    numbers = 0
+    for path in sorted((root / "cases").glob("*.json")):
+        doc = json.loads(path.read_text(encoding="utf-8"))
+        numbers += sum(k.isdigit() for k in doc)
+    assert len(records) + len(read_rejects) == numbers  # every image number: a record or a reject
+    (missing,) = rejects
+    assert missing.reason == "missing_file" and missing.file.endswith("/9")
+    for r in records:
+        assert isinstance(r.fields, CaseImageFields) and r.modality in ("MRI", "CT") and r.split == "train"
+        doc = json.loads((root / "cases" / f"{r.fields.case_id}.json").read_text(encoding="utf-8"))
+        assert r.fields.caption == doc[f"{r.fields.image_no}详情"]
+        assert [i.path for i in r.images] == sorted((f"cases/{r.fields.case_id}/{r.fields.image_no}/{d.name}" for d in
+                                                     (root / "cases" / r.fields.case_id / str(r.fields.image_no)).iterdir()),
+                                                    key=lambda p: int(p.rsplit("_", 1)[1]))
+    assert {j.spec.task for j in jobs} == {"caption", "modality"}

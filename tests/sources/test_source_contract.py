@@ -8,12 +8,11 @@ import json
 
 import pytest
 
-from pipelines.build import derive_jobs, read_dataset
+from pipelines.build import BuildRequest, build, derive_jobs, make_context, read_dataset
 from pipelines.demo import get_fixture
 from pipelines.demo.faults import REJECT_REASON
-from pipelines.paths import PathResolver
 from pipelines.records import RecordFields
-from pipelines.sources import REGISTRY, BuildContext, Vocabulary, get_source
+from pipelines.sources import REGISTRY, Store, Vocabulary, get_source, users_of
 from pipelines.tasks import TASKS
 from shards_spec.validate import validate_paths
 
@@ -25,10 +24,13 @@ def test_source_contract(name, demo_tree, demo_shards):
     assert source.name == fixture.name == name and source.default_mode in source.modes
     raw = out / name
     assert info[name]["root"] == str(raw) and raw.is_dir()
+    if isinstance(source, Store):
+        check_store(source, raw, info)
+        return
 
     # fixture -> plan, in every mode
     for mode in source.modes:
-        ctx = BuildContext(raw, mode, raw / "radfm", PathResolver(raw))
+        ctx = make_context(source, raw, mode)
         records, vocab, rejects = read_dataset(source, ctx)
         assert records, f"{name} ({mode}): no records from the demo"
         assert isinstance(vocab, Vocabulary) and all(isinstance(t, str) for t in source.label_terms(vocab))
@@ -49,7 +51,22 @@ def test_source_contract(name, demo_tree, demo_shards):
     rejects = [json.loads(line) for line in (demo_shards / name / "rejects.jsonl").read_text().splitlines()]
     planted = [p for p in info["planted"] if p["dataset"] == name]
     assert planted, f"the {name} fixture plants no fault"
+    planted = [p for p in planted if p.get("mode", source.default_mode) == source.default_mode]  # others: per source
     for fault in planted:
         found = [r for r in rejects if r["reason"] == REJECT_REASON[fault["kind"]]
                  and (fault["kind"] == "bad_row" or fault["file"].rsplit("/", 1)[-1] in r["file"] + r["message"])]
         assert found, f"planted {fault} is not among the rejects"
+
+
+def check_store(store: Store, raw, info) -> None:
+    """A store: its fixture writes files of its layout and the planted strays, its check counts them, the datasets
+    that read it say so, and building it describes it instead of writing shards."""
+    check = store.check(raw)
+    strays = [p for p in info["planted"] if p["dataset"] == store.name and p["kind"] == "stray_file"]
+    assert strays and check.usable and check.scanned_all and check.strays == len(strays)
+    assert {p["file"] for p in strays} <= set(check.examples)
+    users = users_of(store.name)
+    assert users and all(store.name in get_source(u).stores for u in users)
+    described = build(BuildRequest(dataset=store.name, raw=raw, out=raw.parent / "unused", executor="serial", progress=False))
+    assert described["store"] and described["used_by"] == users and described["files"] == check.files
+    assert not (raw.parent / "unused").exists()

@@ -22,7 +22,8 @@ from shards_spec.validate import validate_paths
 
 
 def first_tar(root: Path, stream: str) -> Path:
-    return sorted((root).rglob(f"*-{stream}-*.tar"))[0]
+    """The first shard of the stream's reference dataset (MIMIC for 2D, Rad3D for 3D), whatever else was built."""
+    return sorted((root / {"2d": "mimic", "3d": "rad3d"}[stream]).rglob(f"*-{stream}-*.tar"))[0]
 
 
 def rewrite(src: Path, dst: Path, mutate=None, order=None) -> None:

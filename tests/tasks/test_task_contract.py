@@ -11,10 +11,9 @@ import pytest
 from task_helpers import record
 
 from pipelines import tasks
-from pipelines.build import plan_jobs
-from pipelines.paths import PathResolver
+from pipelines.build import make_context, plan_jobs
 from pipelines.records import SampleSpec
-from pipelines.sources import REGISTRY, BuildContext, get_source
+from pipelines.sources import REGISTRY, get_source
 from pipelines.tasks import TASKS
 from pipelines.tasks.common import prompt_kinds, prompts
 
@@ -47,7 +46,8 @@ def test_task_contract(name):
         for spec in specs:
             check_spec(spec, n_images, 10, task)
         assert specs[0] == tasks.sample(0, rec, inputs, max_images=10)  # pure: same seed, same sample
-        assert len({(s.question, s.variant, s.placements, s.image_indices) for s in specs}) > 1  # seeded choices
+        if task.random_choices or n_images > 10:  # seeded choices (at least the image subset)
+            assert len({(s.question, s.variant, s.placements, s.image_indices) for s in specs}) > 1
     rng_a, rng_b = tasks.task_rng(0, record(), name), random.Random(0)
     assert rng_a.random() != rng_b.random()
 
@@ -71,9 +71,9 @@ def test_every_demo_sample_keeps_the_contract(demo_raw, dataset):
     source = get_source(dataset)
     raw = demo_raw / dataset
     for mode in source.modes:
-        ctx = BuildContext(raw, mode, raw / "radfm", PathResolver(raw))
+        ctx = make_context(source, raw, mode)
         jobs, _ = plan_jobs(source, ctx, None)
-        assert jobs
+        assert jobs or not source.modes or mode == "store"
         for job in jobs:
             assert job.spec.task in TASKS
             check_spec(job.spec, len(job.record.images), ctx.image.max_images, TASKS[job.spec.task])

@@ -4,6 +4,7 @@ by ``pipelines.demo``)."""
 from pipelines.sources.rad3d.source import (  # noqa: F401
     SOURCE,
     ArticleFields,
+    CaseImageFields,
     ModalityFields,
     Rad3D,
     Rad3DVocabulary,

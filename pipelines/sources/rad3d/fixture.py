@@ -3,7 +3,8 @@ series), NIfTI copies of some series, RadFM's processed ``.npy`` files, and RadF
 files referring to all of them in RadFM's path styles. Volumes are cut from real MRI and CT volumes; the case texts
 (``topics.json``) are short hand-written summaries of textbook findings.
 
-Planted faults: an ``.npy`` holding NaN (the article entry points at it), a VQA row with an empty question.
+Planted faults: an ``.npy`` holding NaN (the article entry points at it), a VQA row with an empty question, an
+image number in a case JSON whose folder is missing (native mode).
 """
 
 from __future__ import annotations
@@ -340,7 +341,11 @@ class Rad3DFixture(Fixture):
         planted: list[dict] = []
         outputs = write_rad3d_images(root, cases, volumes, rng, nan_case)
         for case in cases:
-            write_json(root / "cases" / f"{case.case_id}.json", case_json(case))
+            doc = case_json(case)
+            if case is cases[-1]:  # an image number the crawl lists but whose folder is not in the download
+                doc = {**doc, "9": [{"modality": "CT"}], f"9{'详情'}": "Axial CT, bone window."}
+                planted.append(fault("rad3d", f"cases/{case.case_id}/9", "missing_file", mode="native"))
+            write_json(root / "cases" / f"{case.case_id}.json", doc)
         planted.append(fault("rad3d", outputs.nan_npy, "nan_volume"))
         rows = write_rad3d_radfm(root, cases, rng, nan_case, planted)
         info = {

@@ -1,6 +1,18 @@
-"""Rad3D (Radiopaedia cases): ``report``, ``rationale``, ``vqa`` and ``modality``, 3D stream.
+"""Rad3D (Radiopaedia cases): ``report``, ``rationale``, ``vqa`` and ``modality`` (RadFM's files), ``caption`` and
+``modality`` (the native case layout), 3D stream.
 
-Inputs are RadFM's files (``<radfm>/``, default ``<raw>/radfm``)::
+Native mode (``--mode native``) reads the Radiopaedia case layout RadFM's ``jpg2nii_data_convert.py`` started
+from, without RadFM's conversions::
+
+    <raw>/cases/<case_id>.json                  {"1": [{"modality": "CT", ...}], "1详情": caption of image 1, ...}
+    <raw>/cases/<case_id>/<image_no>/<Modality>_<k>/<slice>.jpg   one folder of JPEG slices per series
+
+Each image number of a case is one record: all its series (ordered by ``k``; a series of one file is a 2D image),
+its caption (``<n>详情``) as a ``caption`` sample and its modality (``<n>[0].modality``) as a ``modality`` sample.
+The case JSON's other keys are not read. A case JSON that is not an object with numbered images is a ``bad_file``;
+an image number without its folder a ``missing_file``. Radiopaedia has no official split: every case is train.
+
+RadFM mode (the default) reads RadFM's files (``<radfm>/``, default ``<raw>/radfm``)::
 
     radiology_article_npy_{train,test}.json  [{pre, pat, npy_path, finding, impression,
                                                radiographic_features, articles, title}]
@@ -28,8 +40,8 @@ from typing import Any
 from pipelines.records import Record, RecordFields, Reject, SampleSpec
 from pipelines.sources.base import BuildContext, Source, Vocabulary
 from pipelines.sources.images import resolve_volumes
-from pipelines.sources.tables import Item, Row, file_reject, json_items, optional_json, table_rows
-from pipelines.tasks import ModalityInputs, RationaleInputs, ReportInputs, VqaInputs
+from pipelines.sources.tables import Item, Row, file_reject, json_document, json_items, optional_json, table_rows
+from pipelines.tasks import CaptionInputs, ModalityInputs, RationaleInputs, ReportInputs, VqaInputs
 from pipelines.tasks.common import join_text
 
 SPLITS = ("train", "test")
@@ -39,6 +51,8 @@ MODALITY_FILE = "radio_modality_{split}.csv"
 MODALITY_SET = "modality_set.json"
 ARTICLES = "articles_resave.json"
 ARTICLE_KEYS = ("npy_path", "finding", "impression", "title")
+CASE_DIR = "cases"
+CAPTION_SUFFIX = "详情"  # "details": the key of image n's caption is f"{n}详情"
 
 
 def _text(value: Any) -> str:
@@ -81,6 +95,15 @@ class ModalityFields(RecordFields):
 
 
 @dataclass(frozen=True)
+class CaseImageFields(RecordFields):
+    """One image number of a case in the native layout; its modality is the record's ``modality``."""
+
+    case_id: str
+    image_no: int
+    caption: str
+
+
+@dataclass(frozen=True)
 class Rad3DVocabulary(Vocabulary):
     titles: tuple[str, ...] = ()  # every article title (diagnosis), sorted
     modalities: tuple[str, ...] = ()  # every modality name, sorted
@@ -91,10 +114,13 @@ class Rad3DVocabulary(Vocabulary):
 
 class Rad3D(Source):
     name = "rad3d"
-    modes = ("radfm",)
+    modes = ("radfm", "native")
     default_mode = "radfm"
 
     def records(self, ctx: BuildContext) -> Iterator[Record | Reject]:
+        if ctx.mode == "native":
+            yield from self._cases(ctx)
+            return
         for split in SPLITS:
             yield from self._articles(ctx, split)
             yield from self._vqa(ctx, split)
@@ -102,7 +128,7 @@ class Rad3D(Source):
 
     def vocabulary(self, records: Sequence[Record], ctx: BuildContext) -> Rad3DVocabulary:
         titles = {r.fields.title for r in records if isinstance(r.fields, ArticleFields)}
-        modalities = {r.modality for r in records if isinstance(r.fields, ModalityFields)}
+        modalities = {r.modality for r in records if isinstance(r.fields, (ModalityFields, CaseImageFields))}
         resave, bad_resave = optional_json(self.name, ctx.radfm_dir / ARTICLES, dict)
         titles |= {_text(k) for k in resave or {}}
         modality_set, bad_set = optional_json(self.name, ctx.radfm_dir / MODALITY_SET, (dict, list))
@@ -127,6 +153,9 @@ class Rad3D(Source):
             return out
         if isinstance(f, VqaFields):
             return [ctx.sample(record, VqaInputs(f.question, f.answer))]
+        if isinstance(f, CaseImageFields):
+            out = [ctx.sample(record, CaptionInputs(f.caption))] if f.caption else []
+            return out + ([ctx.sample(record, ModalityInputs(record.modality, vocab.modalities))] if record.modality else [])
         return [ctx.sample(record, ModalityInputs(record.modality, vocab.modalities))]
 
     # -- readers -------------------------------------------------------------------------
@@ -134,6 +163,38 @@ class Rad3D(Source):
     def _record(self, source_id: str, split: str, images: tuple, fields: RecordFields, modality: str = "") -> Record:
         return Record(dataset=self.name, source_id=source_id, split=split, stream="3d", images=images, fields=fields,
                       modality=modality)
+
+    def _cases(self, ctx: BuildContext) -> Iterator[Record | Reject]:
+        folder = ctx.raw / CASE_DIR
+        if not folder.is_dir():
+            yield self.reject(CASE_DIR, CASE_DIR, "missing_file", f"no {CASE_DIR}/ folder of case JSONs under {ctx.raw}")
+            return
+        for path in sorted(folder.glob("*.json")):
+            rel = f"{CASE_DIR}/{path.name}"
+            doc = json_document(self.name, path, rel, "case JSON")
+            if isinstance(doc, Reject):
+                yield doc
+                continue
+            numbers = sorted(int(k) for k in doc if k.isdigit()) if isinstance(doc, dict) else []
+            if not numbers:
+                yield self.reject(rel, rel, "bad_file", f"{rel}: expected an object with numbered images "
+                                  f"(\"1\": [{{\"modality\": ...}}], \"1{CAPTION_SUFFIX}\": caption)")
+                continue
+            for n in numbers:
+                yield self._case_image(ctx, rel, path.stem, n, doc)
+
+    def _case_image(self, ctx: BuildContext, rel: str, case_id: str, n: int, doc: dict) -> Record | Reject:
+        where = f"{rel}[{n}]"
+        entry = doc[str(n)]
+        first = entry[0] if isinstance(entry, list) and entry else entry
+        modality = _text(first.get("modality")) if isinstance(first, dict) else ""
+        caption = _text(doc.get(f"{n}{CAPTION_SUFFIX}"))
+        if not modality and not caption:
+            return self.reject(where, rel, "bad_row", f"{where}: neither a modality nor a caption ({n}{CAPTION_SUFFIX})")
+        images = resolve_volumes(ctx, self.name, [f"{CASE_DIR}/{case_id}/{n}"], where)
+        if isinstance(images, Reject):
+            return images
+        return self._record(f"case:{case_id}/{n}", "train", images, CaseImageFields(case_id, n, caption), modality)
 
     def _articles(self, ctx: BuildContext, split: str) -> Iterator[Record | Reject]:
         name = ARTICLE_FILE.format(split=split)
