@@ -342,3 +342,31 @@ class Manifest(_Record):
     counts: dict[str, dict[str, int]]  # "task" (keyed <stream>/<split>/<task>), "split", "stream"
     rejects: RejectSummary
     shards: tuple[ManifestShard, ...]
+
+
+def parse_manifest(data: Any) -> tuple[Manifest | None, list[tuple[int, ManifestShard]], list[str]]:
+    """A manifest read the way tools that go on past a bad entry need it (inspect, validate): the manifest
+    without its shard list (``None`` when its own keys are mistyped), every well-typed shard entry with its
+    position, and one problem per mistyped key or entry (``shards[3].samples: expected int, got str``)."""
+    if not isinstance(data, dict):
+        return None, [], [f"top level: expected an object, got {_kind(data)}"]
+    problems: list[str] = []
+    head = None
+    try:
+        head = Manifest.from_dict({**data, "shards": []})
+    except SchemaError as exc:
+        problems.append(str(exc))
+    raw_shards = data.get("shards")
+    entries: list[tuple[int, ManifestShard]] = []
+    if not isinstance(raw_shards, list):
+        if "shards" in data:  # a missing key is already the head's problem
+            problems.append(f"shards: expected a list, got {_kind(raw_shards)}")
+        return head, entries, problems
+    for i, raw in enumerate(raw_shards):
+        try:
+            entries.append((i, ManifestShard.from_dict(raw)))
+        except SchemaError as exc:
+            text = str(exc)
+            problems.append(f"shards[{i}]" + (text[len("ManifestShard"):] if text.startswith("ManifestShard:")
+                                               else "." + text))
+    return head, entries, problems
