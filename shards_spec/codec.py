@@ -207,7 +207,10 @@ def decode_vision(data, max_bytes: int = MAX_VISION_BYTES) -> np.ndarray:
 
 
 def encode_meta(meta: dict[str, Any]) -> bytes:
-    return json.dumps(meta, sort_keys=True, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+    """Compact UTF-8 JSON, keys sorted; a lone surrogate (a file name that is not UTF-8) is written as its
+    ``\\udcXX`` escape, so the bytes are always valid UTF-8."""
+    text = json.dumps(meta, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+    return text.encode("utf-8", "backslashreplace")
 
 
 def decode_meta(data) -> dict[str, Any]:
