@@ -46,7 +46,7 @@ from shards_spec.layout import (
     MANIFEST_NAME,
     is_plain_relative,
 )
-from shards_spec.reader import file_kind, iter_raw_samples
+from shards_spec.reader import file_kind, iter_raw_samples, run_cli
 from shards_spec.schema import SampleMeta, SchemaError, parse_manifest
 from shards_spec.tokenizer import fingerprint_of
 
@@ -303,4 +303,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    run_cli(main)

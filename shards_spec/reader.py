@@ -85,3 +85,18 @@ def iter_raw_samples(path: str | Path, *, read_data: bool = True, **limits) -> I
         current = RawSample(key, {field: member})
     if current is not None:
         yield current
+
+
+def run_cli(main) -> None:
+    """Exit with ``main()``'s status; a reader piped into ``head`` (stdout closed early) stops quietly instead of
+    ending in a ``BrokenPipeError`` traceback."""
+    import os
+    import sys
+
+    try:
+        status = main()
+        sys.stdout.flush()
+    except BrokenPipeError:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # the interpreter's final flush must not fail
+        status = 1
+    raise SystemExit(status)

@@ -42,7 +42,7 @@ from shards_spec.layout import (
     index_path,
     is_plain_relative,
 )
-from shards_spec.reader import file_kind, iter_raw_samples
+from shards_spec.reader import file_kind, iter_raw_samples, run_cli
 from shards_spec.schema import IndexEntry, RejectSummary, SampleMeta, SchemaError, ShardIndex, parse_manifest
 from shards_spec.tokenizer import BOS_ID, EOS_ID, PAD_ID, fingerprint_of
 
@@ -449,4 +449,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    run_cli(main)
