@@ -24,7 +24,7 @@ import numpy as np
 
 from shards_spec import layout
 from shards_spec.codec import DecodeError
-from shards_spec.jsonio import read_json
+from shards_spec.jsonio import loads, read_json
 from shards_spec.layout import (
     FIELD_INPUT_IDS,
     FIELD_LABELS,
@@ -380,7 +380,7 @@ def check_rejects(manifest_file: Path, rejects: RejectSummary, report: Report) -
                     continue
                 lines += 1
                 try:
-                    record = json.loads(line)
+                    record = loads(line)
                 except json.JSONDecodeError as exc:
                     report.add(f"{rpath}:{number}", "rejects", f"not a JSON line ({exc})")
                     continue

@@ -26,7 +26,6 @@ hot path leaves it out. ``Sample.meta`` is the member as stored; code that reads
 
 from __future__ import annotations
 
-import json
 import math
 import mmap
 import os
@@ -37,6 +36,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from shards_spec.codec import DTYPES, DecodeError, decode_meta, decode_vision, load_npy
+from shards_spec.jsonio import loads
 from shards_spec.layout import (
     FIELD_INPUT_IDS,
     FIELD_LABELS,
@@ -141,7 +141,7 @@ class IndexCache:
     def _load(self, shard: ShardRef) -> None:
         try:
             with open(shard.index, "rb") as fh:
-                data = json.loads(fh.read())
+                data = loads(fh.read())
             entries = data["samples"]
             if not isinstance(entries, list) or not all(isinstance(e, dict) for e in entries):
                 raise ValueError("'samples' is not a list of objects")

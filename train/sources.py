@@ -18,13 +18,12 @@ shards with zero samples are left out.
 
 from __future__ import annotations
 
-import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
 
 from shards_spec.codec import MAX_META_BYTES
-from shards_spec.jsonio import read_json
+from shards_spec.jsonio import loads, read_json
 from shards_spec.layout import FIELD_META, MANIFEST_NAME, SHARD_RE, SPEC_VERSION, STREAMS, index_path, is_plain_relative
 from shards_spec.schema import Manifest, SchemaError
 from shards_spec.tokenizer import TokenizerIdentity
@@ -104,7 +103,7 @@ def count_index_samples(tar: Path) -> int:
     """Samples listed in a shard's index sidecar (-1 if the sidecar is missing or unreadable)."""
     idx = index_path(tar)
     try:
-        return len(json.loads(idx.read_text())["samples"])
+        return len(loads(idx.read_text())["samples"])
     except (OSError, ValueError, KeyError, TypeError):
         return -1
 
@@ -191,7 +190,7 @@ def shard_tokenizers(by_stream: dict[str, list[ShardRef]]) -> dict[str, Tokenize
         if shard.dataset in found:
             continue
         try:
-            entry = json.loads(Path(shard.index).read_text())["samples"][0]
+            entry = loads(Path(shard.index).read_text())["samples"][0]
             offset, size = entry["members"][FIELD_META]
             with open(shard.path, "rb") as fh:
                 fh.seek(offset)

@@ -76,6 +76,9 @@ def _hostile(kind: str, tmp_path):
     if kind == "not-json":
         (tmp_path / "manifest.json").write_text('{"shards": [')
         return tmp_path / "manifest.json", "not valid JSON"
+    if kind == "deep-json":  # Python's JSON parser gives up on deep nesting with a RecursionError
+        (tmp_path / "manifest.json").write_text("[" * 200_000)
+        return tmp_path / "manifest.json", "nested too deeply"
     if kind == "folder":
         (tmp_path / "nothing").mkdir()
         (tmp_path / "nothing" / "notes.txt").write_text("no shards here")
@@ -83,7 +86,7 @@ def _hostile(kind: str, tmp_path):
     raise AssertionError(kind)
 
 
-HOSTILE = ("readme", "nii.gz", "nii", "binary", "empty-file", "not-json", "folder")
+HOSTILE = ("readme", "nii.gz", "nii", "binary", "empty-file", "not-json", "deep-json", "folder")
 
 
 @pytest.mark.parametrize("kind", HOSTILE)
@@ -100,6 +103,9 @@ def test_validate_says_what_a_path_is_in_one_line_and_exits_1(kind, tmp_path, ca
     from shards_spec.validate import main as validate_main
 
     path, phrase = _hostile(kind, tmp_path)
+    if kind == "deep-json":  # Python's JSON parser gives up on deep nesting with a RecursionError
+        (tmp_path / "manifest.json").write_text("[" * 200_000)
+        return tmp_path / "manifest.json", "nested too deeply"
     if kind == "folder":
         phrase = "no manifest.json or shard"
     assert validate_main([str(path)]) == 1
@@ -145,6 +151,10 @@ def test_inspect_goes_on_past_a_sample_missing_a_member(demo_shards, tmp_path, c
     assert len(summary.errors) == 1 and dropped[0] in summary.errors[0] and "missing members ['labels.npy']" in summary.errors[0]
     assert inspect_main([str(dataset / "manifest.json")]) == 1
     assert "problems: 1" in capsys.readouterr().out
+    from shards_spec.validate import validate_paths
+
+    found = validate_paths([str(dataset)]).violations
+    assert found and any(dropped[0] in v and "labels.npy" in v for v in found), found
 
 
 def test_inspect_and_validate_read_the_good_entries_of_a_bad_manifest(demo_shards, tmp_path, capsys):

@@ -428,9 +428,12 @@ def test_mistyped_meta_and_index_entries_are_bad_samples_not_crashes(demo_shards
 
     keys, _ = _train_2d_keys(demo_shards / "mimic")
     meta_list, meta_key, no_labels = keys[:3]
+    deep = keys[-1]
 
     def mutate(key, members):
-        if key in (meta_list, meta_key):
+        if key == deep:  # Python's JSON parser gives up with a RecursionError
+            members["meta.json"] = b"[" * 100_000
+        elif key in (meta_list, meta_key):
             meta = codec.decode_meta(members["meta.json"])
             meta.update({"special_ids": [0, 1, 2]} if key == meta_list else {"key": "mimic_" + "f" * 20})
             members["meta.json"] = codec.encode_meta(meta)
@@ -441,6 +444,7 @@ def test_mistyped_meta_and_index_entries_are_bad_samples_not_crashes(demo_shards
     dataset = edit_dataset(demo_shards / "mimic", tmp_path / "mimic", mutate)
     _, tars = _train_2d_keys(dataset)
     entries = json.loads(index_path(tars[0]).read_text())["samples"]
+    assert deep not in {e["key"] for e in entries[3:6]}
     n_tokens_str, key_int, members_obj = (e["key"] for e in entries[3:6])
 
     def retype(entries):
@@ -462,6 +466,7 @@ def test_mistyped_meta_and_index_entries_are_bad_samples_not_crashes(demo_shards
         meta_list: "meta.json: special_ids list",
         meta_key: "does not match the index",
         no_labels: "index entry lacks members ['labels.npy']",
+        deep: "meta.json: invalid JSON (JSON nested too deeply to parse)",
         n_tokens_str: "index entry n_tokens: expected int, got str",
         5: "index entry key: expected str, got int",
         members_obj: "malformed member offsets",
