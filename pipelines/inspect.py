@@ -46,7 +46,7 @@ from shards_spec.layout import (
     MANIFEST_NAME,
     is_plain_relative,
 )
-from shards_spec.reader import file_kind, iter_raw_samples, run_cli
+from shards_spec.reader import file_kind, iter_raw_samples, read_as_tar, run_cli
 from shards_spec.schema import SampleMeta, SchemaError, parse_manifest
 from shards_spec.tokenizer import fingerprint_of
 
@@ -71,7 +71,7 @@ def find_tars(path: Path) -> tuple[list[Path], list[str]]:
         kind = file_kind(path)
     except OSError as exc:
         return [], [f"{path}: unreadable: {_reason(exc)}"]
-    if kind == "tar" or path.name.endswith(".tar"):
+    if read_as_tar(path, kind):
         return [path], []
     if kind != "json":
         return [], [f"{path}: {NOT_SHARDS}: {kind}"]

@@ -59,6 +59,12 @@ def file_kind(path: str | Path) -> str:
     return "json" if stripped[:1] in ("{", "[") else "text, not JSON"
 
 
+def read_as_tar(path: str | Path, kind: str) -> bool:
+    """Whether the tools read ``path`` (of :func:`file_kind` ``kind``) as a shard: a POSIX tar, or a non-empty file
+    named ``*.tar`` (other tar dialects; ``tarfile`` then decides, and a file that is none is one problem line)."""
+    return kind == "tar" or (Path(path).name.endswith(".tar") and kind != "an empty file")
+
+
 class GroupingError(ValueError):
     """Members of one key are not adjacent, or a member name has no field."""
 

@@ -42,7 +42,7 @@ from shards_spec.layout import (
     index_path,
     is_plain_relative,
 )
-from shards_spec.reader import file_kind, iter_raw_samples, run_cli
+from shards_spec.reader import file_kind, iter_raw_samples, read_as_tar, run_cli
 from shards_spec.schema import IndexEntry, RejectSummary, SampleMeta, SchemaError, ShardIndex, parse_manifest
 from shards_spec.tokenizer import BOS_ID, EOS_ID, PAD_ID, fingerprint_of
 
@@ -415,7 +415,7 @@ def validate_paths(paths: list[str]) -> Report:
             except OSError as exc:
                 report.add(arg, "path", f"unreadable: {_reason(exc)}")
                 continue
-            if kind == "tar" or p.name.endswith(".tar"):
+            if read_as_tar(p, kind):
                 check_tar(p, report, Limits())
             elif kind == "json":
                 check_manifest(p, report)

@@ -71,11 +71,11 @@ def _hostile(kind: str, tmp_path):
         (tmp_path / "blob.bin").write_bytes(bytes(range(256)) * 4)
         return tmp_path / "blob.bin", "binary data"
     if kind == "empty-file":
-        (tmp_path / "zero.tar").write_bytes(b"")
-        return tmp_path / "zero.tar", "empty file"
+        (tmp_path / "mimic-train-2d-000000.tar").write_bytes(b"")
+        return tmp_path / "mimic-train-2d-000000.tar", "empty file"
     if kind == "not-json":
         (tmp_path / "manifest.json").write_text('{"shards": [')
-        return tmp_path / "manifest.json", "not valid JSON"
+        return tmp_path / "manifest.json", "JSON (Expecting value"
     if kind == "deep-json":  # Python's JSON parser gives up on deep nesting with a RecursionError
         (tmp_path / "manifest.json").write_text("[" * 200_000)
         return tmp_path / "manifest.json", "nested too deeply"
