@@ -103,9 +103,6 @@ def test_validate_says_what_a_path_is_in_one_line_and_exits_1(kind, tmp_path, ca
     from shards_spec.validate import main as validate_main
 
     path, phrase = _hostile(kind, tmp_path)
-    if kind == "deep-json":  # Python's JSON parser gives up on deep nesting with a RecursionError
-        (tmp_path / "manifest.json").write_text("[" * 200_000)
-        return tmp_path / "manifest.json", "nested too deeply"
     if kind == "folder":
         phrase = "no manifest.json or shard"
     assert validate_main([str(path)]) == 1
