@@ -124,7 +124,7 @@ def test_without_config_the_default_depends_on_the_gpu(monkeypatch, cuda, name):
 
 
 @pytest.mark.slow
-@pytest.mark.timeout(400)
+@pytest.mark.timeout(700)
 def test_no_argument_run_trains_the_default_config_on_data_shards(demo_shards, tmp_path):
     """``python train/run.py`` with no ``--config`` (only a step count through the documented ``--set``), from a
     folder whose ``data/shards`` holds the demo shards: it says which config it chose and trains."""
@@ -139,7 +139,7 @@ def test_no_argument_run_trains_the_default_config_on_data_shards(demo_shards, t
     env = {**os.environ, "PYTHONPATH": str(ROOT), "CUDA_VISIBLE_DEVICES": ""}  # the CPU choice, on any machine
     res = subprocess.run([sys.executable, str(ROOT / "train" / "run.py"), "--set", "steps=2", "--set", "num_workers=0",
                           "--set", "checkpoint_interval=0", "--set", "progress=false"],
-                         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=380)
+                         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=650)  # DeepSpeed may JIT-build its CPU op
     out = res.stdout + res.stderr
     assert res.returncode == 0, out[-6000:]
     assert "no --config given; no GPU" in out and "demo-cpu.yaml" in out
