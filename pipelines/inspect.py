@@ -3,29 +3,39 @@
     python -m pipelines.inspect PATH [--show N] [--montage out.png] [--validate]
 
 PATH is a shard ``.tar``, a directory (all shards below it) or a ``manifest.json``.
-Prints a summary (samples per stream and task, image shapes, token lengths, loss-weight
-statistics, bytes per member). ``--show N`` decodes N samples (``--per-task``: N of every
-dataset and task), showing image spans as ``[IMG i]`` where they sit in the tokens (inside
-the answer for interleaved text) and keyword-weighted tokens as ``*token*``; ``--montage``
-writes a contact sheet PNG with a few tiles of every dataset, labelled by dataset and task (colour images in
-colour; 3D: the middle slice of each volume);
+Prints a summary (samples per stream and task, image shapes, grey and colour images, token
+lengths, loss-weight statistics, bytes per member). ``--show N`` decodes N samples
+(``--per-task``: N of every dataset and task), showing image spans as ``[IMG i]`` where they
+sit in the tokens (inside the answer for interleaved text) and keyword-weighted tokens as
+``*token*``; ``--montage`` writes a contact sheet PNG with a few tiles of every dataset,
+labelled by dataset and task (3D: the middle slice of each volume; colour images in colour);
 ``--validate`` runs the validator.
 
+Anything it cannot read is one line under ``problems:`` (``<file>[#<key>]: <what>``) and the
+rest is still read: a sample with a missing or undecodable member, or a mistyped
+``meta.json``, is skipped; a truncated or unsafe tar stops at that point; a manifest entry
+that is mistyped or names a missing shard is skipped. A PATH that is no shard, manifest or
+folder of shards (a README, a NIfTI volume) says what it is. Exit status: 0 when shards were
+read without a problem, 1 when there was a problem or no shard at all, 2 for a usage error
+(no such PATH, an unusable ``--tokenizer``).
+
 Safe on hostile tars: nothing is extracted to disk, nothing is unpickled, member sizes and
-counts are bounded (``shards_spec.tario``).
+counts are bounded (``shards_spec.tario``), and a manifest's paths must stay inside its folder.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
+import tarfile
 from collections import Counter, defaultdict
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from shards_spec.codec import DecodeError
+from shards_spec.codec import DecodeError, decode_member
 from shards_spec.jsonio import read_json
 from shards_spec.layout import (
     FIELD_INPUT_IDS,
@@ -33,21 +43,59 @@ from shards_spec.layout import (
     FIELD_LOSS_WEIGHT,
     FIELD_META,
     FIELD_VISION,
+    FIELDS,
     IGNORE_INDEX,
+    MANIFEST_NAME,
+    is_plain_relative,
 )
-from shards_spec.reader import GroupingError, iter_raw_samples
-from shards_spec.schema import Manifest, SampleMeta, SchemaError
-from shards_spec.tario import UnsafeTar
+from shards_spec.reader import file_kind, iter_raw_samples, read_as_tar, run_cli
+from shards_spec.schema import SampleMeta, SchemaError, parse_manifest
 from shards_spec.tokenizer import fingerprint_of
 
+NOT_SHARDS = f"not a shard (.tar), a {MANIFEST_NAME} or a folder of shards"
 
-def find_tars(path: Path) -> list[Path]:
-    if path.is_file() and path.name.endswith(".tar"):
-        return [path]
-    if path.is_file():  # a manifest
-        manifest = Manifest.from_dict(read_json(path))
-        return [path.parent / s.path for s in manifest.shards]
-    return sorted(path.rglob("*.tar"))
+
+def _reason(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text if text else type(exc).__name__
+
+
+def find_tars(path: Path) -> tuple[list[Path], list[str]]:
+    """The shards ``path`` names (a tar, a manifest's shards, every tar below a folder) and one problem line
+    for each thing that is not readable as one."""
+    if path.is_dir():
+        tars = sorted(path.rglob("*.tar"))
+        if not tars:
+            return [], [f"{path}: no shards (*.tar) below it; build some with `python -m pipelines.build` "
+                        "(or `make demo`)"]
+        return tars, []
+    try:
+        kind = file_kind(path)
+    except OSError as exc:
+        return [], [f"{path}: unreadable: {_reason(exc)}"]
+    if read_as_tar(path, kind):
+        return [path], []
+    if kind != "json":
+        return [], [f"{path}: {NOT_SHARDS}: {kind}"]
+    try:
+        raw = read_json(path)
+    except UnicodeDecodeError:
+        return [], [f"{path}: {NOT_SHARDS}: not UTF-8 text"]
+    except json.JSONDecodeError as exc:
+        return [], [f"{path}: {NOT_SHARDS}: not valid JSON ({exc})"]
+    except (OSError, ValueError) as exc:
+        return [], [f"{path}: unreadable: {_reason(exc)}"]
+    _, entries, problems = parse_manifest(raw)
+    problems = [f"{path}: {p}" for p in problems]
+    tars = []
+    for i, entry in entries:
+        if not is_plain_relative(entry.path):
+            problems.append(f"{path}: shards[{i}].path {entry.path!r} leaves the manifest's folder; not read")
+        elif not (path.parent / entry.path).is_file():
+            problems.append(f"{path}: listed shard {entry.path} does not exist")
+        else:
+            tars.append(path.parent / entry.path)
+    return tars, problems
 
 
 def _stats(values: list[float]) -> str:
@@ -65,10 +113,15 @@ def _human(n: float) -> str:
     return str(n)
 
 
+#: Problems listed in full in the summary.
+MAX_LISTED = 50
+
+
 class Summary:
     def __init__(self) -> None:
         self.tasks: Counter[tuple[str, str]] = Counter()
         self.shapes: Counter[tuple[str, tuple]] = Counter()
+        self.images: Counter[tuple[str, str]] = Counter()  # (stream, "grey" | "colour") -> stored images
         self.lengths: dict[str, list[int]] = defaultdict(list)
         self.learned = self.keyword = self.tokens = 0
         self.member_bytes: Counter[str] = Counter()
@@ -82,6 +135,7 @@ class Summary:
         self.tasks[(stream, meta.task)] += 1
         shape = tuple(decoded[FIELD_VISION].shape)
         self.shapes[(stream, (shape[0],) + shape[1:])] += 1
+        self.images[(stream, "colour" if shape[1] == 3 else "grey")] += shape[0]
         self.lengths[stream].append(int(decoded[FIELD_INPUT_IDS].size))
         labels, weights = decoded[FIELD_LABELS], decoded[FIELD_LOSS_WEIGHT]
         self.tokens += labels.size
@@ -98,6 +152,9 @@ class Summary:
         lines.append("\nimage arrays [S, C, H, W, D]:")
         for (stream, shape), n in sorted(self.shapes.items()):
             lines.append(f"  {stream:3s} {str(list(shape)):28s} {n:8d}")
+        lines.append("\nimages stored (grey: C = 1, colour: C = 3):")
+        for stream in sorted({st for st, _ in self.images}):
+            lines.append(f"  {stream:3s} grey {self.images[(stream, 'grey')]:8d}   colour {self.images[(stream, 'colour')]:8d}")
         lines.append("\ntokens per sample:")
         for stream, values in sorted(self.lengths.items()):
             lines.append(f"  {stream:3s} {_stats(values)}")
@@ -111,8 +168,10 @@ class Summary:
         for field, n in sorted(self.member_bytes.items(), key=lambda kv: -kv[1]):
             lines.append(f"  {field:18s} {_human(n / max(self.samples, 1)):>12s} per sample")
         if self.errors:
-            lines.append(f"\nunreadable: {len(self.errors)}")
-            lines.extend(f"  {e}" for e in self.errors[:20])
+            lines.append(f"\nproblems: {len(self.errors)}")
+            lines.extend(f"  {e}" for e in self.errors[:MAX_LISTED])
+            if len(self.errors) > MAX_LISTED:
+                lines.append(f"  ... and {len(self.errors) - MAX_LISTED} more (python -m shards_spec.validate lists every one)")
         return "\n".join(lines)
 
 
@@ -121,8 +180,16 @@ def render_tokens(meta: SampleMeta, decoded: dict[str, Any], tokenizer) -> str:
     BOS + question in ``⟦…⟧``, keyword-weighted tokens as ``*token*``); plain ids when ``tokenizer`` is not the
     one the shard was built with."""
     ids = decoded[FIELD_INPUT_IDS]
-    if tokenizer is None or tokenizer.fingerprint != fingerprint_of(meta.tokenizer):
-        why = "no tokenizer" if tokenizer is None else f"--tokenizer is {tokenizer.fingerprint}, the shard's {meta.tokenizer}"
+    why = ""
+    if tokenizer is None:
+        why = "no tokenizer"
+    elif tokenizer.fingerprint != fingerprint_of(meta.tokenizer):
+        why = f"--tokenizer is {tokenizer.fingerprint}, the shard's {meta.tokenizer}"
+    elif ids.size and int(ids.min()) < 0:
+        why = "negative ids"
+    elif not (decoded[FIELD_LABELS].size == decoded[FIELD_LOSS_WEIGHT].size == ids.size):
+        why = "labels or loss weights of another length"
+    if why:
         return " ".join(map(str, ids.tolist())) + f"   (ids: {why})"
     return tokenizer.render(ids, decoded[FIELD_LABELS], decoded[FIELD_LOSS_WEIGHT], meta.n_question_tokens)
 
@@ -139,8 +206,10 @@ def montage(images: list[tuple[str, np.ndarray]], out: Path, tile: int = 160, co
     draw = ImageDraw.Draw(sheet)
     for n, (label, vol) in enumerate(images):
         c, h, w, d = vol.shape
-        plane = vol[:, :, :, d // 2]
-        img = Image.fromarray(plane[0] if c == 1 else plane.transpose(1, 2, 0)).convert("RGB").resize((tile, tile))
+        plane = np.ascontiguousarray(vol[:, :, :, d // 2])
+        # colour (C = 3) stays colour; grey (C = 1, or any other count: its first channel) is drawn grey
+        img = Image.fromarray(plane.transpose(1, 2, 0)) if c == 3 else Image.fromarray(plane[0])
+        img = img.convert("RGB").resize((tile, tile))
         x, y = (n % cols) * tile, (n // cols) * (tile + 14)
         sheet.paste(img, (x, y + 14))
         draw.text((x + 2, y + 1), label[: tile // 6], fill=(255, 255, 255))
@@ -148,24 +217,39 @@ def montage(images: list[tuple[str, np.ndarray]], out: Path, tile: int = 160, co
     sheet.save(out)
 
 
+def _decode(raw) -> tuple[SampleMeta, dict[str, Any]]:
+    """A complete sample's members, decoded, and its typed meta (raises ``DecodeError`` / ``SchemaError``)."""
+    decoded = {field: decode_member(field, raw.members[field].data or b"") for field in FIELDS}
+    return SampleMeta.from_dict(decoded[FIELD_META]), decoded
+
+
 def inspect(path: Path, show: int = 0, montage_path: Path | None = None, montage_max: int = 48, tokenizer=None,
             per_task: bool = False) -> Summary:
-    """Summarise the shards at ``path``; print ``show`` decoded samples (``per_task``: that many of every dataset and
-    task); write a contact sheet of their images to ``montage_path`` (a few tiles of every dataset)."""
+    """Read every shard ``path`` names into a :class:`Summary`, printing ``show`` decoded samples (``per_task``: that
+    many of every dataset and task) and collecting a few montage tiles of every dataset; whatever cannot be read is
+    one line in ``Summary.errors`` and reading goes on (see the module docstring)."""
     summary = Summary()
     shown: Counter[tuple[str, str]] = Counter()
     tiles: dict[tuple[str, str], list[tuple[str, np.ndarray]]] = defaultdict(list)  # per (stream, dataset)
-    for tar in find_tars(path):
+    tars, summary.errors = find_tars(path)
+    for tar in tars:
         summary.shards += 1
         try:
             for raw in iter_raw_samples(tar):
-                try:
-                    decoded = raw.decode()
-                    meta = SampleMeta.from_dict(decoded.get(FIELD_META))
-                except (DecodeError, SchemaError) as exc:
-                    summary.errors.append(f"{tar.name}#{raw.key}: {exc}")
+                where = f"{tar}#{raw.key}"
+                missing = [f for f in FIELDS if f not in raw.members]
+                if missing:
+                    summary.errors.append(f"{where}: missing members {missing}; skipped")
                     continue
-                summary.add(meta, decoded, {f: m.size for f, m in raw.members.items()})
+                extra = sorted(set(raw.members) - set(FIELDS))
+                if extra:
+                    summary.errors.append(f"{where}: unexpected members {extra} (ignored)")
+                try:
+                    meta, decoded = _decode(raw)
+                except (DecodeError, SchemaError) as exc:
+                    summary.errors.append(f"{where}: {exc}; skipped")
+                    continue
+                summary.add(meta, decoded, {f: raw.members[f].size for f in FIELDS})
                 group = (meta.dataset, meta.task) if per_task else ("", "")
                 printed = shown[group] < show
                 if printed:
@@ -178,8 +262,8 @@ def inspect(path: Path, show: int = 0, montage_path: Path | None = None, montage
                 if montage_path is not None and len(dataset_tiles) < MONTAGE_PER_DATASET and (printed or not per_task):
                     for i, vol in enumerate(decoded[FIELD_VISION][: MONTAGE_PER_DATASET - len(dataset_tiles)]):
                         dataset_tiles.append((f"{meta.dataset} {meta.task} #{i}", vol))
-        except (UnsafeTar, GroupingError, OSError, Exception) as exc:  # report and go on to the next shard
-            summary.errors.append(f"{tar}: {type(exc).__name__}: {exc}")
+        except (tarfile.TarError, OSError, EOFError, ValueError) as exc:  # UnsafeTar, GroupingError: ValueErrors
+            summary.errors.append(f"{tar}: {_reason(exc)}; the rest of this shard is not read")
     if montage_path is not None and tiles:
         # an equal share of the sheet for every dataset of every stream present (at least one tile each)
         share = max(1, montage_max // len(tiles))
@@ -210,8 +294,12 @@ def main(argv: list[str] | None = None) -> int:
             print(f"error: {exc}", file=sys.stderr)
             return 2
     summary = inspect(path, args.show, args.montage, tokenizer=tokenizer, per_task=args.per_task)
+    if summary.shards == 0:  # nothing to summarise: say why, in one line each
+        for line in summary.errors or [f"{path}: no shards found"]:
+            print(line)
+        return 1
     print(summary.render())
-    if args.montage:
+    if args.montage and summary.samples:
         print(f"\nmontage: {args.montage}")
     status = 0
     if args.validate:
@@ -226,4 +314,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    run_cli(main)

@@ -33,6 +33,7 @@ from typing import Any
 import numpy as np
 import zstandard
 
+from shards_spec.jsonio import loads
 from shards_spec.layout import (
     FIELD_INPUT_IDS,
     FIELD_LABELS,
@@ -217,8 +218,8 @@ def decode_meta(data) -> dict[str, Any]:
     if len(data) > MAX_META_BYTES:
         raise DecodeError(f"{FIELD_META}: {len(data)} bytes, limit {MAX_META_BYTES}")
     try:
-        meta = json.loads(bytes(data).decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        meta = loads(bytes(data).decode("utf-8"))
+    except ValueError as exc:  # not UTF-8, not JSON, nested too deeply
         raise DecodeError(f"{FIELD_META}: invalid JSON ({exc})") from exc
     if not isinstance(meta, dict):
         raise DecodeError(f"{FIELD_META}: top level must be an object")

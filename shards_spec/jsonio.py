@@ -23,6 +23,17 @@ def write_json(path: str | Path, obj: Any) -> None:
     atomic_write_bytes(Path(path), json_bytes(obj))
 
 
+def loads(text: str | bytes) -> Any:
+    """``json.loads`` for files and members from elsewhere: every way the text can fail to parse is a
+    ``ValueError`` (``json.JSONDecodeError``, ``UnicodeDecodeError``, and nesting too deep for Python's parser,
+    which ``json`` reports as a ``RecursionError``)."""
+    try:
+        return json.loads(text)
+    except RecursionError:
+        raise ValueError("JSON nested too deeply to parse") from None
+
+
 def read_json(path: str | Path) -> Any:
+    """A JSON file from elsewhere (UTF-8); a file that does not parse raises ``ValueError`` (see :func:`loads`)."""
     with open(path, encoding="utf-8") as fh:
-        return json.load(fh)
+        return loads(fh.read())

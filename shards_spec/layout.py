@@ -117,6 +117,13 @@ def stats_path(tar_path: Path | str) -> Path:
     return p.with_name(p.name[: -len(".tar")] + STATS_SUFFIX)
 
 
+def is_plain_relative(path: str) -> bool:
+    """True for a relative path without ``..`` segments: what a manifest may name (a shard, its rejects file).
+    Readers refuse anything else, so a manifest from elsewhere cannot point them outside its directory."""
+    p = Path(path)
+    return bool(path) and not p.is_absolute() and ".." not in p.parts
+
+
 def manifest_path(out: Path | str, dataset: str) -> Path:
     return Path(out) / dataset / MANIFEST_NAME
 

@@ -1,5 +1,6 @@
 """Reading shards back sample by sample (bounded, extraction-free): used by the validator,
-``pipelines.inspect`` and tests. Training streams use webdataset with the same codec."""
+``pipelines.inspect`` and tests (the trainer reads by index: ``train.read``). ``file_kind`` tells the tools what a
+file they were given is, so that a README or a NIfTI gets one line instead of a parser's traceback."""
 
 from __future__ import annotations
 
@@ -19,6 +20,49 @@ class RawSample:
 
     def decode(self) -> dict[str, Any]:
         return {field: decode_member(field, m.data or b"") for field, m in self.members.items()}
+
+
+#: (offset, magic bytes, what the file is) for files people pass by mistake; checked in order.
+_SIGNATURES = (
+    (0, b"\x1f\x8b", "gzip-compressed data (a .nii.gz volume or a .tar.gz? shards are plain .tar)"),
+    (0, b"\x28\xb5\x2f\xfd", "a zstd frame (shards are plain .tar)"),
+    (0, b"PK\x03\x04", "a zip archive"),
+    (0, b"\x89PNG", "a PNG image"),
+    (0, b"\xff\xd8\xff", "a JPEG image"),
+    (0, b"\x93NUMPY", "a .npy array"),
+    (128, b"DICM", "a DICOM file"),
+    (344, b"n+1\x00", "a NIfTI-1 volume"),
+    (344, b"ni1\x00", "a NIfTI-1 header"),
+    (4, b"n+2\x00", "a NIfTI-2 volume"),
+)
+
+
+def file_kind(path: str | Path) -> str:
+    """``"tar"`` (a POSIX tar header), ``"json"`` (UTF-8 text starting with ``{`` or ``[``), or what the file is
+    instead, in words (``"gzip-compressed data (...)"``, ``"text, not JSON"``, ``"an empty file"`` …)."""
+    with open(path, "rb") as fh:
+        head = fh.read(512)
+    if not head:
+        return "an empty file"
+    if len(head) == 512 and head[257:262] == b"ustar":
+        return "tar"
+    for offset, magic, what in _SIGNATURES:
+        if head[offset:offset + len(magic)] == magic:
+            return what
+    try:
+        text = head.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        if len(head) < 512 or exc.start < len(head) - 3:  # not just a character cut at the 512-byte boundary
+            return "binary data"
+        text = head[:exc.start].decode("utf-8")
+    stripped = text.lstrip("\ufeff \t\r\n")
+    return "json" if stripped[:1] in ("{", "[") else "text, not JSON"
+
+
+def read_as_tar(path: str | Path, kind: str) -> bool:
+    """Whether the tools read ``path`` (of :func:`file_kind` ``kind``) as a shard: a POSIX tar, or a non-empty file
+    named ``*.tar`` (other tar dialects; ``tarfile`` then decides, and a file that is none is one problem line)."""
+    return kind == "tar" or (Path(path).name.endswith(".tar") and kind != "an empty file")
 
 
 class GroupingError(ValueError):
@@ -47,3 +91,18 @@ def iter_raw_samples(path: str | Path, *, read_data: bool = True, **limits) -> I
         current = RawSample(key, {field: member})
     if current is not None:
         yield current
+
+
+def run_cli(main) -> None:
+    """Exit with ``main()``'s status; a reader piped into ``head`` (stdout closed early) stops quietly instead of
+    ending in a ``BrokenPipeError`` traceback."""
+    import os
+    import sys
+
+    try:
+        status = main()
+        sys.stdout.flush()
+    except BrokenPipeError:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # the interpreter's final flush must not fail
+        status = 1
+    raise SystemExit(status)

@@ -32,58 +32,6 @@ def _kind(value: Any) -> str:
     return type(value).__name__ if value is not None else "null"
 
 
-def _convert(value: Any, tp: Any, where: str) -> Any:
-    """``value`` (parsed JSON) checked against the annotation ``tp`` and converted (lists -> tuples, objects ->
-    dataclasses). Supports the shapes the schemas use: str, int, bool, float, X | None, tuple[X, ...],
-    tuple[X, Y], dict[str, X], dict[str, Any] and schema dataclasses."""
-    if tp is Any:
-        return value
-    origin = typing.get_origin(tp)
-    if origin in (typing.Union, types.UnionType):
-        options = typing.get_args(tp)
-        if value is None and type(None) in options:
-            return None
-        for option in options:
-            if option is type(None):
-                continue
-            try:
-                return _convert(value, option, where)
-            except SchemaError:
-                continue
-        raise SchemaError(f"{where}: expected {' or '.join(_name(o) for o in options)}, got {_kind(value)}")
-    if dataclasses.is_dataclass(tp):
-        return _from_dict(tp, value, where)
-    if origin is tuple:
-        args = typing.get_args(tp)
-        if not isinstance(value, (list, tuple)):
-            raise SchemaError(f"{where}: expected a list, got {_kind(value)}")
-        if len(args) == 2 and args[1] is Ellipsis:
-            return tuple(_convert(v, args[0], f"{where}[{i}]") for i, v in enumerate(value))
-        if len(value) != len(args):
-            raise SchemaError(f"{where}: expected {len(args)} values, got {len(value)}")
-        return tuple(_convert(v, a, f"{where}[{i}]") for i, (v, a) in enumerate(zip(value, args)))
-    if origin is dict:
-        _, value_type = typing.get_args(tp)
-        if not isinstance(value, dict) or not all(isinstance(k, str) for k in value):
-            raise SchemaError(f"{where}: expected an object, got {_kind(value)}")
-        return {k: _convert(v, value_type, f"{where}.{k}") for k, v in value.items()}
-    if tp is bool:
-        if isinstance(value, bool):
-            return value
-    elif tp is int:
-        if isinstance(value, int) and not isinstance(value, bool):
-            return value
-    elif tp is float:
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return float(value)
-    elif tp is str:
-        if isinstance(value, str):
-            return value
-    else:
-        raise TypeError(f"{where}: schema annotation {tp!r} is not supported")
-    raise SchemaError(f"{where}: expected {_name(tp)}, got {_kind(value)}")
-
-
 def _name(tp: Any) -> str:
     if tp is type(None):
         return "null"
@@ -94,19 +42,176 @@ def _name(tp: Any) -> str:
     return getattr(tp, "__name__", str(tp))
 
 
-def _from_dict(cls: type[T], data: Any, where: str) -> T:
-    if not isinstance(data, dict):
-        raise SchemaError(f"{where or cls.__name__}: expected an object, got {_kind(data)}")
+# Checking is compiled: each annotation becomes, once, a function ``value -> converted value`` (lists -> tuples,
+# objects -> dataclasses). The trainer checks every sample's meta.json this way (train.read), so the happy path
+# builds no strings and looks nothing up; where a problem lies is assembled only when there is one.
+class _Bad(Exception):
+    """A problem inside a record; ``path`` collects field names and ``[i]`` indices, innermost first."""
+
+    def __init__(self, message: str):
+        super().__init__(message)
+        self.message = message
+        self.path: list[str] = []
+
+    def where(self) -> str:
+        out = ""
+        for piece in reversed(self.path):
+            out += piece if piece.startswith("[") or not out else "." + piece
+        return out
+
+
+Converter = typing.Callable[[Any], Any]
+_COMPILED: dict[Any, Converter] = {}
+
+
+def _converter(tp: Any) -> Converter:
+    fn = _COMPILED.get(tp)
+    if fn is None:
+        fn = _COMPILED[tp] = _compile(tp)
+    return fn
+
+
+def _primitive(tp: type) -> Converter:
+    expected = f"expected {_name(tp)}, got "
+    if tp is bool:
+        def conv(v):
+            if v is True or v is False:
+                return v
+            raise _Bad(expected + _kind(v))
+    elif tp is int:
+        def conv(v):
+            if type(v) is int or (isinstance(v, int) and not isinstance(v, bool)):
+                return v
+            raise _Bad(expected + _kind(v))
+    elif tp is float:
+        def conv(v):
+            if type(v) is float:
+                return v
+            if isinstance(v, (int, float)) and not isinstance(v, bool):
+                return float(v)
+            raise _Bad(expected + _kind(v))
+    else:  # str
+        def conv(v):
+            if type(v) is str or isinstance(v, str):
+                return v
+            raise _Bad(expected + _kind(v))
+    return conv
+
+
+def _compile(tp: Any) -> Converter:
+    """The converter of the annotation ``tp``. Supports the shapes the schemas use: str, int, bool, float,
+    X | None, tuple[X, ...], tuple[X, Y], dict[str, X], dict[str, Any] and schema dataclasses."""
+    if tp is Any:
+        return lambda v: v
+    if tp in (str, int, bool, float):
+        return _primitive(tp)
+    if dataclasses.is_dataclass(tp):
+        return _compile_dataclass(tp)
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        options = typing.get_args(tp)
+        nullable = type(None) in options
+        convs = [_converter(o) for o in options if o is not type(None)]
+        expected = f"expected {' or '.join(_name(o) for o in options)}, got "
+
+        def union(v):
+            if v is None and nullable:
+                return None
+            for c in convs:
+                try:
+                    return c(v)
+                except _Bad:
+                    continue
+            raise _Bad(expected + _kind(v))
+        return union
+    if origin is tuple:
+        args = typing.get_args(tp)
+        if len(args) == 2 and args[1] is Ellipsis:
+            item = _converter(args[0])
+            plain = args[0] if args[0] in (str, int) else None
+
+            def tuple_of(v):
+                if not isinstance(v, (list, tuple)):
+                    raise _Bad(f"expected a list, got {_kind(v)}")
+                if plain is not None and all(type(x) is plain for x in v):
+                    return tuple(v)
+                out, i = [], 0
+                try:
+                    for i, x in enumerate(v):
+                        out.append(item(x))
+                except _Bad as bad:
+                    bad.path.append(f"[{i}]")
+                    raise
+                return tuple(out)
+            return tuple_of
+        items = [_converter(a) for a in args]
+
+        def fixed_tuple(v):
+            if not isinstance(v, (list, tuple)):
+                raise _Bad(f"expected a list, got {_kind(v)}")
+            if len(v) != len(items):
+                raise _Bad(f"expected {len(items)} values, got {len(v)}")
+            out, i = [], 0
+            try:
+                for i, (x, c) in enumerate(zip(v, items)):
+                    out.append(c(x))
+            except _Bad as bad:
+                bad.path.append(f"[{i}]")
+                raise
+            return tuple(out)
+        return fixed_tuple
+    if origin is dict:
+        _, value_type = typing.get_args(tp)
+        value = _converter(value_type)
+        any_value = value_type is Any
+
+        def mapping(v):
+            if not isinstance(v, dict) or not all(type(k) is str or isinstance(k, str) for k in v):
+                raise _Bad(f"expected an object, got {_kind(v)}")
+            if any_value:
+                return dict(v)
+            out, k = {}, ""
+            try:
+                for k, x in v.items():
+                    out[k] = value(x)
+            except _Bad as bad:
+                bad.path.append(k)
+                raise
+            return out
+        return mapping
+    raise TypeError(f"schema annotation {tp!r} is not supported")
+
+
+def _compile_dataclass(cls: type) -> Converter:
     hints = typing.get_type_hints(cls)
-    values = {}
-    for f in dataclasses.fields(cls):  # type: ignore[arg-type]
-        path = f"{where}.{f.name}" if where else f.name
-        if f.name not in data:
-            if f.default is not dataclasses.MISSING or f.default_factory is not dataclasses.MISSING:
-                continue
-            raise SchemaError(f"{path}: missing")
-        values[f.name] = _convert(data[f.name], hints[f.name], path)
-    return cls(**values)
+    convs = [(f.name, f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING,
+              _converter(hints[f.name])) for f in dataclasses.fields(cls)]
+
+    def record(v):
+        if not isinstance(v, dict):
+            raise _Bad(f"expected an object, got {_kind(v)}")
+        values = {}
+        name = ""
+        try:
+            for name, required, conv in convs:
+                if name in v:
+                    values[name] = conv(v[name])
+                elif required:
+                    raise _Bad("missing")
+        except _Bad as bad:
+            bad.path.append(name)
+            raise
+        return cls(**values)
+    return record
+
+
+def _from_dict(cls: type[T], data: Any, where: str) -> T:
+    try:
+        return _converter(cls)(data)
+    except _Bad as bad:
+        inner = bad.where()
+        path = f"{where}.{inner}" if where and inner else (where or inner or cls.__name__)
+        raise SchemaError(f"{path}: {bad.message}") from None
 
 
 class _Record:
@@ -250,3 +355,31 @@ class Manifest(_Record):
     counts: dict[str, dict[str, int]]  # "task" (keyed <stream>/<split>/<task>), "split", "stream"
     rejects: RejectSummary
     shards: tuple[ManifestShard, ...]
+
+
+def parse_manifest(data: Any) -> tuple[Manifest | None, list[tuple[int, ManifestShard]], list[str]]:
+    """A manifest read the way tools that go on past a bad entry need it (inspect, validate): the manifest
+    without its shard list (``None`` when its own keys are mistyped), every well-typed shard entry with its
+    position, and one problem per mistyped key or entry (``shards[3].samples: expected int, got str``)."""
+    if not isinstance(data, dict):
+        return None, [], [f"top level: expected an object, got {_kind(data)}"]
+    problems: list[str] = []
+    head = None
+    try:
+        head = Manifest.from_dict({**data, "shards": []})
+    except SchemaError as exc:
+        problems.append(str(exc))
+    raw_shards = data.get("shards")
+    entries: list[tuple[int, ManifestShard]] = []
+    if not isinstance(raw_shards, list):
+        if "shards" in data:  # a missing key is already the head's problem
+            problems.append(f"shards: expected a list, got {_kind(raw_shards)}")
+        return head, entries, problems
+    for i, raw in enumerate(raw_shards):
+        try:
+            entries.append((i, ManifestShard.from_dict(raw)))
+        except SchemaError as exc:
+            text = str(exc)
+            problems.append(f"shards[{i}]" + (text[len("ManifestShard"):] if text.startswith("ManifestShard:")
+                                               else "." + text))
+    return head, entries, problems

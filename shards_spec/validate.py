@@ -24,7 +24,7 @@ import numpy as np
 
 from shards_spec import layout
 from shards_spec.codec import DecodeError
-from shards_spec.jsonio import read_json
+from shards_spec.jsonio import loads, read_json
 from shards_spec.layout import (
     FIELD_INPUT_IDS,
     FIELD_LABELS,
@@ -40,10 +40,10 @@ from shards_spec.layout import (
     SPEC_VERSION,
     ImageTokenIds,
     index_path,
+    is_plain_relative,
 )
-from shards_spec.reader import GroupingError, iter_raw_samples
-from shards_spec.schema import IndexEntry, Manifest, SampleMeta, SchemaError
-from shards_spec.tario import UnsafeTar
+from shards_spec.reader import file_kind, iter_raw_samples, read_as_tar, run_cli
+from shards_spec.schema import IndexEntry, RejectSummary, SampleMeta, SchemaError, ShardIndex, parse_manifest
 from shards_spec.tokenizer import BOS_ID, EOS_ID, PAD_ID, fingerprint_of
 
 #: keys every meta.json has (keys with a default are optional: a minor version added them)
@@ -66,13 +66,26 @@ class Limits:
 
     @classmethod
     def from_manifest(cls, manifest: dict[str, Any]) -> "Limits":
-        cfg = manifest.get("build", {}).get("config", {})
-        img, txt = cfg.get("image", {}), cfg.get("text", {})
+        """The limits a manifest's build parameters fix; a value that is missing or not a number keeps the
+        spec default (the manifest's own checks report it)."""
+        def section(d: Any, key: str) -> dict:
+            value = d.get(key) if isinstance(d, dict) else None
+            return value if isinstance(value, dict) else {}
+
+        cfg = section(section(manifest, "build"), "config")
+        img, txt = section(cfg, "image"), section(cfg, "text")
         d = cls()
+
+        def num(sec: dict, key: str, default):
+            v = sec.get(key, default)
+            return v if isinstance(v, (int, float)) and not isinstance(v, bool) else default
+
+        tok = manifest.get("tokenizer") if isinstance(manifest, dict) else None
+        fingerprint = fingerprint_of(tok) if isinstance(tok, (str, dict)) or tok is None else None
         return cls(
-            img.get("size_2d", d.size_2d), img.get("size_3d", d.size_3d), img.get("depth_multiple", d.depth_multiple),
-            img.get("min_depth", d.min_depth), img.get("max_depth", d.max_depth), txt.get("max_length", d.max_length),
-            txt.get("keyword_weight", d.keyword_weight), fingerprint_of(manifest.get("tokenizer")),
+            num(img, "size_2d", d.size_2d), num(img, "size_3d", d.size_3d), num(img, "depth_multiple", d.depth_multiple),
+            num(img, "min_depth", d.min_depth), num(img, "max_depth", d.max_depth), num(txt, "max_length", d.max_length),
+            num(txt, "keyword_weight", d.keyword_weight), fingerprint if isinstance(fingerprint, str) else None,
         )
 
 
@@ -226,8 +239,8 @@ def check_tar(tar: Path, report: Report, limits: Limits, seen_keys: set[str] | N
                             "offset": min(mm.header_offset for mm in raw.members.values())})
             summaries.append(summary)
             tasks[summary.get("task", "?")] += 1
-    except (UnsafeTar, GroupingError, tarfile.TarError, OSError) as exc:
-        report.add(where, "tar", str(exc))
+    except (tarfile.TarError, OSError, EOFError, ValueError) as exc:  # UnsafeTar and GroupingError are ValueErrors
+        report.add(where, "tar", _reason(exc))
         return {"samples": len(summaries), "tasks": dict(tasks)}
     check_index(tar, summaries, report)
     return {"samples": len(summaries), "tasks": dict(tasks)}
@@ -239,14 +252,18 @@ def check_index(tar: Path, summaries: list[dict | None], report: Report) -> None
     if not idx_path.exists():
         report.add(where, "index", "index sidecar missing")
         return
-    try:
-        index = read_json(idx_path)
-    except (OSError, json.JSONDecodeError) as exc:
-        report.add(where, "index", f"unreadable: {exc}")
+    index = _read_json(idx_path, where, "index", report)
+    if index is None:
         return
     if not isinstance(index, dict):
-        report.add(where, "index", "top level must be an object")
+        report.add(where, "index", f"top level must be an object, got {_kind(index)}")
         return
+    try:
+        ShardIndex.from_dict({**index, "samples": []})
+    except SchemaError as exc:
+        report.add(where, "index-types", str(exc))
+    if index.get("shard") not in (None, tar.name):
+        report.add(where, "index", f"shard {index.get('shard')!r}, the tar is {tar.name!r}")
     if index.get("sha256") != _sha256(tar):
         report.add(where, "index", "sha256 does not match the tar")
     entries = index.get("samples", [])
@@ -269,31 +286,57 @@ def check_index(tar: Path, summaries: list[dict | None], report: Report) -> None
                 break
 
 
-def check_manifest(path: Path, report: Report) -> set[Path]:
-    """Rules on a dataset manifest and every shard it lists; returns the shards checked."""
-    where = str(path)
+def _kind(value: Any) -> str:
+    return type(value).__name__ if value is not None else "null"
+
+
+def _reason(exc: BaseException) -> str:
+    """An exception as the rest of a violation line: its message, or its type when it has none."""
+    text = str(exc).strip()
+    return text if text else type(exc).__name__
+
+
+def _read_json(path: Path, where: str, rule: str, report: Report) -> Any:
+    """The parsed JSON file, or ``None`` after reporting why it cannot be read."""
     try:
-        raw_manifest = read_json(path)
-    except (OSError, json.JSONDecodeError) as exc:
-        report.add(where, "manifest", f"unreadable: {exc}")
+        return read_json(path)
+    except UnicodeDecodeError:
+        report.add(where, rule, f"unreadable: not UTF-8 text ({file_kind(path)})")
+    except json.JSONDecodeError as exc:
+        report.add(where, rule, f"unreadable: not JSON ({exc})")
+    except (OSError, ValueError) as exc:
+        report.add(where, rule, f"unreadable: {_reason(exc)}")
+    return None
+
+
+def check_manifest(path: Path, report: Report) -> set[Path]:
+    """Rules on a dataset manifest and every shard it lists; returns the shards checked. A mistyped or unsafe
+    shard entry is one violation and the other entries are still checked."""
+    where = str(path)
+    raw_manifest = _read_json(path, where, "manifest", report)
+    if raw_manifest is None:
         return set()
     root = path.parent
     if not isinstance(raw_manifest, dict) or raw_manifest.get("spec_version") != SPEC_VERSION:
         version = raw_manifest.get("spec_version") if isinstance(raw_manifest, dict) else None
         report.add(where, "spec-version", f"{version!r} != {SPEC_VERSION!r}")
-    try:
-        manifest = Manifest.from_dict(raw_manifest)
-    except SchemaError as exc:
-        report.add(where, "manifest-types", str(exc))
+    manifest, entries, problems = parse_manifest(raw_manifest)
+    for problem in problems:
+        report.add(where, "manifest-types", problem)
+    if not isinstance(raw_manifest, dict):
         return set()
     limits = Limits.from_manifest(raw_manifest)
     seen_keys: set[str] = set()
     checked: set[Path] = set()
     per_split, per_stream, per_task = Counter(), Counter(), Counter()
-    for shard in manifest.shards:
+    for i, shard in entries:
+        if not is_plain_relative(shard.path):
+            report.add(where, "manifest", f"shards[{i}].path {shard.path!r} is not a relative path inside the "
+                                          "dataset directory; not read")
+            continue
         tar = (root / shard.path).resolve()
         checked.add(tar)
-        if not tar.exists():
+        if not tar.is_file():
             report.add(where, "manifest", f"listed shard {shard.path} does not exist")
             continue
         if _sha256(tar) != shard.sha256:
@@ -307,46 +350,93 @@ def check_manifest(path: Path, report: Report) -> set[Path]:
         per_stream[shard.stream] += got["samples"]
         for task, n in got["tasks"].items():
             per_task[f"{shard.stream}/{shard.split}/{task}"] += n
-    for name, counter in (("split", per_split), ("stream", per_stream), ("task", per_task)):
-        if manifest.counts.get(name) != dict(counter):
-            report.add(where, "manifest", f"counts.{name} {manifest.counts.get(name)} != shards {dict(counter)}")
-    if manifest.samples != sum(per_stream.values()):
-        report.add(where, "manifest", f"samples {manifest.samples} != {sum(per_stream.values())}")
-    rejects = manifest.rejects
-    rpath = root / rejects.file
-    if not rpath.exists():
-        report.add(where, "rejects", f"{rpath.name} missing")
-    else:
-        lines = [json.loads(line) for line in rpath.read_text("utf-8").splitlines() if line.strip()]
-        if len(lines) != rejects.total:
-            report.add(where, "rejects", f"manifest says {rejects.total} rejects, {rpath.name} has {len(lines)}")
-        if dict(Counter(r.get("reason") for r in lines)) != rejects.by_reason:
-            report.add(where, "rejects", "by_reason counts do not match the rejects file")
+    if manifest is not None and not problems:  # totals only mean something when every entry was read
+        for name, counter in (("split", per_split), ("stream", per_stream), ("task", per_task)):
+            if manifest.counts.get(name) != dict(counter):
+                report.add(where, "manifest", f"counts.{name} {manifest.counts.get(name)} != shards {dict(counter)}")
+        if manifest.samples != sum(per_stream.values()):
+            report.add(where, "manifest", f"samples {manifest.samples} != {sum(per_stream.values())}")
+    if manifest is not None:
+        check_rejects(path, manifest.rejects, report)
     on_disk = {p.resolve() for p in root.glob("*/*/*.tar")}
     for extra in sorted(on_disk - checked):
         report.add(str(extra), "manifest", "shard on disk is not listed in the manifest")
     return checked
 
 
+def check_rejects(manifest_file: Path, rejects: RejectSummary, report: Report) -> None:
+    """The rejects file a manifest names: one JSON object per line, as many as the manifest counts."""
+    where = str(manifest_file)
+    if not is_plain_relative(rejects.file):
+        report.add(where, "rejects", f"rejects.file {rejects.file!r} is not a relative path inside the dataset "
+                                     "directory; not read")
+        return
+    rpath = manifest_file.parent / rejects.file
+    if not rpath.is_file():
+        report.add(where, "rejects", f"{rejects.file} missing")
+        return
+    reasons: Counter[str] = Counter()
+    lines = 0
+    try:
+        with open(rpath, encoding="utf-8") as fh:
+            for number, line in enumerate(fh, start=1):
+                if not line.strip():
+                    continue
+                lines += 1
+                try:
+                    record = loads(line)
+                except json.JSONDecodeError as exc:
+                    report.add(f"{rpath}:{number}", "rejects", f"not a JSON line ({exc})")
+                    continue
+                if not isinstance(record, dict) or not isinstance(record.get("reason"), str):
+                    report.add(f"{rpath}:{number}", "rejects", "not an object with a string 'reason'")
+                    continue
+                reasons[record["reason"]] += 1
+    except UnicodeDecodeError:
+        report.add(str(rpath), "rejects", "unreadable: not UTF-8 text")
+        return
+    except OSError as exc:
+        report.add(str(rpath), "rejects", f"unreadable: {_reason(exc)}")
+        return
+    if lines != rejects.total:
+        report.add(where, "rejects", f"manifest says {rejects.total} rejects, {rpath.name} has {lines}")
+    if dict(reasons) != rejects.by_reason:
+        report.add(where, "rejects", "by_reason counts do not match the rejects file")
+
+
 def validate_paths(paths: list[str]) -> Report:
+    """Every rule on every path: a shard ``.tar``, a ``manifest.json``, or a directory (every manifest below it,
+    and every tar no manifest lists). Anything else (a README, a volume, a folder without shards) is one
+    ``path`` violation saying what it is."""
     report = Report()
     for arg in paths:
         p = Path(arg)
         if not p.exists():
             report.add(arg, "path", "does not exist")
-        elif p.is_file() and p.name.endswith(".tar"):
-            check_tar(p, report, Limits())
         elif p.is_file():
-            check_manifest(p, report)
-        else:
+            try:
+                kind = file_kind(p)
+            except OSError as exc:
+                report.add(arg, "path", f"unreadable: {_reason(exc)}")
+                continue
+            if read_as_tar(p, kind):
+                check_tar(p, report, Limits())
+            elif kind == "json":
+                check_manifest(p, report)
+            else:
+                report.add(arg, "path", f"not a shard (.tar) or a {MANIFEST_NAME}: {kind}")
+        elif p.is_dir():
             covered: set[Path] = set()
             for manifest in sorted(p.rglob(MANIFEST_NAME)):
                 covered |= check_manifest(manifest, report)
-            for tar in sorted(t.resolve() for t in p.rglob("*.tar")):
+            tars = sorted(t.resolve() for t in p.rglob("*.tar"))
+            for tar in tars:
                 if tar not in covered:
                     check_tar(tar, report, Limits())
-            if not covered and not any(p.rglob("*.tar")):
-                report.add(arg, "path", "no manifest or shard found")
+            if not covered and not tars and not any(p.rglob(MANIFEST_NAME)):
+                report.add(arg, "path", f"no {MANIFEST_NAME} or shard (.tar) below it")
+        else:
+            report.add(arg, "path", "not a file or a directory")
     return report
 
 
@@ -363,4 +453,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    run_cli(main)

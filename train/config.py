@@ -7,11 +7,15 @@ file's directory, then the repository root, so ``deepspeed: ds_zero2.json`` next
 Overrides use dotted keys with list indices and YAML values::
 
     --set steps=10 --set lr=1e-3 --set sources.0.weight=2 --set 'depth_choices=[4,8]'
+
+Every problem with a config is a :class:`ConfigError` (a ``ValueError``) whose message is one line for the user;
+an unknown key names the nearest known one (``unknown key 'step' (did you mean 'steps'?)``).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import difflib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,6 +25,23 @@ import yaml
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
 LR_SCHEDULES = ("cosine", "linear", "constant")
+
+
+class ConfigError(ValueError):
+    """A config the trainer cannot run: the message says which key and what to do."""
+
+
+def unknown_keys_message(where: str, unknown: list[str], known) -> str:
+    """``config: unknown key 'step' (did you mean 'steps'?)``; several keys are listed with a suggestion each."""
+    known = sorted(known)
+    parts = []
+    for key in unknown:
+        near = difflib.get_close_matches(key, known, n=1, cutoff=0.6)
+        if not near:  # a prefix or a word of a known key ("batch" -> batch_size_2d)
+            near = [k for k in known if k.startswith(key) or key in k.split("_")][:1]
+        parts.append(f"{key!r}" + (f" (did you mean {near[0]!r}?)" if near else ""))
+    noun = "key" if len(unknown) == 1 else "keys"
+    return f"{where}: unknown {noun} {', '.join(parts)}"
 RESIZE_MODES = ("trilinear", "nearest")
 LOSS_REDUCTIONS = ("weighted", "mean")
 
@@ -80,6 +101,9 @@ class TrainConfig:
     # ---------------------------------------------------------------- optimisation
     deepspeed: str = "train/configs/ds_zero2.json"
     steps: int = 1000  # optimizer steps; every rank runs exactly this many
+    #: When set, ``steps`` is derived at start: ``ceil(epochs x micro-batches of one pass over both streams
+    #: (weights applied) / (world size x gradient_accumulation_steps))``, as a Hugging Face Trainer counts epochs.
+    epochs: float | None = None
     gradient_accumulation_steps: int = 1
     lr: float = 1e-4
     lr_schedule: str = "cosine"
@@ -105,34 +129,36 @@ class TrainConfig:
 
     def validate(self) -> None:
         if not self.sources:
-            raise ValueError("config: 'sources' is empty")
+            raise ConfigError("config: 'sources' is empty")
         if self.batch_size_2d < 1 or self.batch_size_3d < 1:
-            raise ValueError("config: batch sizes must be >= 1")
+            raise ConfigError("config: batch sizes must be >= 1")
         if self.steps < 1:
-            raise ValueError("config: steps must be >= 1")
+            raise ConfigError("config: steps must be >= 1")
         if self.gradient_accumulation_steps < 1:
-            raise ValueError("config: gradient_accumulation_steps must be >= 1")
+            raise ConfigError("config: gradient_accumulation_steps must be >= 1")
         if self.lr_schedule not in LR_SCHEDULES:
-            raise ValueError(f"config: lr_schedule must be one of {LR_SCHEDULES}")
+            raise ConfigError(f"config: lr_schedule must be one of {LR_SCHEDULES}")
         if self.resize_mode not in RESIZE_MODES:
-            raise ValueError(f"config: resize_mode must be one of {RESIZE_MODES}")
+            raise ConfigError(f"config: resize_mode must be one of {RESIZE_MODES}")
         if self.loss_reduction not in LOSS_REDUCTIONS:
-            raise ValueError(f"config: loss_reduction must be one of {LOSS_REDUCTIONS}")
+            raise ConfigError(f"config: loss_reduction must be one of {LOSS_REDUCTIONS}")
         if self.stream_ratio_2d is not None and not 0.0 <= self.stream_ratio_2d <= 1.0:
-            raise ValueError("config: stream_ratio_2d must be in [0, 1]")
+            raise ConfigError("config: stream_ratio_2d must be in [0, 1]")
         if self.num_workers < 0 or self.interleave < 1:
-            raise ValueError("config: num_workers must be >= 0 and interleave >= 1")
+            raise ConfigError("config: num_workers must be >= 0 and interleave >= 1")
         if self.shuffle_block_2d < 1 or self.shuffle_block_3d < 1:
-            raise ValueError("config: shuffle blocks must be >= 1")
+            raise ConfigError("config: shuffle blocks must be >= 1")
         if sorted(self.depth_choices) != list(self.depth_choices) or not self.depth_choices:
-            raise ValueError("config: depth_choices must be a non-empty increasing list")
+            raise ConfigError("config: depth_choices must be a non-empty increasing list")
         if self.vision_dtype not in ("float32", "bfloat16"):
-            raise ValueError("config: vision_dtype must be float32 or bfloat16")
+            raise ConfigError("config: vision_dtype must be float32 or bfloat16")
+        if self.epochs is not None and not self.epochs > 0:
+            raise ConfigError("config: epochs must be > 0 (or null to use steps)")
         if self.stop_after is not None and self.stop_after < 1:
-            raise ValueError("config: stop_after must be >= 1")
+            raise ConfigError("config: stop_after must be >= 1")
         for s in self.sources:
             if s.weight < 0:
-                raise ValueError(f"config: source {s.path}: weight must be >= 0")
+                raise ConfigError(f"config: source {s.path}: weight must be >= 0")
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -142,7 +168,7 @@ class TrainConfig:
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(d) - known)
         if unknown:
-            raise ValueError(f"config: unknown keys {unknown}")
+            raise ConfigError(unknown_keys_message("config", unknown, known))
         d = dict(d)
         d["sources"] = [_source(s) for s in d.get("sources") or []]
         types = {f.name: str(f.type) for f in dataclasses.fields(cls)}
@@ -153,15 +179,25 @@ class TrainConfig:
         return cfg
 
 
+_SCALARS = {"int": int, "float": float, "bool": bool, "str": str, "None": type(None)}
+
+
 def _coerce(name: str, value: Any, type_str: str) -> Any:
-    """YAML 1.1 reads ``3e-3`` as a string; turn such strings into the field's number type."""
+    """YAML 1.1 reads ``3e-3`` as a string; turn such strings into the field's number type. A scalar field
+    (``int``, ``float | None``, ``str | bool`` …) whose value has none of its types is refused by name."""
     if isinstance(value, str) and type_str.split(" |")[0] in ("float", "int"):
         try:
             return float(value) if type_str.startswith("float") else int(value)
         except ValueError:
-            raise ValueError(f"config: {name} must be a number, got {value!r}") from None
+            raise ConfigError(f"config: {name} must be a number, got {value!r}") from None
     if isinstance(value, int) and not isinstance(value, bool) and type_str.startswith("float"):
         return float(value)
+    names = [t.strip() for t in type_str.split("|")]
+    if all(t in _SCALARS for t in names):
+        ok = any(type(value) is _SCALARS[t] or (t == "float" and type(value) is int) for t in names)
+        if not ok:
+            wanted = " or ".join("null" if t == "None" else t for t in names)
+            raise ConfigError(f"config: {name} must be {wanted}, got {type(value).__name__} {value!r}")
     return value
 
 
@@ -171,10 +207,10 @@ def _source(s: Any) -> SourceConfig:
     if isinstance(s, str):
         return SourceConfig(path=s)
     if not isinstance(s, dict) or "path" not in s:
-        raise ValueError(f"config: a source must be a path or a mapping with 'path', got {s!r}")
+        raise ConfigError(f"config: a source must be a path or a mapping with 'path', got {s!r}")
     unknown = sorted(set(s) - {"path", "weight", "splits"})
     if unknown:
-        raise ValueError(f"config: source {s['path']}: unknown keys {unknown}")
+        raise ConfigError(unknown_keys_message(f"config: source {s['path']}", unknown, ("path", "weight", "splits")))
     splits = s.get("splits")
     if isinstance(splits, str):
         splits = [splits]
@@ -184,9 +220,21 @@ def _source(s: Any) -> SourceConfig:
 def apply_override(d: dict[str, Any], assignment: str) -> None:
     """Apply one ``dotted.key=value`` (value parsed as YAML) to the raw config dict ``d`` in place."""
     if "=" not in assignment:
-        raise ValueError(f"--set expects key=value, got {assignment!r}")
+        raise ConfigError(f"--set expects key=value, got {assignment!r}")
     key, raw = assignment.split("=", 1)
-    value = yaml.safe_load(raw) if raw != "" else None
+    try:
+        _apply(d, key, yaml.safe_load(raw) if raw != "" else None)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"--set {assignment}: the value is not YAML ({_first_line(exc)})") from None
+    except (IndexError, ValueError, TypeError, AttributeError) as exc:
+        raise ConfigError(f"--set {assignment}: no such place in the config ({exc})") from None
+
+
+def _first_line(exc: BaseException) -> str:
+    return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+
+
+def _apply(d: dict[str, Any], key: str, value: Any) -> None:
     parts = key.strip().split(".")
     node: Any = d
     for i, part in enumerate(parts[:-1]):
@@ -213,9 +261,16 @@ def apply_override(d: dict[str, Any], assignment: str) -> None:
 def load_config(path: str | Path | None, overrides: list[str] | None = None) -> TrainConfig:
     raw: dict[str, Any] = {}
     if path is not None:
-        loaded = yaml.safe_load(Path(path).read_text())
+        try:
+            text = Path(path).read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"{path}: cannot be read ({getattr(exc, 'strerror', None) or exc})") from None
+        try:
+            loaded = yaml.safe_load(text)
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"{path}: not valid YAML ({' '.join(str(exc).split())})") from None
         if loaded is not None and not isinstance(loaded, dict):
-            raise ValueError(f"{path}: the top level must be a mapping")
+            raise ConfigError(f"{path}: the top level must be a mapping")
         raw = loaded or {}
     raw = {k: v for k, v in raw.items()}
     raw["sources"] = [s if not isinstance(s, SourceConfig) else dataclasses.asdict(s) for s in raw.get("sources") or []]
@@ -238,4 +293,5 @@ def resolve_deepspeed_path(cfg: TrainConfig) -> Path:
     for c in candidates:
         if c.is_file():
             return c
-    raise FileNotFoundError(f"DeepSpeed config {cfg.deepspeed!r} not found (tried {[str(c) for c in candidates]})")
+    raise ConfigError(f"config: deepspeed {cfg.deepspeed!r} not found (tried {', '.join(str(c) for c in candidates)}; "
+                      "train/configs/ has ds_zero2.json, ds_zero3.json and their _fp32 variants)")

@@ -144,6 +144,14 @@ def pad_to_batches(order: list[int], batch_size: int, length_grouping: bool) -> 
 
 
 # ============================================================================ per-slot plan
+def _length(entry: dict) -> int:
+    """The entry's token count for length grouping; 0 when it is not an int (such an entry is a bad sample when
+    read: ``train.read.entry_span``)."""
+    n = entry.get("n_tokens")
+    return n if type(n) is int else 0
+
+
+
 @dataclass
 class EpochPlan:
     epoch: int
@@ -169,7 +177,7 @@ class SlotPlan:
             entries = self.index.get(self.shards[sid])
             lists.append([(sid, entries[j]) for j in part_indices(len(entries), part, nparts)])
         read = [item for _, item in interleave(lists, cfg.interleave)]
-        lengths = [int(e.get("n_tokens") or 0) for _, e in read]
+        lengths = [_length(e) for _, e in read]
         seed_parts = (cfg.seed, cfg.name, epoch, self.rank, self.world_size, self.worker, self.num_workers)
         emitted = block_order(lengths, cfg.effective_block, cfg.batch_size, cfg.length_grouping, seed_parts)
         emitted = pad_to_batches(emitted, cfg.batch_size, cfg.length_grouping)

@@ -12,14 +12,20 @@ This is the stream's per-sample hot path (``train.stream``), measured against Mo
   strict pattern) and copied out of the map (a few hundred bytes each); ``meta.json`` is parsed once; the image member is
   decompressed straight from the map by a per-thread zstd context into its own array (a *stored* frame,
   ``--zstd-level 0``, is a checksummed copy).
-* The checks that make a sample bad are unchanged: missing members, spans past the end of the tar, undecodable
-  members, inconsistent lengths, image-token ids beyond the sample's images, negative labels other than -100,
-  non-finite weights, a key that does not match the index.
+* The checks that make a sample bad: an index entry without all five members or with a mistyped key, token
+  count or member offsets, spans past the end of the tar, undecodable members, a ``meta.json`` whose ``key`` is
+  not the index's or whose ``special_ids.base_vocab`` is not a positive int, inconsistent lengths, image-token
+  ids beyond the sample's images, negative labels other than -100, non-finite weights.
+
+What is checked is what the trainer uses, so that no value of a hostile shard can crash it and none is used
+unchecked. The full schema check of ``meta.json`` (``shards_spec.schema.SampleMeta``, every key and type) is the
+validator's and ``pipelines.inspect``'s: it costs about as much as the rest of reading a stored 2D sample, so the
+hot path leaves it out. ``Sample.meta`` is the member as stored; code that reads other keys of it parses it with
+``SampleMeta.from_dict`` (and treats a ``SchemaError`` as a bad sample).
 """
 
 from __future__ import annotations
 
-import json
 import math
 import mmap
 import os
@@ -30,6 +36,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from shards_spec.codec import DTYPES, DecodeError, decode_meta, decode_vision, load_npy
+from shards_spec.jsonio import loads
 from shards_spec.layout import (
     FIELD_INPUT_IDS,
     FIELD_LABELS,
@@ -69,7 +76,18 @@ class Span:
     error: str = ""
 
 
+def _kind(value) -> str:
+    return type(value).__name__ if value is not None else "null"
+
+
 def entry_span(entry: dict) -> Span:
+    """The read span of an index entry, or a span carrying why the entry cannot be used (every value the trainer
+    takes from an entry is checked here: ``key``, ``n_tokens``, ``members``)."""
+    if type(entry.get("key")) is not str:
+        return Span(error=f"index entry key: expected str, got {_kind(entry.get('key'))}")
+    n_tokens = entry.get("n_tokens", 0)
+    if type(n_tokens) is not int:
+        return Span(error=f"index entry n_tokens: expected int, got {_kind(n_tokens)}")
     members = entry.get("members")
     if not isinstance(members, dict):
         return Span(error="index entry has no members")
@@ -77,9 +95,11 @@ def entry_span(entry: dict) -> Span:
     if missing:
         return Span(error=f"index entry lacks members {missing}")
     try:
-        offsets = [int(members[f][0]) for f in FIELDS]
-        sizes = [int(members[f][1]) for f in FIELDS]
-    except (TypeError, ValueError, IndexError):
+        offsets = [members[f][0] for f in FIELDS]
+        sizes = [members[f][1] for f in FIELDS]
+    except (TypeError, IndexError, KeyError):
+        return Span(error="index entry has malformed member offsets")
+    if not all(type(v) is int for v in offsets + sizes):
         return Span(error="index entry has malformed member offsets")
     lo = min(offsets)
     hi = max([o + n for o, n in zip(offsets, sizes)])
@@ -121,7 +141,7 @@ class IndexCache:
     def _load(self, shard: ShardRef) -> None:
         try:
             with open(shard.index, "rb") as fh:
-                data = json.loads(fh.read())
+                data = loads(fh.read())
             entries = data["samples"]
             if not isinstance(entries, list) or not all(isinstance(e, dict) for e in entries):
                 raise ValueError("'samples' is not a list of objects")
@@ -219,15 +239,19 @@ def read_sample(files: FileCache, shard: ShardRef, entry: dict, epoch: int = 0, 
         vision = decode_vision(mv[v0:v1])
     except DecodeError as exc:
         raise BadSample(f"decode error: {exc}") from None
-    if meta.get("key", key) != key:
+    if meta.get("key") != key:
         raise BadSample(f"{FIELD_META} key {meta.get('key')!r} does not match the index")
+    special = meta.get("special_ids")
+    base = special.get("base_vocab") if type(special) is dict else None
+    if type(base) is not int or base <= 0:
+        what = f"special_ids.base_vocab {base!r}" if type(special) is dict else f"special_ids {_kind(special)}"
+        raise BadSample(f"{FIELD_META}: {what}, expected a positive int base vocabulary")
     n = ids.shape[0]
     if n == 0 or labels.shape[0] != n or weights.shape[0] != n:
         raise BadSample(f"token arrays disagree: input_ids {n}, labels {labels.shape[0]}, loss_weight {weights.shape[0]}")
     s, c = vision.shape[0], vision.shape[1]
     if s < 1 or c not in (1, 3) or min(vision.shape) < 1:
         raise BadSample(f"{FIELD_VISION} shape {tuple(vision.shape)} is not [S>=1, C in (1,3), H, W, D]")
-    base = int((meta.get("special_ids") or {}).get("base_vocab", DEFAULT_BASE_VOCAB))
     top = int(ids.view(np.uint32).max())  # a negative id wraps above 2**31: one reduction checks both ends
     if top >= 1 << 31:
         raise BadSample("negative token id")

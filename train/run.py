@@ -1,5 +1,6 @@
 """Train a RadFM-style model on 2D + 3D WebDataset shards with DeepSpeed.
 
+    deepspeed train/run.py                    (no --config: the default config, see below)
     deepspeed --num_gpus 2 train/run.py --config train/configs/demo-cpu.yaml [--set steps=10] [--resume]
     deepspeed --num_gpus 2 --module train.run --config ...
     torchrun --nproc_per_node 2 -m train.run --config ...     (or torchrun ... train/run.py)
@@ -8,7 +9,12 @@
 Launched as a script (``train/run.py``) it imports the installed ``train`` package (``make setup`` installs the
 project); launched as a module from the repository root it needs nothing installed.
 
-config -> model and optimizer -> (resume) -> data -> loop -> checkpoint. The pieces live in ``train.config``,
+Without ``--config`` it runs ``train/configs/radfm.yaml`` (RadFM's recipe: RadFM-13B, ZeRO-3 bf16, on every
+dataset under ``data/shards``) when CUDA is available, else ``train/configs/demo-cpu.yaml`` (the tiny model on
+the same shards), and says which it chose; ``--set`` still applies.
+
+config -> shard sources (resolved first: a config that points at no shards fails in seconds, before DeepSpeed and
+the model exist) -> model and optimizer -> (resume) -> streams -> loop -> checkpoint. The pieces live in ``train.config``,
 ``train.sources``, ``train.schedule``, ``train.stream``, ``train.collate``, ``train.logs`` and
 ``train.checkpoint``; their docstrings explain the design (equal step counts on every rank, exact resumption,
 what an epoch is).
@@ -42,10 +48,10 @@ import torch
 from shards_spec.layout import IGNORE_INDEX
 from train import checkpoint as ckpt
 from train.collate import CollateConfig
-from train.config import TrainConfig, load_config, resolve_deepspeed_path
+from train.config import REPO_ROOT, ConfigError, TrainConfig, load_config, resolve_deepspeed_path
 from train.logs import StepLogger
 from train.schedule import STREAM_2D, STREAM_3D, StepSchedule, default_ratio_2d
-from train.sources import SourceError, bind_model_tokenizer, resolve_sources, weighted_samples
+from train.sources import ShardRef, SourceError, bind_model_tokenizer, resolve_sources, weighted_samples
 from train.stream import StreamConfig, StreamLoader
 
 MODEL_INPUTS = ("input_ids", "attention_mask", "vision_x", "labels", "loss_weight")
@@ -56,13 +62,31 @@ warnings.filterwarnings("ignore", message=r".*all_gather_into_tensor.*is depreca
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description="RadFM streaming trainer (DeepSpeed)")
-    p.add_argument("--config", required=True, help="YAML config (see train/configs/)")
+    p.add_argument("--config", default=None,
+                   help="YAML config (see train/configs/); default: train/configs/radfm.yaml where CUDA is available, "
+                        "else train/configs/demo-cpu.yaml")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override a config key (dotted, YAML value); repeatable")
     p.add_argument("--resume", nargs="?", const="auto", default=None,
                    help="resume from the latest checkpoint in output_dir (or from the given directory)")
     p.add_argument("--local_rank", "--local-rank", type=int, default=None, help=argparse.SUPPRESS)
     return p.parse_args(argv)
+
+
+#: The config a run without ``--config`` uses: RadFM's recipe where there is a GPU, the demo where there is none.
+DEFAULT_CONFIG_GPU = REPO_ROOT / "train" / "configs" / "radfm.yaml"
+DEFAULT_CONFIG_CPU = REPO_ROOT / "train" / "configs" / "demo-cpu.yaml"
+
+
+def default_config() -> tuple[Path, str]:
+    """``(config path, why)`` for a run started without ``--config``."""
+    if torch.cuda.is_available():
+        return DEFAULT_CONFIG_GPU, "CUDA is available: RadFM's recipe (RadFM-13B, ZeRO-3 bf16) on data/shards"
+    return DEFAULT_CONFIG_CPU, "no GPU: the tiny demo model on data/shards (`make demo` builds them)"
+
+
+def _is_rank0() -> bool:
+    return os.environ.get("RANK", "0") == "0"
 
 
 # ----------------------------------------------------------------------------------------------- environment
@@ -98,15 +122,30 @@ def seed_all(seed: int) -> None:
 
 
 # ----------------------------------------------------------------------------------------------- data
-def build_streams(cfg: TrainConfig, rank: int, world: int, states: dict) -> tuple[StepSchedule, dict, dict]:
-    shards = resolve_sources(cfg.sources)
+def stream_ratio(cfg: TrainConfig, shards: dict[str, list[ShardRef]]) -> float:
+    """The share of 2D micro-batches: ``stream_ratio_2d``, or proportional to the streams' batch counts."""
     n2, n3 = weighted_samples(shards[STREAM_2D]), weighted_samples(shards[STREAM_3D])
-    if cfg.stream_ratio_2d is not None:
-        ratio = cfg.stream_ratio_2d
-        if (ratio > 0 and n2 == 0) or (ratio < 1 and n3 == 0):
-            raise ValueError(f"stream_ratio_2d={ratio} but the 2D stream has {n2:g} and the 3D stream {n3:g} samples")
-    else:
-        ratio = default_ratio_2d(n2, n3, cfg.batch_size_2d, cfg.batch_size_3d)
+    if cfg.stream_ratio_2d is None:
+        return default_ratio_2d(n2, n3, cfg.batch_size_2d, cfg.batch_size_3d)
+    ratio = cfg.stream_ratio_2d
+    if (ratio > 0 and n2 == 0) or (ratio < 1 and n3 == 0):
+        raise ConfigError(f"config: stream_ratio_2d={ratio} but the 2D stream has {n2:g} and the 3D stream {n3:g} "
+                          "samples")
+    return ratio
+
+
+def steps_for_epochs(cfg: TrainConfig, shards: dict[str, list[ShardRef]], world: int) -> int:
+    """Optimizer steps for ``cfg.epochs`` passes over both streams (see ``TrainConfig.epochs``)."""
+    micro = (math.ceil(weighted_samples(shards[STREAM_2D]) / cfg.batch_size_2d)
+             + math.ceil(weighted_samples(shards[STREAM_3D]) / cfg.batch_size_3d))
+    return max(1, math.ceil(cfg.epochs * micro / (world * cfg.gradient_accumulation_steps)))
+
+
+def build_streams(cfg: TrainConfig, rank: int, world: int, states: dict,
+                  shards: dict[str, list[ShardRef]] | None = None) -> tuple[StepSchedule, dict, dict]:
+    shards = resolve_sources(cfg.sources) if shards is None else shards
+    n2, n3 = weighted_samples(shards[STREAM_2D]), weighted_samples(shards[STREAM_3D])
+    ratio = stream_ratio(cfg, shards)
     base = dict(
         depth_choices=tuple(cfg.depth_choices), image_size_default=cfg.image_size_default,
         image_size_single_3d=cfg.image_size_single_3d, many_images_threshold=cfg.many_images_threshold,
@@ -290,14 +329,26 @@ def step_record(step: int, streams: list[str], lr: float, totals: StepTotals, st
 # ----------------------------------------------------------------------------------------------- main
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    cfg = load_config(args.config, args.set)
+    config_path = args.config
+    if config_path is None:
+        config_path, why = default_config()
+        if _is_rank0():
+            print(f"[train] no --config given; {why}: using {config_path}", flush=True)
+    cfg = load_config(config_path, args.set)
     if args.resume is not None:
         cfg.resume = args.resume
     logging.basicConfig(level=logging.WARNING, format="[%(name)s] %(levelname)s: %(message)s")
+    # the shards first: a config that points at no shards fails here, before DeepSpeed and the model exist
+    shards = resolve_sources(cfg.sources)
+    stream_ratio(cfg, shards)
     deepspeed, on_cpu = setup_distributed()
     import torch.distributed as dist
 
     rank, world = dist.get_rank(), dist.get_world_size()
+    if cfg.epochs is not None:
+        cfg.steps = steps_for_epochs(cfg, shards, world)
+        if rank == 0:
+            print(f"[train] epochs {cfg.epochs:g} = {cfg.steps} optimizer steps", flush=True)
     out = Path(cfg.output_dir)
     ckpt_dir = out / "checkpoints"
     if rank == 0:
@@ -309,7 +360,7 @@ def main(argv: list[str] | None = None) -> int:
     seed_all(cfg.seed)
     ds_config = deepspeed_config(cfg, on_cpu)
     model = build_model(cfg, ds_config)
-    bind_model_tokenizer(cfg.sources, model.config, cfg.allow_tokenizer_mismatch)  # refuse before the engine exists
+    bind_model_tokenizer(cfg.sources, model.config, cfg.allow_tokenizer_mismatch, shards)  # before the engine exists
     optimizer = None
     if "optimizer" not in ds_config:
         optimizer = torch.optim.AdamW(param_groups(model, cfg.weight_decay), lr=cfg.lr,
@@ -338,7 +389,7 @@ def main(argv: list[str] | None = None) -> int:
                       "(raise 'steps', or use resume=false / a new output_dir to start over)", flush=True)
 
     # ---- data
-    schedule, loaders, data_info = build_streams(cfg, rank, world, stream_states)
+    schedule, loaders, data_info = build_streams(cfg, rank, world, stream_states, shards)
     expected = schedule.consumed(start_step * micro_per_step)
     for name, loader in loaders.items():
         if loader.batches != expected[name]:
@@ -470,6 +521,6 @@ def main(argv: list[str] | None = None) -> int:
 if __name__ == "__main__":
     try:
         sys.exit(main())
-    except SourceError as exc:  # a data problem the user fixes (message says how): one line, no traceback
+    except (SourceError, ConfigError) as exc:  # a problem the user fixes (the message says how): one line
         print(f"[train] error: {exc}", file=sys.stderr, flush=True)
         sys.exit(2)

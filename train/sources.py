@@ -18,13 +18,13 @@ shards with zero samples are left out.
 
 from __future__ import annotations
 
-import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
 
-from shards_spec.jsonio import read_json
-from shards_spec.layout import FIELD_META, MANIFEST_NAME, SHARD_RE, SPEC_VERSION, STREAMS, index_path
+from shards_spec.codec import MAX_META_BYTES
+from shards_spec.jsonio import loads, read_json
+from shards_spec.layout import FIELD_META, MANIFEST_NAME, SHARD_RE, SPEC_VERSION, STREAMS, index_path, is_plain_relative
 from shards_spec.schema import Manifest, SchemaError
 from shards_spec.tokenizer import TokenizerIdentity
 
@@ -65,7 +65,14 @@ def _check_version(version: object, where: str) -> None:
 
 
 def _from_manifest(manifest: Path, src: SourceConfig, source_idx: int) -> list[ShardRef]:
-    raw = read_json(manifest)
+    try:
+        raw = read_json(manifest)
+    except UnicodeDecodeError:
+        raise SourceError(f"{manifest}: not a manifest (not UTF-8 text)") from None
+    except ValueError as exc:
+        raise SourceError(f"{manifest}: not a manifest (not valid JSON: {exc})") from None
+    except OSError as exc:
+        raise SourceError(f"{manifest}: cannot be read ({exc.strerror or exc})") from None
     _check_version(raw.get("spec_version") if isinstance(raw, dict) else None, str(manifest))
     try:
         data = Manifest.from_dict(raw)
@@ -79,6 +86,9 @@ def _from_manifest(manifest: Path, src: SourceConfig, source_idx: int) -> list[S
             continue
         if entry.stream not in STREAMS:
             raise SourceError(f"{manifest}: shard {entry.path} has unknown stream {entry.stream!r}")
+        if not is_plain_relative(entry.path):
+            raise SourceError(f"{manifest}: shard path {entry.path!r} is not a relative path inside the manifest's "
+                              "folder (python -m shards_spec.validate checks a manifest)")
         path = (root / entry.path).resolve()
         if not path.is_file():
             log.warning(f"{manifest}: shard {entry.path} is listed but missing; left out")
@@ -93,7 +103,7 @@ def count_index_samples(tar: Path) -> int:
     """Samples listed in a shard's index sidecar (-1 if the sidecar is missing or unreadable)."""
     idx = index_path(tar)
     try:
-        return len(json.loads(idx.read_text())["samples"])
+        return len(loads(idx.read_text())["samples"])
     except (OSError, ValueError, KeyError, TypeError):
         return -1
 
@@ -145,7 +155,8 @@ def resolve_source(src: SourceConfig, source_idx: int = 0) -> list[ShardRef]:
     elif p.is_dir():
         manifests = sorted(p.glob(f"*/{MANIFEST_NAME}"))
         if not manifests:
-            raise SourceError(f"{p}: no {MANIFEST_NAME} in it or in its subdirectories")
+            raise SourceError(f"{p}: no {MANIFEST_NAME} in it or in its subdirectories (build shards with `make demo` "
+                              "or python -m pipelines.build --out <it>)")
         shards = [s for m in manifests for s in _from_manifest(m, src, source_idx)]
     else:
         raise SourceError(f"source {src.path!r} does not exist (relative paths start at {Path.cwd()}; "
@@ -163,7 +174,9 @@ def resolve_sources(sources: list[SourceConfig]) -> dict[str, list[ShardRef]]:
         for s in shards:
             by_stream[s.stream].append(s)
     if not any(by_stream.values()):
-        raise SourceError("no shards in any source")
+        listing = "; ".join(f"{s.path} (splits {s.splits or list(DEFAULT_SPLITS)})" for s in sources)
+        raise SourceError(f"no shards in any source: {listing}. Build shards with `make demo` or python -m "
+                          "pipelines.build, or point 'sources' (or 'splits') at existing ones")
     return by_stream
 
 
@@ -177,12 +190,13 @@ def shard_tokenizers(by_stream: dict[str, list[ShardRef]]) -> dict[str, Tokenize
         if shard.dataset in found:
             continue
         try:
-            entry = json.loads(Path(shard.index).read_text())["samples"][0]
+            entry = loads(Path(shard.index).read_text())["samples"][0]
             offset, size = entry["members"][FIELD_META]
             with open(shard.path, "rb") as fh:
                 fh.seek(offset)
-                found[shard.dataset] = TokenizerIdentity.from_meta(decode_meta(fh.read(size)))
-        except (OSError, ValueError, KeyError, IndexError, TypeError) as exc:
+                found[shard.dataset] = TokenizerIdentity.from_meta(decode_meta(fh.read(min(size, MAX_META_BYTES + 1))))
+        except (OSError, ValueError, KeyError, IndexError, TypeError, AttributeError) as exc:
+            # a bad first sample: the dataset's next shard is tried
             log.warning(f"{shard.path}: cannot read the tokenizer fingerprint ({exc})")
     return found
 
@@ -229,11 +243,13 @@ def check_tokenizers(by_stream: dict[str, list[ShardRef]], model_vocab: int,
     return shards
 
 
-def bind_model_tokenizer(sources: list[SourceConfig], model_config, allow_mismatch: bool = False) -> TokenizerIdentity | None:
+def bind_model_tokenizer(sources: list[SourceConfig], model_config, allow_mismatch: bool = False,
+                         resolved: dict[str, list[ShardRef]] | None = None) -> TokenizerIdentity | None:
     """The trainer's check before it builds the engine: :func:`check_tokenizers` against ``model_config``
     (``vocab_size``, ``tokenizer``); a model without a recorded tokenizer adopts the shards' (``config.tokenizer``
-    is then saved with the model)."""
-    shards = check_tokenizers(resolve_sources(sources), model_config.vocab_size, model_config.tokenizer, allow_mismatch)
+    is then saved with the model). ``resolved``: the sources' shards when already resolved."""
+    by_stream = resolve_sources(sources) if resolved is None else resolved
+    shards = check_tokenizers(by_stream, model_config.vocab_size, model_config.tokenizer, allow_mismatch)
     if model_config.tokenizer is None and shards is not None:
         model_config.tokenizer = shards.to_dict()
     return shards

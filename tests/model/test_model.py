@@ -491,3 +491,37 @@ def test_gradient_checkpointing_gives_same_gradients():
     assert grads[0].keys() == grads[1].keys() and len(grads[0]) > 10
     for name in grads[0]:
         torch.testing.assert_close(grads[0][name], grads[1][name], rtol=1e-4, atol=1e-6, msg=name)
+
+
+# ------------------------------------------------------------------------------------------------ colour
+def test_colour_and_grey_images_share_a_batch_and_colour_reaches_the_model():
+    """A colour image (C = 3) next to a grey one (C = 1, broadcast to 3 channels) in one collated batch: the grey
+    sample's logits do not depend on its neighbour, and the colour sample's channels are seen, not squashed
+    (swapping two of them changes its logits)."""
+    import numpy as np
+
+    from train.collate import CollateConfig, Sample, collate
+
+    rng = np.random.default_rng(5)
+    ids = np.array([1, *TOK.span(0), 450, 1811, 338, 2], dtype=np.int32)
+    labels = np.where(np.arange(ids.size) < 1 + IMAGE_SPAN_LEN, IGNORE_INDEX, ids).astype(np.int32)
+    weights = (labels != IGNORE_INDEX).astype(np.float32)
+    grey = rng.integers(0, 256, (1, 1, 64, 64, 1), dtype=np.uint8)
+    colour = rng.integers(0, 256, (1, 3, 64, 64, 1), dtype=np.uint8)
+
+    def batch(second: np.ndarray) -> dict:
+        samples = [Sample("g", ids, labels, weights, grey), Sample("c", ids, labels, weights, second)]
+        return collate(samples, CollateConfig(image_size=64), "2d")
+
+    model = tiny_model().eval()
+    with torch.no_grad():
+        plain, swapped = batch(colour), batch(colour[:, [1, 0, 2]])
+        assert plain["vision_x"].shape == (2, 1, 3, 64, 64, 4)
+        assert not torch.equal(plain["vision_x"][1, 0, 0], plain["vision_x"][1, 0, 1])  # colour kept per channel
+        assert torch.equal(plain["vision_x"][0, 0, 0], plain["vision_x"][0, 0, 2])  # grey broadcast
+        inputs = ("input_ids", "attention_mask", "vision_x", "labels", "loss_weight")
+        a = model(**{k: plain[k] for k in inputs})
+        b = model(**{k: swapped[k] for k in inputs})
+    assert torch.isfinite(a.loss) and torch.isfinite(b.loss)
+    assert torch.allclose(a.logits[0], b.logits[0], atol=1e-5)  # the grey sample: unaffected by its neighbour
+    assert not torch.allclose(a.logits[1], b.logits[1], atol=1e-4)  # the colour sample: its channels matter

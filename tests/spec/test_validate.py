@@ -54,7 +54,7 @@ def rewrite(src: Path, dst: Path, mutate=None, order=None) -> None:
         e.update(key=k, offset=recs[0].header_offset, members={r.name.split(".", 1)[1]: [r.data_offset, r.size] for r in recs})
         new_samples.append(e)
     import hashlib
-    index = {**old, "sha256": hashlib.sha256(dst.read_bytes()).hexdigest(), "samples": new_samples}
+    index = {**old, "shard": dst.name, "sha256": hashlib.sha256(dst.read_bytes()).hexdigest(), "samples": new_samples}
     index_path(dst).write_bytes(json_bytes(index))
 
 

@@ -22,3 +22,48 @@ def test_config_overrides_and_validation(tmp_path):
     apply_override(d, "b.c=true")
     assert d == {"a": [{"x": 3}], "b": {"c": True}}
 
+
+
+# ------------------------------------------------------------------------------------------ newcomer errors
+def test_unknown_keys_suggest_the_nearest_known_one(tmp_path):
+    from train.config import ConfigError
+
+    p = tmp_path / "c.yaml"
+    p.write_text("sources: [/data/a]\nstep: 5\n")
+    with pytest.raises(ConfigError, match=r"^config: unknown key 'step' \(did you mean 'steps'\?\)$"):
+        load_config(p)
+    p.write_text("sources: [/data/a]\n")
+    with pytest.raises(ConfigError, match=r"unknown key 'lr_shedule' \(did you mean 'lr_schedule'\?\)"):
+        load_config(p, ["lr_shedule=linear"])
+    with pytest.raises(ConfigError, match=r"source /data/b: unknown key 'wieght' \(did you mean 'weight'\?\)"):
+        load_config(p, ["sources=[{path: /data/b, wieght: 2}]"])
+    with pytest.raises(ConfigError, match=r"unknown keys 'batch' \(did you mean 'batch_size_2d'\?\), 'zzz'$"):
+        load_config(p, ["batch=4", "zzz=1"])
+
+
+@pytest.mark.parametrize("text, overrides, message", [
+    ("sources: [/a]\nsteps: many\n", [], "steps must be a number, got 'many'"),
+    ("sources: [/a]\n", ["augment=[1]"], "augment must be bool, got list"),
+    ("sources: [/a]\n", ["steps=[1"], "the value is not YAML"),
+    ("sources: [/a]\n", ["sources.5.weight=2"], "no such place in the config"),
+    ("- just\n- a list\n", [], "the top level must be a mapping"),
+    ("sources: [/a\n", [], "not valid YAML"),
+])
+def test_config_problems_are_one_line_config_errors(tmp_path, text, overrides, message):
+    from train.config import ConfigError
+
+    p = tmp_path / "c.yaml"
+    p.write_text(text)
+    with pytest.raises(ConfigError) as err:
+        load_config(p, overrides)
+    assert message in str(err.value) and "\n" not in str(err.value)
+
+
+def test_shipped_configs_load_and_validate():
+    from train.config import REPO_ROOT, resolve_deepspeed_path
+
+    for path in sorted((REPO_ROOT / "train" / "configs").glob("*.yaml")):
+        cfg = load_config(path)
+        assert resolve_deepspeed_path(cfg).is_file(), path
+    radfm = load_config(REPO_ROOT / "train" / "configs" / "radfm.yaml")
+    assert (radfm.model, radfm.batch_size_2d, radfm.batch_size_3d, radfm.lr, radfm.epochs) == ("radfm-13b", 4, 1, 5e-5, 3)

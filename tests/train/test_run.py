@@ -69,3 +69,79 @@ def test_step_totals_name_every_logged_number():
                       "samples": 3, "token_efficiency": 21 / 26}
     assert (totals.bad_2d, totals.bad_3d, totals.micro_batches) == (2, 1, 2)
     assert step_record(1, ["3d"], 0.0, totals, 1.0, 2)["stream"] == "3d"
+
+
+# ------------------------------------------------------------------------------------------ before the model
+def _no_model(*_a, **_k):
+    raise AssertionError("the trainer went on to DeepSpeed and the model")
+
+
+def test_a_config_pointing_at_no_shards_fails_before_deepspeed_and_the_model(tmp_path, monkeypatch):
+    from train import run
+    from train.sources import SourceError
+
+    monkeypatch.setattr(run, "setup_distributed", _no_model)
+    monkeypatch.setattr(run, "build_model", _no_model)
+    empty = tmp_path / "shards"
+    empty.mkdir()
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(f"sources: [{empty}]\nmodel: tiny\n")
+    with pytest.raises(SourceError, match="no manifest.json in it"):
+        run.main(["--config", str(cfg)])
+    cfg.write_text(f"sources: [{empty / 'missing'}]\nmodel: tiny\n")
+    with pytest.raises(SourceError, match="does not exist"):
+        run.main(["--config", str(cfg)])
+
+
+def test_the_trainer_cli_says_so_in_one_line_and_exits_2(tmp_path):
+    """``python -m train.run`` on a config whose sources hold no shards, and on an unknown key: one line, no
+    traceback, within seconds (nothing is built)."""
+    import subprocess
+    import sys
+    import time
+
+    from conftest import ROOT
+
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(f"sources: [{tmp_path}]\nmodel: tiny\n")
+    for extra, phrase in (([], "no manifest.json in it"), (["--set", "stpes=3"], "did you mean 'steps'?")):
+        t0 = time.monotonic()
+        res = subprocess.run([sys.executable, "-m", "train.run", "--config", str(cfg), *extra], cwd=ROOT,
+                             capture_output=True, text=True, timeout=120)
+        assert res.returncode == 2, res.stdout + res.stderr
+        lines = res.stderr.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("[train] error: ") and phrase in lines[0], res.stderr
+        assert "world" not in res.stdout and time.monotonic() - t0 < 60
+
+
+@pytest.mark.parametrize("cuda, name", [(True, "radfm.yaml"), (False, "demo-cpu.yaml")])
+def test_without_config_the_default_depends_on_the_gpu(monkeypatch, cuda, name):
+    from train import run
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: cuda)
+    path, why = run.default_config()
+    assert path.name == name and path.is_file() and why
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(700)
+def test_no_argument_run_trains_the_default_config_on_data_shards(demo_shards, tmp_path):
+    """``python train/run.py`` with no ``--config`` (only a step count through the documented ``--set``), from a
+    folder whose ``data/shards`` holds the demo shards: it says which config it chose and trains."""
+    import os
+    import subprocess
+    import sys
+
+    from conftest import ROOT
+
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "shards").symlink_to(demo_shards)
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "CUDA_VISIBLE_DEVICES": ""}  # the CPU choice, on any machine
+    res = subprocess.run([sys.executable, str(ROOT / "train" / "run.py"), "--set", "steps=2", "--set", "num_workers=0",
+                          "--set", "checkpoint_interval=0", "--set", "progress=false"],
+                         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=650)  # DeepSpeed may JIT-build its CPU op
+    out = res.stdout + res.stderr
+    assert res.returncode == 0, out[-6000:]
+    assert "no --config given; no GPU" in out and "demo-cpu.yaml" in out
+    assert "finished at step 2" in out
+    assert (tmp_path / "runs" / "demo-cpu" / "log.jsonl").is_file()

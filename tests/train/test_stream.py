@@ -413,3 +413,98 @@ def test_sources_must_share_the_models_tokenizer(demo_shards, tmp_path):
     mixed = resolve_sources([SourceConfig(path=str(other)), SourceConfig(path=str(demo_shards / "rad3d"))])
     with pytest.raises(SourceError, match="different tokenizers"):
         check_tokenizers(mixed, 32000)
+
+
+# ============================================================================================ hostile shards
+def _train_2d_keys(dataset: Path) -> tuple[list[str], list[Path]]:
+    manifest = json.loads((dataset / "manifest.json").read_text())
+    tars = [dataset / s["path"] for s in manifest["shards"] if s["split"] == "train" and s["stream"] == "2d"]
+    return [e["key"] for t in tars for e in json.loads(index_path(t).read_text())["samples"]], tars
+
+
+def test_mistyped_meta_and_index_entries_are_bad_samples_not_crashes(demo_shards, tmp_path):
+    """Each kind of mistyped record is skipped, counted and named once per epoch; every other sample is read."""
+    from shard_edit import edit_dataset, edit_index
+
+    keys, _ = _train_2d_keys(demo_shards / "mimic")
+    meta_list, meta_key, no_labels = keys[:3]
+    deep = keys[-1]
+
+    def mutate(key, members):
+        if key == deep:  # Python's JSON parser gives up with a RecursionError
+            members["meta.json"] = b"[" * 100_000
+        elif key in (meta_list, meta_key):
+            meta = codec.decode_meta(members["meta.json"])
+            meta.update({"special_ids": [0, 1, 2]} if key == meta_list else {"key": "mimic_" + "f" * 20})
+            members["meta.json"] = codec.encode_meta(meta)
+        elif key == no_labels:
+            members.pop("labels.npy")
+        return members
+
+    dataset = edit_dataset(demo_shards / "mimic", tmp_path / "mimic", mutate)
+    _, tars = _train_2d_keys(dataset)
+    entries = json.loads(index_path(tars[0]).read_text())["samples"]
+    assert deep not in {e["key"] for e in entries[3:6]}
+    n_tokens_str, key_int, members_obj = (e["key"] for e in entries[3:6])
+
+    def retype(entries):
+        entries[3]["n_tokens"] = "many"
+        entries[4]["key"] = 5
+        entries[5]["members"]["labels.npy"] = {"offset": 1}
+
+    edit_index(tars[0], retype)
+    shards = resolve_sources([SourceConfig(str(dataset))])["2d"]
+    loader = StreamLoader(shards, _cfg("2d", 2, block=64), 0, 1, 0)
+    good, bad = [], {}
+    while True:
+        batch = loader.next()
+        if batch["epoch"] > 0:
+            break
+        good += batch["keys"]
+        bad.update({b["key"]: b["reason"] for b in batch["bad"]})
+    expected = {
+        meta_list: "meta.json: special_ids list",
+        meta_key: "does not match the index",
+        no_labels: "index entry lacks members ['labels.npy']",
+        deep: "meta.json: invalid JSON (JSON nested too deeply to parse)",
+        n_tokens_str: "index entry n_tokens: expected int, got str",
+        5: "index entry key: expected str, got int",
+        members_obj: "malformed member offsets",
+    }
+    assert set(bad) == set(expected) and loader.bad == len(expected)
+    for key, reason in expected.items():
+        assert reason in bad[key], (key, bad[key])
+    assert set(good) == set(keys) - set(expected) - {key_int}
+
+
+def test_colour_samples_stream_next_to_grey_ones(demo_shards, tmp_path):
+    """Shards holding colour (C = 3) and grey (C = 1) 2D samples: batches mix them, colour keeps its three
+    channels (each resized on its own), grey is broadcast to three equal channels."""
+    from shard_edit import edit_dataset, to_colour
+
+    from shards_spec.reader import iter_raw_samples
+
+    keys, _ = _train_2d_keys(demo_shards / "mimic")
+    coloured = set(keys[::2])
+    dataset = edit_dataset(demo_shards / "mimic", tmp_path / "mimic",
+                           lambda k, m: to_colour(k, m) if k in coloured else m)
+    stored = {raw.key: raw.decode()["vision.npy.zst"] for tar in sorted(dataset.rglob("*-train-2d-*.tar"))
+              for raw in iter_raw_samples(tar)}
+    assert {k for k, v in stored.items() if v.shape[1] == 3} == coloured
+    shards = resolve_sources([SourceConfig(str(dataset))])["2d"]
+    it = StreamDataset(shards, _cfg("2d", 4, block=64)).batches(0, 1)
+    mixed = seen = 0
+    for _ in range(len(keys) // 4):
+        batch = next(it)
+        v = batch["vision_x"]
+        assert v.shape[2] == 3
+        kinds = {key in coloured for key in batch["keys"]}
+        mixed += len(kinds) == 2
+        for i, key in enumerate(batch["keys"]):
+            for j, img in enumerate(stored[key]):
+                expected = resize_image(img, 64, 4)  # [C, 64, 64, 1]
+                got = v[i, j, :, :, :, 0]
+                assert torch.allclose(got, expected[:, :, :, 0].expand(3, 64, 64), atol=1e-6), key
+                assert torch.equal(got[0], got[1]) != (key in coloured)
+                seen += 1
+    assert mixed and seen >= len(keys) - 3
