@@ -68,7 +68,7 @@ test: setup
 
 ## lint: static checks (ruff)
 lint: setup
-	$(VENV)/bin/ruff check pipelines shards_spec model train bench tests tools
+	$(VENV)/bin/ruff check pipelines shards_spec model train evaluation bench tests tools
 
 ## bench: run the benchmarks and rewrite docs/benchmarks.md sections
 bench: setup

@@ -27,7 +27,7 @@ from datetime import timedelta
 from pathlib import Path
 
 from evaluation import data as data_mod
-from evaluation.generation import GenerationConfig
+from evaluation.generation import add_generation_arguments, generation_config
 from evaluation.loading import CheckpointError, checkpoint_config, load_model, load_tokenizer_for, pick_device, pick_dtype
 from evaluation.predictions import PARTS, append_batch, part_path, read_parts, repair, write_predictions
 from evaluation.run import evaluate_batches
@@ -37,6 +37,7 @@ from shards_spec.tokenizer import TokenizerError
 from train.collate import CollateConfig
 from train.sources import SourceError, check_tokenizers
 
+
 class EvaluationError(ValueError):
     """A problem the user fixes (the message says how)."""
 
@@ -45,7 +46,6 @@ OUTPUTS = ("predictions.jsonl", "predictions.csv", "metrics.json", "report.md", 
 
 
 def parser() -> argparse.ArgumentParser:
-    g = GenerationConfig()
     p = argparse.ArgumentParser(prog="python -m train.evaluate", description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--checkpoint", required=True,
@@ -59,12 +59,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--datasets", nargs="+", default=None, help="only these datasets")
     p.add_argument("--limit", type=int, default=None, help="at most N samples per dataset and task (first keys)")
     p.add_argument("--batch-size", type=int, default=4, help="samples per generate() call")
-    p.add_argument("--max-new-tokens", type=int, default=g.max_new_tokens)
-    p.add_argument("--do-sample", action="store_true", help="sample instead of greedy decoding")
-    p.add_argument("--temperature", type=float, default=g.temperature)
-    p.add_argument("--top-k", type=int, default=None)
-    p.add_argument("--top-p", type=float, default=None)
-    p.add_argument("--seed", type=int, default=g.seed, help="sampling seed (with --do-sample)")
+    add_generation_arguments(p)
     p.add_argument("--model", default="radfm-13b", help="preset sizes for RadFM's pytorch_model.bin")
     p.add_argument("--tokenizer", default=None, help="tokenizer folder (default: the one the model records)")
     p.add_argument("--allow-tokenizer-mismatch", action="store_true",
@@ -126,7 +121,7 @@ def run(args: argparse.Namespace) -> int:
         raise SourceError(f"no samples to evaluate in {', '.join(args.shards)} (split {args.split}, tasks "
                           f"{args.tasks or 'all'}, datasets {args.datasets or 'all'})")
     batches = data_mod.make_batches(items, args.batch_size)
-    gen = GenerationConfig(args.max_new_tokens, args.do_sample, args.temperature, args.top_k, args.top_p, args.seed)
+    gen = generation_config(args)
     settings = {
         "checkpoint": str(Path(args.checkpoint).resolve()), "model": args.model,
         "shards": sorted(s.path for s in shards), "splits": list(args.split), "tasks": args.tasks,
@@ -195,10 +190,12 @@ def run(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     p = parser()
     args = p.parse_args(argv)
-    if args.batch_size < 1 or args.max_new_tokens < 1 or (args.limit is not None and args.limit < 1):
-        p.error("--batch-size, --max-new-tokens and --limit must be >= 1")
-    if args.do_sample and args.temperature <= 0:
-        p.error("--temperature must be > 0 with --do-sample")
+    if args.batch_size < 1 or (args.limit is not None and args.limit < 1):
+        p.error("--batch-size and --limit must be >= 1")
+    try:
+        generation_config(args)
+    except ValueError as exc:
+        p.error(str(exc))
     try:
         return run(args)
     except (EvaluationError, SourceError, CheckpointError, TokenizerError, UnknownTask) as exc:

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
@@ -61,6 +60,10 @@ class EvalSample:
     input_ids: np.ndarray  # int32 [L], the whole sample
     labels: np.ndarray  # int32 [L], -100 where not learned
     vision: np.ndarray  # uint8 [S, C, H, W, D]
+
+    @property
+    def key(self) -> str:
+        return self.meta.key
 
     @property
     def prompt_ids(self) -> np.ndarray:
@@ -162,10 +165,11 @@ def read_sample(item: PlanItem) -> EvalSample:
     return EvalSample(item, meta, ids, labels, vision)
 
 
-def sample_vision(sample: EvalSample, collate_cfg: CollateConfig):
-    """``vision_x [1, S, 3, H, W, D]`` of one sample at its own test-time geometry (no augmentation)."""
+def sample_vision(sample, collate_cfg: CollateConfig):
+    """``vision_x [1, S, 3, H, W, D]`` of one sample (anything with ``key``, ``prompt_ids`` and uint8 ``vision``
+    ``[S, C, H, W, D]``) at its own test-time geometry (no augmentation)."""
     ids = sample.prompt_ids
-    one = Sample(key=sample.meta.key, input_ids=ids, labels=ids, loss_weight=np.zeros(len(ids), np.float32),
+    one = Sample(key=sample.key, input_ids=ids, labels=ids, loss_weight=np.zeros(len(ids), np.float32),
                  vision=sample.vision)
     return collate([one], collate_cfg)["vision_x"]
 

@@ -1,6 +1,7 @@
 """Batched generation for evaluation: left-padded prompts, per-sample test-time images, RadFM's greedy decoding.
 
-``generate_batch(model, samples, collate_cfg, gen, device)`` -> one :class:`Generated` per sample.
+``generate_batch(model, samples, collate_cfg, gen, device)`` -> one :class:`Generated` per sample; a sample is an
+``evaluation.data.EvalSample`` or anything with ``key``, ``prompt_ids`` and uint8 ``vision`` ``[S, C, H, W, D]``.
 
 * Prompt: BOS + the question with its image spans, i.e. the sample's first ``n_question_tokens`` ids (RadFM's
   ``question_length``: the question encoded alone), left-padded with pad id 0 and attention mask 0, which the
@@ -68,7 +69,7 @@ def pad_left(rows: Sequence[np.ndarray], pad_id: int = PAD_ID) -> tuple[torch.Te
     return ids, mask
 
 
-def batch_vision(samples: Sequence[EvalSample], collate_cfg: CollateConfig) -> torch.Tensor:
+def batch_vision(samples: Sequence, collate_cfg: CollateConfig) -> torch.Tensor:
     """``[B, S_max, 3, H, W, D]``: each sample's images (zero images fill up to the batch's largest count)."""
     views = [sample_vision(s, collate_cfg) for s in samples]
     shapes = {tuple(v.shape[2:]) for v in views}
@@ -89,13 +90,13 @@ def split_at_eos(row: Sequence[int], eos_id: int = EOS_ID) -> Generated:
 
 
 @torch.no_grad()
-def generate_batch(model, samples: Sequence[EvalSample], collate_cfg: CollateConfig, gen: GenerationConfig,
+def generate_batch(model, samples: Sequence, collate_cfg: CollateConfig, gen: GenerationConfig,
                    device: torch.device | str = "cpu", lockstep: bool = False) -> list[Generated]:
     ids, mask = pad_left([s.prompt_ids for s in samples])
     vision = batch_vision(samples, collate_cfg)
     generator = None
     if gen.do_sample:
-        generator = torch.Generator(device=device).manual_seed(seed_from("generate", gen.seed, samples[0].meta.key)
+        generator = torch.Generator(device=device).manual_seed(seed_from("generate", gen.seed, samples[0].key)
                                                                % 2**63)
     out = model.generate(ids.to(device), vision.to(device), mask.to(device), max_new_tokens=gen.max_new_tokens,
                          eos_token_id=None if lockstep else EOS_ID, pad_token_id=PAD_ID, do_sample=gen.do_sample,
@@ -114,3 +115,19 @@ def teacher_forced_loss(model, samples: Sequence[EvalSample], collate_cfg: Colla
     out = model(ids.to(device), mask.to(device), vision.to(device), labels=labels.to(device), loss_reduction="mean")
     n = int(out.n_tokens)
     return float(out.loss) * n, n
+
+
+def add_generation_arguments(p) -> None:
+    """The decoding options of ``train.evaluate`` and ``train.generate``."""
+    g = GenerationConfig()
+    p.add_argument("--max-new-tokens", type=int, default=g.max_new_tokens)
+    p.add_argument("--do-sample", action="store_true", help="sample instead of greedy decoding")
+    p.add_argument("--temperature", type=float, default=g.temperature)
+    p.add_argument("--top-k", type=int, default=None)
+    p.add_argument("--top-p", type=float, default=None)
+    p.add_argument("--seed", type=int, default=g.seed, help="sampling seed (with --do-sample)")
+
+
+def generation_config(args) -> GenerationConfig:
+    """``GenerationConfig`` from parsed ``add_generation_arguments`` options (``ValueError`` if invalid)."""
+    return GenerationConfig(args.max_new_tokens, args.do_sample, args.temperature, args.top_k, args.top_p, args.seed)

@@ -42,11 +42,12 @@ IMAGE_MARK = "<IMG {}>"
 
 def compact_text(text: str, spans: Iterable[Any], where: str) -> str:
     """``text`` with ``<IMG i>`` where image ``i``'s token span sits (RadFM's rule: before character
-    ``max(p - 1, 0)``; past the end: after the last character), for the spans placed in ``where``."""
+    ``max(p - 1, 0)``; past the end: after the last character), for the spans placed in ``where``. ``spans`` are
+    ``meta.json`` image spans or ``ImagePlacement`` s (then ``i`` is the position in the list)."""
     marks: dict[int, list[int]] = {}
-    for span in spans:
+    for i, span in enumerate(spans):
         if span.where == where:
-            marks.setdefault(min(max(span.char - 1, 0), len(text)), []).append(span.image)
+            marks.setdefault(min(max(span.char - 1, 0), len(text)), []).append(getattr(span, "image", i))
     out = []
     for i in range(len(text) + 1):
         out.extend(IMAGE_MARK.format(k) for k in marks.get(i, ()))
