@@ -23,7 +23,7 @@ export DS_ACCELERATOR := cpu
 export TORCH_EXTENSIONS_DIR ?= $(CURDIR)/.cache/torch_extensions
 export RADFM_CACHE ?= $(CURDIR)/.cache/radfm_data
 
-.PHONY: setup demo shards inspect validate train test lint bench clean
+.PHONY: setup demo shards inspect validate train eval test lint bench clean
 
 ## setup: create .venv and install everything (torch CPU wheel first, then the project)
 setup: $(STAMP)
@@ -61,6 +61,12 @@ validate: setup
 ## train: train the tiny model on the demo shards on 2 CPU ranks with DeepSpeed
 train: setup
 	$(VENV)/bin/deepspeed --num_gpus 2 train/run.py --config train/configs/demo-cpu.yaml $(ARGS)
+
+## eval: evaluate the demo model (after make train) on the demo test shards: predictions.csv, metrics.json, report.md
+EVAL_CHECKPOINT ?= runs/demo-cpu/final
+EVAL_OUT ?= runs/demo-cpu/eval
+eval: setup
+	$(PYTHON) -m train.evaluate --checkpoint $(EVAL_CHECKPOINT) --shards $(OUT) --out $(EVAL_OUT) $(ARGS)
 
 ## test: install and run the test suite
 test: setup

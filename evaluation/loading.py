@@ -6,10 +6,10 @@
     ``pytorch_model.bin`` (``model.checkpoint.load_official_checkpoint`` with the ``preset`` sizes, default
     ``radfm-13b``). Returns the model in eval mode on ``device``.
 ``load_tokenizer_for(config, path=None)``
-    The tokenizer that decodes the model's ids: ``path`` when given, else the one the model records
-    (``config.tokenizer.source``: ``default`` or a folder that still exists), else the default (a model without a
-    recorded tokenizer). It must be the model's (same fingerprint); otherwise :class:`TokenizerError` says which
-    folder to pass. RadFM's checkpoint records RadFM's tokenizer: pass ``--tokenizer <its Language_files>``.
+    The tokenizer that decodes the model's ids: ``path`` when given, else the folder the model records
+    (``config.tokenizer.source``, when it still exists), else the default tokenizer. It must be the model's (same
+    fingerprint; any tokenizer for a model that records none); otherwise :class:`TokenizerError` says which folder
+    to pass. RadFM's checkpoint records RadFM's tokenizer: pass ``--tokenizer <its Language_files>``.
 ``pick_device(device)`` / ``pick_dtype(dtype, device)``
     ``auto``: the rank's CUDA device when there is one, else CPU; bfloat16 on CUDA, float32 on CPU.
 """
@@ -64,17 +64,22 @@ def load_model(checkpoint: str | Path, preset: str = "radfm-13b", device: torch.
 
 def load_tokenizer_for(config, path: str | Path | None = None) -> Tokenizer:
     identity = config.tokenizer_identity
-    if path is None:
-        source = identity.source if identity is not None else DEFAULT_TOKENIZER
-        if source != DEFAULT_TOKENIZER and not Path(str(source)).exists():
-            raise TokenizerError(f"the model was trained with tokenizer {identity.describe()}; pass --tokenizer DIR "
-                                 "(that tokenizer's folder, e.g. RadFM's Quick_demo/Language_files)")
-        path = source
-    tok = load_tokenizer(path)
-    if identity is not None and tok.identity != identity:
-        raise TokenizerError(f"tokenizer {tok.identity.describe()} is not the model's {identity.describe()}: "
-                             "its ids would decode to other pieces; pass the model's tokenizer folder with --tokenizer")
-    return tok
+    if path is not None:
+        candidates = [str(path)]
+    else:
+        source = identity.source if identity is not None else None
+        candidates = [source] if source and (source == DEFAULT_TOKENIZER or Path(source).exists()) else []
+        if DEFAULT_TOKENIZER not in candidates:
+            candidates.append(DEFAULT_TOKENIZER)  # a model trained on default-tokenizer shards records no folder
+    for candidate in candidates:
+        tok = load_tokenizer(candidate)
+        if identity is None or tok.identity == identity:
+            return tok
+    if path is not None:
+        raise TokenizerError(f"tokenizer {tok.identity.describe()} is not the model's {identity.describe()}: its ids "
+                             "would decode to other pieces; pass the model's tokenizer folder with --tokenizer")
+    raise TokenizerError(f"the model was trained with tokenizer {identity.describe()}; pass --tokenizer DIR (that "
+                         "tokenizer's folder, e.g. RadFM's Quick_demo/Language_files)")
 
 
 def checkpoint_config(checkpoint: str | Path, preset: str = "radfm-13b"):
