@@ -129,6 +129,7 @@ def run(args: argparse.Namespace) -> int:
         "generation": dataclasses.asdict(gen), "collate": dataclasses.asdict(collate_cfg), "dtype": str(dtype),
         "tokenizer": (config.tokenizer or {}).get("fingerprint"),
     }
+    settings = json.loads(json.dumps(settings))  # as run.json holds them (tuples become lists)
 
     # ---- output directory: resume or start over
     if args.overwrite and rank == 0:
