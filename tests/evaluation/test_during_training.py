@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 
 import pytest
-from eval_helpers import tiny_model  # noqa: F401  (fixture)
 
 from train.config import SourceConfig, TrainConfig
 
@@ -57,3 +56,39 @@ def test_loss_plot_shows_evaluations(tmp_path):
     log.write_text("".join(json.dumps(r) + "\n" for r in records))
     plot_loss(log, tmp_path / "loss.png")
     assert (tmp_path / "loss.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(600)
+def test_zero3_training_run_logs_periodic_evaluations(demo_shards, tmp_path):
+    """2 ranks, ZeRO-3 (parameters partitioned: the evaluation keeps the ranks' model calls in step)."""
+    import socket
+    import subprocess
+    import sys
+
+    import yaml
+    from conftest import ROOT
+
+    from train.logs import read_jsonl
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = str(s.getsockname()[1])
+    out = tmp_path / "run"
+    cfg = {"sources": [{"path": str(demo_shards)}], "model": "tiny", "deepspeed": str(ROOT / "train/configs/ds_zero3.json"),
+           "output_dir": str(out), "steps": 4, "batch_size_2d": 2, "batch_size_3d": 1, "lr": 1e-3, "warmup_steps": 0,
+           "num_workers": 0, "image_size": 64, "progress": False, "save_final": False, "export_final": False,
+           "resume": False, "eval_every": 2, "eval_shards": [str(demo_shards)], "eval_limit": 1,
+           "eval_batch_size": 2, "eval_max_new_tokens": 3}
+    (tmp_path / "cfg.yaml").write_text(yaml.safe_dump(cfg))
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", port,
+           "-m", "train.run", "--config", str(tmp_path / "cfg.yaml")]
+    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=540)
+    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-6000:]
+    records = read_jsonl(out / "log.jsonl")
+    evals = {r["step"]: r["eval"] for r in records if "eval" in r}
+    assert sorted(evals) == [2, 4]
+    for step, summary in evals.items():
+        assert summary["samples"] == 5 and summary["errors"] == 0 and summary["loss"] > 0  # 1 per dataset and task
+        assert (out / summary["dir"] / "predictions.csv").exists()
+    assert (out / "loss.png").exists()

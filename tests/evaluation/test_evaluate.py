@@ -11,10 +11,9 @@ import sys
 
 import pytest
 from conftest import ROOT
+from eval_helpers import FAST
 
 from evaluation.predictions import CSV_COLUMNS, part_path
-
-from eval_helpers import FAST, tiny_model  # noqa: F401  (fixture)
 
 
 def _test_samples(demo_shards) -> int:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from eval_helpers import tiny_model  # noqa: F401  (fixture)
 
 from evaluation.generate import load_inputs, main, placements
 from pipelines.config import ImageConfig
