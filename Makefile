@@ -64,7 +64,7 @@ train: setup
 
 ## eval: evaluate the demo model (after make train) on the demo test shards: predictions.csv, metrics.json, report.md
 EVAL_CHECKPOINT ?= runs/demo-cpu/final
-EVAL_OUT ?= runs/demo-cpu/eval
+EVAL_OUT ?= runs/demo-eval
 eval: setup
 	$(PYTHON) -m train.evaluate --checkpoint $(EVAL_CHECKPOINT) --shards $(OUT) --out $(EVAL_OUT) $(ARGS)
 
