@@ -10,9 +10,10 @@
   so a sample's input never depends on which samples share its batch. Samples are ordered by (stream, geometry,
   length, key) and cut into batches of ``batch_size``; batch ``i`` goes to rank ``i % world``. The batches are the
   same for any number of ranks, so one process and several give the same predictions.
-* **Reading.** A sample's members are read with one seek through its index entry and decoded by
-  ``shards_spec.codec`` (bounded, no pickle); ``meta.json`` is parsed by ``shards_spec.schema.SampleMeta``. A sample
-  that fails is returned as an error (the evaluation records it and goes on).
+* **Reading.** A sample is read through its index entry by the trainer's reader (``train.stream.read_sample``: one
+  seek, ``shards_spec.codec`` decoding, bounded, no pickle, arrays checked); ``meta.json`` is parsed by
+  ``shards_spec.schema.SampleMeta``. A sample that fails raises ``BadSample`` (the evaluation records it and goes
+  on).
 """
 
 from __future__ import annotations
@@ -22,13 +23,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from shards_spec.codec import DecodeError, decode_member
 from shards_spec.jsonio import read_json
-from shards_spec.layout import FIELD_INPUT_IDS, FIELD_LABELS, FIELD_META, FIELD_VISION, index_path
+from shards_spec.layout import index_path
 from shards_spec.schema import IndexEntry, SampleMeta, SchemaError, ShardIndex
 from train.collate import CollateConfig, Sample, collate, target_geometry
 from train.config import SourceConfig
 from train.sources import ShardRef, SourceError, resolve_source
+from train.stream import BadSample, FileCache
+from train.stream import read_sample as read_stream_sample
 
 DEFAULT_SPLITS = ("test",)
 
@@ -38,13 +40,29 @@ class PlanItem:
     """One sample to evaluate, as its shard's index sidecar describes it."""
 
     key: str
-    dataset: str
-    split: str
-    stream: str
-    task: str
-    shard: str  # tar path
+    ref: ShardRef  # its shard
     entry: IndexEntry
     geometry: tuple[int, int]  # (H = W, D) at test time
+
+    @property
+    def shard(self) -> str:
+        return self.ref.path
+
+    @property
+    def dataset(self) -> str:
+        return self.ref.dataset
+
+    @property
+    def split(self) -> str:
+        return self.ref.split
+
+    @property
+    def stream(self) -> str:
+        return self.ref.stream
+
+    @property
+    def task(self) -> str:
+        return self.entry.task
 
     @property
     def n_tokens(self) -> int:
@@ -100,8 +118,7 @@ def plan(shards: Iterable[ShardRef], collate_cfg: CollateConfig, tasks: Sequence
             if (tasks and entry.task not in tasks) or (datasets and shard.dataset not in datasets):
                 continue
             geometry = target_geometry([entry.depth], [entry.n_images], collate_cfg)
-            items.setdefault(entry.key, PlanItem(entry.key, shard.dataset, shard.split, shard.stream, entry.task,
-                                                 shard.path, entry, geometry))
+            items.setdefault(entry.key, PlanItem(entry.key, shard, entry, geometry))
     ordered = [items[k] for k in sorted(items)]
     if limit is not None:
         kept, seen = [], {}
@@ -129,40 +146,23 @@ def rank_batches(batches: Sequence[list[PlanItem]], rank: int, world: int) -> li
     return [(i, b) for i, b in enumerate(batches) if i % world == rank]
 
 
-class BadSample(Exception):
-    """A sample that could not be read or does not make sense (the message says why)."""
-
-
-def read_sample(item: PlanItem) -> EvalSample:
-    """Read and decode one sample by its index entry; raises :class:`BadSample`."""
-    members = item.entry.members
-    needed = (FIELD_INPUT_IDS, FIELD_LABELS, FIELD_META, FIELD_VISION)
-    missing = [f for f in needed if f not in members]
-    if missing:
-        raise BadSample(f"index entry lacks members {missing}")
-    lo = min(members[f][0] for f in needed)
-    hi = max(members[f][0] + members[f][1] for f in needed)
+def read_sample(item: PlanItem, files: FileCache | None = None) -> EvalSample:
+    """Read and decode one sample by its index entry with the trainer's reader (``train.stream.read_sample``: one
+    seek, bounded decoding, the sample's arrays checked against each other); raises :class:`BadSample`."""
+    own = files is None
+    files = files or FileCache(1)
     try:
-        with open(item.shard, "rb") as fh:
-            fh.seek(lo)
-            buf = fh.read(hi - lo)
-    except OSError as exc:
-        raise BadSample(f"read error: {exc}") from None
-    if len(buf) < hi - lo:
-        raise BadSample(f"truncated shard: members end at byte {hi}, file ends at {lo + len(buf)}")
+        sample = read_stream_sample(files, item.ref, item.entry.to_dict())
+    finally:
+        if own:
+            files.close()
     try:
-        decoded = {f: decode_member(f, buf[members[f][0] - lo: members[f][0] - lo + members[f][1]]) for f in needed}
-        meta = SampleMeta.from_dict(decoded[FIELD_META])
-    except (DecodeError, SchemaError) as exc:
-        raise BadSample(f"decode error: {exc}") from None
-    ids, labels, vision = decoded[FIELD_INPUT_IDS], decoded[FIELD_LABELS], decoded[FIELD_VISION]
-    if meta.key != item.key:
-        raise BadSample(f"meta.json key {meta.key!r} does not match the index")
-    if not 1 <= meta.n_question_tokens <= len(ids):
-        raise BadSample(f"n_question_tokens {meta.n_question_tokens} outside [1, {len(ids)}]")
-    if len(labels) != len(ids):
-        raise BadSample(f"labels ({len(labels)}) and input_ids ({len(ids)}) differ in length")
-    return EvalSample(item, meta, ids, labels, vision)
+        meta = SampleMeta.from_dict(sample.meta)
+    except SchemaError as exc:
+        raise BadSample(f"meta.json: {exc}") from None
+    if not 1 <= meta.n_question_tokens <= len(sample.input_ids):
+        raise BadSample(f"n_question_tokens {meta.n_question_tokens} outside [1, {len(sample.input_ids)}]")
+    return EvalSample(item, meta, sample.input_ids, sample.labels, sample.vision)
 
 
 def sample_vision(sample, collate_cfg: CollateConfig):

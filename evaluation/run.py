@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from evaluation.data import BadSample, EvalSample, PlanItem, read_sample
+from evaluation.data import BadSample, EvalSample, FileCache, PlanItem, read_sample
 from evaluation.generation import Generated, GenerationConfig, generate_batch, teacher_forced_loss
 from evaluation.predictions import compact_text
 from evaluation.tasks import belong_to
@@ -73,8 +73,17 @@ def evaluate_batches(
     teacher-forced loss. ``progress(n)`` is told how many samples each batch covered. ``fallback``: samples to
     keep in step with when this rank has no readable sample of its own (lockstep only).
     """
+    files = FileCache(4)
+    try:
+        return _loop(model, tok, batches, collate_cfg, gen, sink, files, device, done or set(), lockstep_slots,
+                     with_loss, progress, fallback)
+    finally:
+        files.close()
+
+
+def _loop(model, tok, batches, collate_cfg, gen, sink, files, device, done, lockstep_slots, with_loss, progress,
+          fallback) -> LoopTotals:
     totals = LoopTotals()
-    done = done or set()
     last_good: list[EvalSample] | None = None
     lockstep = lockstep_slots is not None
     for _, items in batches:
@@ -86,12 +95,12 @@ def evaluate_batches(
         samples, records = [], []
         for item in items:
             try:
-                samples.append(read_sample(item))
+                samples.append(read_sample(item, files))
             except BadSample as exc:
                 records.append(error_record(item, str(exc)))
         totals.errors += len(records)
         if lockstep and not samples:
-            samples_for_call = last_good or _first_readable(fallback)
+            samples_for_call = last_good or _first_readable(fallback, files)
         else:
             samples_for_call = samples
         if samples_for_call:
@@ -111,17 +120,17 @@ def evaluate_batches(
     if lockstep:
         for _ in range(lockstep_slots - totals.batches):
             if last_good is None:
-                last_good = _first_readable(fallback)
+                last_good = _first_readable(fallback, files)
             generate_batch(model, last_good, collate_cfg, gen, device, lockstep=True)
             if with_loss:
                 teacher_forced_loss(model, last_good, collate_cfg, device)
     return totals
 
 
-def _first_readable(items: Sequence[PlanItem]) -> list[EvalSample]:
+def _first_readable(items: Sequence[PlanItem], files: FileCache) -> list[EvalSample]:
     for item in items:
         try:
-            return [read_sample(item)]
+            return [read_sample(item, files)]
         except BadSample:
             continue
     raise RuntimeError("lockstep evaluation: no readable sample to keep the ranks in step with")

@@ -16,11 +16,12 @@ from evaluation.data import (
 )
 from shards_spec.schema import IndexEntry
 from train.collate import CollateConfig
+from train.sources import ShardRef
 
 
 def _item(key: str, stream: str = "2d", geometry=(512, 4), n_tokens: int = 10) -> PlanItem:
     entry = IndexEntry(key, 0, 0, {}, "report", n_tokens, 1, 1)
-    return PlanItem(key, "d", "test", stream, "report", "x.tar", entry, geometry)
+    return PlanItem(key, ShardRef("x.tar", stream, "test", "d", 1, 1.0, 0), entry, geometry)
 
 
 def test_batches_share_a_geometry_and_do_not_depend_on_the_number_of_ranks():
@@ -58,6 +59,7 @@ def test_plan_lists_the_test_split_in_key_order_with_filters_and_limit(demo_shar
 
 
 def test_a_sample_that_cannot_be_read_is_a_bad_sample(demo_shards, tmp_path):
+    import dataclasses
     import shutil
 
     shard = resolve_shards([str(demo_shards)])[0]
@@ -65,6 +67,6 @@ def test_a_sample_that_cannot_be_read_is_a_bad_sample(demo_shards, tmp_path):
     shutil.copy(shard.path, copy)
     item = plan([shard], eval_collate_config())[-1]
     copy.write_bytes(copy.read_bytes()[: item.entry.offset + 600])  # truncated shard
-    moved = PlanItem(item.key, item.dataset, item.split, item.stream, item.task, str(copy), item.entry, item.geometry)
+    moved = PlanItem(item.key, dataclasses.replace(item.ref, path=str(copy)), item.entry, item.geometry)
     with pytest.raises(BadSample, match="truncated"):
         read_sample(moved)
