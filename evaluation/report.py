@@ -99,7 +99,8 @@ def write_report(out: Path, metrics: Mapping[str, Any], records: Sequence[Mappin
             lines += [f"`{r['key']}` ({r.get('variant', '')}, {len(r.get('images', []))} image(s))", "",
                       f"* **Question:** {_quote(r.get('question_compact', r['question']))}",
                       f"* **Truth:** {_quote(r.get('truth_compact', r['truth']))}",
-                      f"* **Prediction:** {_quote(r['pred'])}", ""]
+                      f"* **Prediction:** {_quote(r['pred'])} ({r.get('n_new_tokens', '?')} new tokens, stopped at "
+                      f"{r.get('stopped', '?')})", ""]
     path = out / "report.md"
     atomic_write_bytes(path, ("\n".join(lines).rstrip() + "\n").encode("utf-8"))
     return path
