@@ -32,7 +32,7 @@ from evaluation.loading import CheckpointError, checkpoint_config, load_model, l
 from evaluation.predictions import PARTS, append_batch, part_path, read_parts, repair, write_predictions
 from evaluation.run import evaluate_batches
 from evaluation.score import add_score_arguments, format_table, read_labels, score_records, write_metrics
-from evaluation.tasks import UnknownTask
+from evaluation.tasks import UnknownTask, check_tasks
 from shards_spec.tokenizer import TokenizerError
 from train.collate import CollateConfig
 from train.sources import SourceError, check_tokenizers
@@ -58,7 +58,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--tasks", nargs="+", default=None, help="only these tasks (meta.json task: report, vqa, ...)")
     p.add_argument("--datasets", nargs="+", default=None, help="only these datasets")
     p.add_argument("--limit", type=int, default=None, help="at most N samples per dataset and task (first keys)")
-    p.add_argument("--batch-size", type=int, default=4, help="samples per generate() call")
+    p.add_argument("--batch-size", type=int, default=4, help="2D samples per generate() call (RadFM's 2D batch)")
+    p.add_argument("--batch-size-3d", type=int, default=1, help="3D samples per generate() call (RadFM's 3D batch)")
     add_generation_arguments(p)
     p.add_argument("--model", default="radfm-13b", help="preset sizes for RadFM's pytorch_model.bin")
     p.add_argument("--tokenizer", default=None, help="tokenizer folder (default: the one the model records)")
@@ -120,12 +121,14 @@ def run(args: argparse.Namespace) -> int:
     if not items:
         raise SourceError(f"no samples to evaluate in {', '.join(args.shards)} (split {args.split}, tasks "
                           f"{args.tasks or 'all'}, datasets {args.datasets or 'all'})")
-    batches = data_mod.make_batches(items, args.batch_size)
+    check_tasks({i.task for i in items})
+    batches = data_mod.make_batches(items, args.batch_size, args.batch_size_3d)
     gen = generation_config(args)
     settings = {
         "checkpoint": str(Path(args.checkpoint).resolve()), "model": args.model,
         "shards": sorted(s.path for s in shards), "splits": list(args.split), "tasks": args.tasks,
         "datasets": args.datasets, "limit": args.limit, "samples": len(items), "batch_size": args.batch_size,
+        "batch_size_3d": args.batch_size_3d,
         "generation": dataclasses.asdict(gen), "collate": dataclasses.asdict(collate_cfg), "dtype": str(dtype),
         "tokenizer": (config.tokenizer or {}).get("fingerprint"),
     }
@@ -191,8 +194,8 @@ def run(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     p = parser()
     args = p.parse_args(argv)
-    if args.batch_size < 1 or (args.limit is not None and args.limit < 1):
-        p.error("--batch-size and --limit must be >= 1")
+    if min(args.batch_size, args.batch_size_3d) < 1 or (args.limit is not None and args.limit < 1):
+        p.error("--batch-size, --batch-size-3d and --limit must be >= 1")
     try:
         generation_config(args)
     except ValueError as exc:

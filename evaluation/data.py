@@ -8,7 +8,8 @@
 * **Batches.** Every sample gets its own test-time geometry, the trainer's rule for a batch of one sample
   (``train.collate.target_geometry``: 2D images 512x512 at depth 4, volumes 256x256 at their closest allowed depth),
   so a sample's input never depends on which samples share its batch. Samples are ordered by (stream, geometry,
-  length, key) and cut into batches of ``batch_size``; batch ``i`` goes to rank ``i % world``. The batches are the
+  length, key) and cut into batches (``batch_size``; ``batch_size_3d`` for volumes); batch ``i`` goes to rank
+  ``i % world``. The batches are the
   same for any number of ranks, so one process and several give the same predictions.
 * **Reading.** A sample is read through its index entry by the trainer's reader (``train.stream.read_sample``: one
   seek, ``shards_spec.codec`` decoding, bounded, no pickle, arrays checked); ``meta.json`` is parsed by
@@ -131,14 +132,17 @@ def plan(shards: Iterable[ShardRef], collate_cfg: CollateConfig, tasks: Sequence
     return ordered
 
 
-def make_batches(items: Sequence[PlanItem], batch_size: int) -> list[list[PlanItem]]:
-    """Batches of samples that share stream and geometry, in a fixed order (see the module docstring)."""
-    if batch_size < 1:
-        raise ValueError("batch_size must be >= 1")
+def make_batches(items: Sequence[PlanItem], batch_size: int, batch_size_3d: int | None = None) -> list[list[PlanItem]]:
+    """Batches of samples that share stream and geometry, in a fixed order (see the module docstring); 3D batches
+    hold ``batch_size_3d`` samples (default ``batch_size``)."""
+    sizes = {"2d": batch_size, "3d": batch_size if batch_size_3d is None else batch_size_3d}
+    if min(sizes.values()) < 1:
+        raise ValueError("batch sizes must be >= 1")
     groups: dict[tuple, list[PlanItem]] = {}
     for item in sorted(items, key=lambda x: (x.stream, x.geometry, x.n_tokens, x.key)):
         groups.setdefault((item.stream, item.geometry), []).append(item)
-    return [group[i:i + batch_size] for group in groups.values() for i in range(0, len(group), batch_size)]
+    return [group[i:i + sizes[stream]] for (stream, _), group in groups.items()
+            for i in range(0, len(group), sizes[stream])]
 
 
 def rank_batches(batches: Sequence[list[PlanItem]], rank: int, world: int) -> list[tuple[int, list[PlanItem]]]:

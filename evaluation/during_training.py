@@ -1,7 +1,8 @@
 """The trainer's periodic evaluation: every ``eval_every`` optimizer steps, on ``eval_shards``.
 
 It is ``train.evaluate`` run inside the training processes: the same plan, batches and rank dealing
-(``evaluation.data``; at most ``eval_limit`` samples per dataset and task), the same generation (greedy,
+(``evaluation.data``; at most ``eval_limit`` samples per dataset and task; ``eval_batch_size`` 2D samples and
+``batch_size_3d`` volumes per batch), the same generation (greedy,
 ``eval_max_new_tokens``) and metrics, with the training run's image geometry (its collate settings, without
 augmentation). Each rank generates its batches with the model being trained (``engine.module``, switched to eval
 mode and back), the records are gathered to rank 0, which writes ``<output_dir>/eval/step-NNNNNN/``
@@ -32,6 +33,7 @@ from evaluation.loading import load_tokenizer_for
 from evaluation.predictions import write_predictions
 from evaluation.run import evaluate_batches
 from evaluation.score import headline, score_records, write_metrics
+from evaluation.tasks import check_tasks
 from train.collate import CollateConfig
 from train.sources import check_tokenizers
 
@@ -57,7 +59,8 @@ class PeriodicEvaluation:
         items = plan(shards, self.collate_cfg, limit=train_cfg.eval_limit)
         if not items:
             raise ValueError(f"eval_shards {train_cfg.eval_shards} (splits {train_cfg.eval_splits}) hold no samples")
-        self.batches = make_batches(items, train_cfg.eval_batch_size)
+        check_tasks({i.task for i in items})
+        self.batches = make_batches(items, train_cfg.eval_batch_size, train_cfg.batch_size_3d)
         self.mine = rank_batches(self.batches, rank, world)
         self.slots = math.ceil(len(self.batches) / world) if zero_stage == 3 else None
         self.gen = GenerationConfig(max_new_tokens=train_cfg.eval_max_new_tokens)

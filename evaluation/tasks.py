@@ -102,5 +102,13 @@ def kind_of(task: str, variant: str, truth: str) -> str:
     return kind
 
 
+def check_tasks(tasks) -> None:
+    """Raise :class:`UnknownTask` for a task without a rule (before any generation, not at scoring)."""
+    unknown = sorted(set(tasks) - set(TASK_KINDS))
+    if unknown:
+        raise UnknownTask(f"no evaluation rule for task(s) {unknown}; add them to evaluation.tasks.TASK_KINDS "
+                          f"(known: {', '.join(sorted(TASK_KINDS))})")
+
+
 def belong_to(dataset: str, task: str) -> str:
     return RADFM_NAMES.get((dataset, task), f"{dataset}_{task}")

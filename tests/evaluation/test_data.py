@@ -37,6 +37,8 @@ def test_batches_share_a_geometry_and_do_not_depend_on_the_number_of_ranks():
         assert all(b == batches[i] for part in dealt for i, b in part)
     with pytest.raises(ValueError):
         make_batches(items, 0)
+    split = make_batches(items, 3, 1)
+    assert all(len(b) == 1 for b in split if b[0].stream == "3d") and max(len(b) for b in split) == 3
 
 
 def test_plan_lists_the_test_split_in_key_order_with_filters_and_limit(demo_shards):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from evaluation.metrics import METRICS, UNAVAILABLE
-from evaluation.tasks import KINDS, TASK_KINDS, UnknownTask, belong_to, kind_of
+from evaluation.tasks import KINDS, TASK_KINDS, UnknownTask, belong_to, check_tasks, kind_of
 
 
 @pytest.mark.parametrize("task, variant, truth, kind", [
@@ -33,6 +33,9 @@ def test_unknown_tasks_and_variants_say_where_to_add_them():
         kind_of("segmentation", "x", "y")
     with pytest.raises(UnknownTask, match="variant 'maybe'"):
         kind_of("modality", "maybe", "y")
+    check_tasks(["report", "vqa"])
+    with pytest.raises(UnknownTask, match="segmentation"):
+        check_tasks(["report", "segmentation"])
 
 
 def test_every_kind_names_registered_metrics_and_a_headline():
