@@ -76,12 +76,22 @@ test: setup
 lint: setup
 	$(VENV)/bin/ruff check pipelines shards_spec model train evaluation bench tests tools
 
-## bench: run the benchmarks and rewrite docs/benchmarks.md sections
-bench: setup
+## bench: install the peers (pyproject's `bench` extra, --no-deps: see there), run the benchmarks and rewrite
+##        docs/benchmarks.md sections
+BENCH_STAMP := $(VENV)/.bench-installed
+$(BENCH_STAMP): $(STAMP) pyproject.toml
+	$(PYTHON) -m pip install -q --no-deps $$($(PYTHON) -c "import tomllib; \
+		print(' '.join(tomllib.load(open('pyproject.toml', 'rb'))['project']['optional-dependencies']['bench']))")
+	$(PYTHON) -c "import bench.peers as p; found = p.import_peers(); \
+		assert found['streaming'] and found['litdata'], 'a benchmark peer does not import'"
+	touch $(BENCH_STAMP)
+
+bench: setup $(BENCH_STAMP)
 	$(PYTHON) bench/encoding.py
 	$(PYTHON) bench/build.py
 	$(PYTHON) bench/embedding.py
 	$(PYTHON) bench/loader.py
+	$(PYTHON) bench/peers.py
 
 ## clean: remove generated data, runs and caches (keeps .venv)
 clean:

@@ -18,6 +18,7 @@ Usage::
 from __future__ import annotations
 
 import argparse
+import datetime
 import json
 import os
 import platform
@@ -132,26 +133,40 @@ def markdown(args: argparse.Namespace, rows: list[tuple[dict, dict]], wall_s: fl
         "*gather* is `model.embedding.embed_image_tokens` (gather + two masked scatters); *one-hot* is RadFM's "
         "`F.one_hot(ids, V)` cast to the dtype, matmul with the per-sample `[B, V, hidden]` table "
         "(`model.embedding.one_hot_embed_image_tokens`). The vision tower is not included (same for both). "
-        f"Time: median of {args.reps} calls after a warm-up. Memory: peak RSS during the calls minus RSS before "
-        "them (inputs excluded), each variant in a fresh process.",
+        "Memory: peak RSS during the calls minus RSS before them (inputs excluded), each variant in a fresh "
+        f"process. CPU time: median of {args.reps} calls after a warm-up.",
         "",
         f"Machine: {platform.machine()}, {os.cpu_count()} CPU cores ({args.threads} torch threads), "
-        f"torch {torch.__version__}, no GPU. {sizes_note} Whole run: {wall_s:.0f} s; 1-minute load average "
-        f"{load[0]:.1f} at the start and {load[1]:.1f} at the end (above ~0.5 other jobs shared the cores, so "
-        "single timings are noisy; ratios are of medians).",
+        f"torch {torch.__version__}, no GPU. {sizes_note} Run of "
+        f"{datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC, {wall_s:.0f} s; 1-minute load average "
+        f"{load[0]:.2f} at the start and {load[1]:.2f} at the end (other jobs on the cores disturb the timings, "
+        "not the memory figures; ratios are of medians).",
         "",
-        "| S | vocab rows | gather time, median (min) | one-hot time, median (min) | time ratio one-hot / gather, "
-        "medians (minima) | gather peak mem | one-hot peak mem | memory ratio |",
+        "| S | vocab rows | gather peak mem | one-hot peak mem | **memory ratio one-hot / gather** | "
+        "CPU time gather, median (min) | CPU time one-hot, median (min) | CPU time ratio, medians (minima) |",
         "|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for g, o in rows:
         lines.append(
-            f"| {g['images']} | {g['vocab_rows']:,} | {g['median_s'] * 1e3:.1f} ms ({min(g['times_s']) * 1e3:.1f}) | "
+            f"| {g['images']} | {g['vocab_rows']:,} | {_gib(g['peak_extra_bytes'])} | {_gib(o['peak_extra_bytes'])} | "
+            f"**{o['peak_extra_bytes'] / max(g['peak_extra_bytes'], 1):.0f}x** | "
+            f"{g['median_s'] * 1e3:.1f} ms ({min(g['times_s']) * 1e3:.1f}) | "
             f"{o['median_s']:.2f} s ({min(o['times_s']):.2f}) | "
-            f"{o['median_s'] / g['median_s']:,.0f}x ({min(o['times_s']) / min(g['times_s']):,.0f}x) | "
-            f"{_gib(g['peak_extra_bytes'])} | "
-            f"{_gib(o['peak_extra_bytes'])} | {o['peak_extra_bytes'] / max(g['peak_extra_bytes'], 1):.0f}x |"
+            f"{o['median_s'] / g['median_s']:,.0f}x ({min(o['times_s']) / min(g['times_s']):,.0f}x) |"
         )
+    mem = [o["peak_extra_bytes"] / max(g["peak_extra_bytes"], 1) for g, o in rows]
+    tokens = args.batch * args.seq_len
+    flops = [2 * tokens * g["vocab_rows"] * args.hidden for g, _ in rows]
+    step = 2 * 13e9 * tokens  # forward FLOPs of a 13B-parameter model on the same tokens (2 per parameter and token)
+    lines += [
+        "",
+        f"* **Memory (the headline, independent of the device): the one-hot form needs {min(mem):.0f}–{max(mem):.0f}x "
+        "the gather's extra memory** in this run; it materialises a `[B, L, V]` one-hot and a `[B, V, hidden]` table.",
+        f"* Time is **CPU only**: a {args.dtype} matmul on this CPU, where the one-hot product is slow. It is not a GPU "
+        f"figure: the one-hot forward is {min(flops) / 1e12:.2f}–{max(flops) / 1e12:.2f} TFLOP (2·B·L·V·hidden), "
+        f"{100 * min(flops) / step:.1f}–{100 * max(flops) / step:.1f} % of a 13B model's forward on the same "
+        f"{tokens:,} tokens (2·13e9·B·L FLOP), which a GPU runs at matmul speed.",
+    ]
     lines += [
         "",
         "Backward (training) is not timed; for the one-hot form it is a second matmul of the same size plus a "

@@ -11,9 +11,11 @@ webdataset decodes by itself), PNG per slice. The chosen encoding (spec 1.0:
 
 from __future__ import annotations
 
+import datetime
 import gzip
 import importlib.util
 import io
+import os
 import sys
 from pathlib import Path
 
@@ -48,7 +50,7 @@ def png_slices(arr: np.ndarray) -> list[bytes]:
 
 
 def main() -> None:
-    rows, dec_ms = [], {}
+    rows, dec_ms, enc_ms, sizes = [], {}, {}, {}
     for name, arr in real_images().items():
         raw = npy_bytes(arr)
         radfm = 3 * arr[0, 0].size  # RadFM keeps 3 identical channels
@@ -57,8 +59,8 @@ def main() -> None:
             "npy + gzip 6": (lambda: gzip.compress(raw, 6, mtime=0), lambda b: np.load(io.BytesIO(gzip.decompress(b)))),
             "PNG per slice": (lambda: png_slices(arr), lambda bs: np.stack([np.asarray(Image.open(io.BytesIO(x))) for x in bs], -1)),
         }
-        for level in (1, 3, 9, 19):
-            cands[f"npy + zstd {level}" + (" (chosen)" if level == 3 else "")] = (
+        for level in (0, 1, 3, 9, 19):
+            cands[f"npy + zstd {level}" + (" (chosen)" if level == 3 else " (stored)" if level == 0 else "")] = (
                 lambda level=level: encode_vision(arr, level), decode_vision)
         for cand, (enc, dec) in cands.items():
             blob = enc()
@@ -66,24 +68,37 @@ def main() -> None:
             t_enc = timed(enc, repeat=3) if "19" not in cand else timed(enc, repeat=1, warmup=0)
             t_dec = timed(lambda: dec(blob), repeat=7)
             dec_ms[(name.split()[0], cand.split(" (")[0])] = t_dec * 1e3
+            enc_ms[(name.split()[0], cand.split(" (")[0])] = t_enc * 1e3
+            sizes[(name.split()[0], cand.split(" (")[0])] = size
             rows.append([name, cand, f"{size / 1024:.0f} KiB", f"{size / radfm:.3f}", f"{t_enc * 1e3:.1f} ms", f"{t_dec * 1e3:.2f} ms"])
             print(rows[-1])
     png3 = dec_ms[("3D", "PNG per slice")] / dec_ms[("3D", "npy + zstd 3")]
     gz3 = dec_ms[("3D", "npy + gzip 6")] / dec_ms[("3D", "npy + zstd 3")]
     png2 = dec_ms[("2D", "PNG per slice")] / dec_ms[("2D", "npy + zstd 3")]
-    body = f"""Machine: {machine()}. Script: `python bench/encoding.py`.
+    compressed2 = {c: t for (d, c), t in dec_ms.items() if d == "2D" and c not in ("npy (raw)", "npy + zstd 0")}
+    fastest2 = min(compressed2, key=compressed2.get)
+    save19 = 100 * (1 - sizes[("2D", "npy + zstd 19")] / sizes[("2D", "npy + zstd 3")])
+    enc19 = enc_ms[("2D", "npy + zstd 19")] / enc_ms[("2D", "npy + zstd 3")]
+    stored = {d: dec_ms[(d, "npy + zstd 3")] / dec_ms[(d, "npy + zstd 0")] for d in ("2D", "3D")}
+    grow = {d: sizes[(d, "npy + zstd 0")] / sizes[(d, "npy + zstd 3")] for d in ("2D", "3D")}
+    load = os.getloadavg()[0]
+    body = f"""Machine: {machine()}; run of {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC, 1-minute load
+average {load:.2f}. Script: `python bench/encoding.py`; times are medians.
 
 {table(["image", "encoding", "bytes", "bytes / RadFM 3-channel uint8", "encode", "decode"], rows)}
 
-Choice for spec 1.0: **`vision.npy.zst` at zstd level 3** for both streams. It decodes fastest of
-the compressed candidates (in this run {png3:.0f}x faster than PNG and {gz3:.1f}x faster than gzip on the
-3D volume, {png2:.0f}x faster than PNG on the radiograph),
+Choice for spec 1.0: **`vision.npy.zst` at zstd level 3** for both streams. In this run it decodes
+{png3:.0f}x faster than PNG and {gz3:.1f}x faster than gzip on the 3D volume and {png2:.0f}x faster than PNG on the
+radiograph (the fastest compressed decode of the radiograph here: {fastest2}),
 encodes cheaply enough not to slow the build, and one array member holds any number of images
 and slices. PNG is the smallest for a 2D radiograph (its row predictors suit X-rays) but costs
 that much more decode time, and needs one member per slice for volumes. Storing one grey channel instead
 of RadFM's three identical ones is already a 3x saving; compression does the rest. Level 19 saves
-another ~15-20% on 2D at ~30x the encode time; `--zstd-level` changes it per build (decoding does
-not care)."""
+another {save19:.0f}% on 2D at {enc19:.0f}x the encode time; `--zstd-level` changes it per build (decoding does
+not care). Level 0 writes a *stored* frame (the same bytes in raw zstd blocks, still checksummed): it decodes
+{stored['2D']:.1f}x faster than level 3 on the radiograph and {stored['3D']:.1f}x on the volume, for
+{grow['2D']:.2f}x and {grow['3D']:.1f}x the bytes: the choice for 2D shards read by CPU-bound loaders
+(bench/peers.py), not for volumes."""
     write_section("Image member encoding (bench/encoding.py)", body)
 
 

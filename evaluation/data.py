@@ -11,7 +11,7 @@
   length, key) and cut into batches (``batch_size``; ``batch_size_3d`` for volumes); batch ``i`` goes to rank
   ``i % world``. The batches are the
   same for any number of ranks, so one process and several give the same predictions.
-* **Reading.** A sample is read through its index entry by the trainer's reader (``train.stream.read_sample``: one
+* **Reading.** A sample is read through its index entry by the trainer's reader (``train.read.read_sample``: one
   seek, ``shards_spec.codec`` decoding, bounded, no pickle, arrays checked); ``meta.json`` is parsed by
   ``shards_spec.schema.SampleMeta``. A sample that fails raises ``BadSample`` (the evaluation records it and goes
   on).
@@ -29,9 +29,9 @@ from shards_spec.layout import index_path
 from shards_spec.schema import IndexEntry, SampleMeta, SchemaError, ShardIndex
 from train.collate import CollateConfig, Sample, collate, target_geometry
 from train.config import SourceConfig
+from train.read import BadSample, FileCache
+from train.read import read_sample as read_stream_sample
 from train.sources import ShardRef, SourceError, resolve_source
-from train.stream import BadSample, FileCache
-from train.stream import read_sample as read_stream_sample
 
 DEFAULT_SPLITS = ("test",)
 
@@ -151,7 +151,7 @@ def rank_batches(batches: Sequence[list[PlanItem]], rank: int, world: int) -> li
 
 
 def read_sample(item: PlanItem, files: FileCache | None = None) -> EvalSample:
-    """Read and decode one sample by its index entry with the trainer's reader (``train.stream.read_sample``: one
+    """Read and decode one sample by its index entry with the trainer's reader (``train.read.read_sample``: one
     seek, bounded decoding, the sample's arrays checked against each other); raises :class:`BadSample`."""
     own = files is None
     files = files or FileCache(1)

@@ -1,17 +1,19 @@
 """Build WebDataset shards for one source dataset.
 
     python -m pipelines.build --dataset mimic --raw DIR --out DIR [--mode radfm|native]
-        [--radfm-dir DIR] [--split train ...] [--executor ray|serial] [--workers N]
+        [--radfm-dir DIR] [--split train ...] [--channels auto|grey|rgb] [--executor ray|serial] [--workers N]
 
 As a library: ``build(BuildRequest(dataset="mimic", raw=..., out=...))`` returns the manifest.
 
-Steps: read the source's files into records (rejects for bad rows and unresolvable paths) -> the dataset-wide
-vocabulary -> samples from the source's tasks -> group by (split, stream), order by key and cut into shards ->
-build every shard whose completion marker is missing or stale (one Ray task each) -> write ``rejects.jsonl`` and
-``manifest.json``.
+Steps: read the source's files into records (rejects for bad rows, files and paths; every record's paths confined
+to the raw root and its text cleaned) -> the dataset-wide vocabulary -> samples from the source's tasks -> group by
+(split, stream) and partition by key into shards (stable membership, ``pipelines.incremental``) -> build every
+shard whose completion marker is missing or whose fingerprint changed (one Ray task each; each sample isolated) ->
+write ``rejects.jsonl`` and ``manifest.json`` -> fail (exit 1) if any sample hit a bug of ours or too many inputs
+were rejected.
 
-A rerun builds nothing when nothing changed; an interrupted build resumes where it
-stopped; the same inputs and seed give byte-identical tars.
+A rerun builds nothing when nothing changed; an interrupted build resumes where it stopped; ``--split`` leaves the
+other splits' files and manifest entries as they are; the same inputs and seed give byte-identical tars.
 """
 
 from __future__ import annotations
@@ -24,8 +26,8 @@ import os
 import sys
 import time
 from collections import Counter, defaultdict
-from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -33,9 +35,13 @@ from tqdm import tqdm
 
 from pipelines.config import BuildConfig, ImageConfig, ShardConfig, TextConfig
 from pipelines.distributor import run_ray, run_serial
+from pipelines.failures import describe
+from pipelines.hygiene import clean_record, clean_value
+from pipelines.imaging.intensity import CHANNELS
+from pipelines.incremental import INPUT_IDENTITIES, code_version, input_identities, partition, shard_fingerprint
 from pipelines.keywords import make_matcher
-from pipelines.paths import PathResolver, parse_path_maps
-from pipelines.records import Job, Record, Reject
+from pipelines.paths import PathResolver, UnresolvedPath, parse_path_maps
+from pipelines.records import FileReject, Job, Record, Reject
 from pipelines.sources import REGISTRY, BuildContext, Source, Vocabulary, get_source
 from pipelines.text import DEFAULT_TOKENIZER, TokenizerError, load_tokenizer
 from pipelines.worker import ShardPlan, WorkerEnv
@@ -44,7 +50,9 @@ from shards_spec.jsonio import read_json, write_json
 from shards_spec.layout import (
     INDEX_SUFFIX,
     SPEC_VERSION,
+    SPLITS,
     STATS_SUFFIX,
+    STREAMS,
     manifest_path,
     rejects_path,
     shard_path,
@@ -58,6 +66,15 @@ log = logging.getLogger("pipelines.build")  # not __name__: that is "__main__" u
 
 class BuildError(RuntimeError):
     """A request that cannot be built at all; the message says why in one line."""
+
+
+class BuildFailed(BuildError):
+    """A build that wrote everything (shards, ``rejects.jsonl``, manifest) but must not count as a success: a sample
+    hit a bug of ours (``internal_error``) or more than ``max_reject_fraction`` of the inputs were rejected."""
+
+    def __init__(self, message: str, manifest: dict[str, Any]):
+        super().__init__(message)
+        self.manifest = manifest
 
 
 @dataclass(frozen=True)
@@ -77,29 +94,78 @@ class BuildRequest:
     executor: Literal["ray", "serial"] = "ray"
     workers: int | None = None  # local Ray CPUs (None: all)
     progress: bool = True  # a progress bar while shards are built
+    channels: str = "auto"  # auto (grey unless the planes differ) | grey | rgb
+    follow_symlinks_outside: bool = False  # read through symbolic links that leave the raw root
+    input_identity: str = "stat"  # stat (size + mtime) | content (a hash of every input file)
+    max_reject_fraction: float | None = None  # None: the source's default (Source.max_reject_fraction)
 
 
 # ------------------------------------------------------------------------------------------------- planning
+def _records(source: Source, ctx: BuildContext) -> Iterator[Record | Reject]:
+    """The source's records and rejects; an exception from the source ends them with one ``internal_error``."""
+    try:
+        for item in source.records(ctx):
+            yield item
+    except Exception as exc:
+        yield Reject(source.name, "", "", "internal_error", f"reading the dataset stopped: {describe(exc)}", "plan")
+
+
+def check_record(record: Record, ctx: BuildContext) -> Record | Reject:
+    """What the build checks of every record of every source: its split name, its image paths inside the raw root
+    (normalised), and its text (``pipelines.hygiene``)."""
+    first = record.images[0].path if record.images else ""
+    if record.stream not in STREAMS:
+        return Reject(record.dataset, record.source_id, first, "internal_error",
+                      f"the source made a record of stream {record.stream!r} (streams: {', '.join(STREAMS)})", "plan")
+    if record.split not in SPLITS:
+        return Reject(record.dataset, record.source_id, first, "bad_row",
+                      f"split {record.split!r} is not one of {', '.join(SPLITS)}", "plan")
+    images = []
+    for ref in record.images:
+        try:
+            images.append(replace(ref, path=ctx.resolver.confine(ref.path)))
+        except UnresolvedPath as exc:
+            return Reject(record.dataset, record.source_id, ref.path, exc.reason, str(exc), "plan")
+    if tuple(images) != record.images:
+        record = replace(record, images=tuple(images))
+    return clean_record(record, ctx.text)
+
+
 def read_dataset(source: Source, ctx: BuildContext) -> tuple[list[Record], Vocabulary, list[Reject]]:
-    """The dataset-wide pass: every record and reject of the source, then its vocabulary over all records."""
+    """The dataset-wide pass: every record and reject of the source (checked by :func:`check_record`), then its
+    vocabulary over all records (text cleaned)."""
     records, rejects = [], []
-    for item in source.records(ctx):
-        (rejects if isinstance(item, Reject) else records).append(item)
-    vocab = source.vocabulary(records, ctx)
+    for item in _records(source, ctx):
+        checked = item if isinstance(item, Reject) else check_record(item, ctx)
+        (rejects if isinstance(checked, Reject) else records).append(checked)
+    try:
+        vocab = clean_value(source.vocabulary(records, ctx))
+    except Exception as exc:
+        raise BuildError(f"{source.name}: internal error while computing the dataset vocabulary: {describe(exc)}") from exc
     return records, vocab, rejects + list(vocab.rejects)
 
 
 def derive_jobs(source: Source, ctx: BuildContext, records: Sequence[Record], vocab: Vocabulary,
                 splits: set[str] | None) -> tuple[list[Job], list[Reject]]:
-    """Records -> samples -> jobs ordered by key; a second sample with the same key is a ``duplicate`` reject."""
+    """Records -> samples -> jobs ordered by key; a second sample with the same key is a ``duplicate`` reject, a
+    record without samples a ``no_sample`` one, an exception of the source an ``internal_error``."""
     jobs: dict[str, Job] = {}
     rejects = []
     for record in records:
-        for spec in source.samples(record, vocab, ctx):
+        first = record.images[0].path if record.images else ""
+        try:
+            specs = source.samples(record, vocab, ctx)
+        except Exception as exc:
+            rejects.append(Reject(record.dataset, record.source_id, first, "internal_error", describe(exc), "plan"))
+            continue
+        if not specs:
+            rejects.append(Reject(record.dataset, record.source_id, first, "no_sample",
+                                  "no task applies to this record (its fields leave every task without input)", "plan"))
+        for spec in specs:
             key = sample_key(record.dataset, record.source_id, spec.task, spec.variant)
             if key in jobs:
-                rejects.append(Reject(record.dataset, record.source_id, record.images[0].path if record.images else "",
-                                      "duplicate", f"same source and task as an earlier row ({key})", "plan", spec.task))
+                rejects.append(Reject(record.dataset, record.source_id, first, "duplicate",
+                                      f"same source and task as an earlier row ({key})", "plan", spec.task))
                 continue
             jobs[key] = Job(key, record, spec)
     selected = [j for j in jobs.values() if splits is None or j.record.split in splits]
@@ -113,69 +179,109 @@ def plan_jobs(source: Source, ctx: BuildContext, splits: set[str] | None) -> tup
     return jobs, rejects + duplicates
 
 
-def plan_shards(jobs: list[Job], out: Path, dataset: str, cfg: BuildConfig, env_fingerprint: str) -> list[ShardPlan]:
-    groups: dict[tuple[str, str], list[Job]] = defaultdict(list)
+def plan_shards(jobs: list[Job], out: Path, dataset: str, cfg: BuildConfig, environment: str,
+                identities: dict[str, str]) -> list[ShardPlan]:
+    """Each (split, stream)'s jobs partitioned into shards by key (:func:`pipelines.incremental.partition`), each
+    shard with its fingerprint."""
+    groups: dict[tuple[str, str], dict[str, Job]] = defaultdict(dict)
     for job in jobs:
-        groups[(job.record.split, job.record.stream)].append(job)
+        groups[(job.record.split, job.record.stream)][job.key] = job
     plans = []
     for (split, stream), group in sorted(groups.items()):
         per_shard = cfg.shard.samples_per_shard_2d if stream == "2d" else cfg.shard.samples_per_shard_3d
-        for index, start in enumerate(range(0, len(group), per_shard)):
-            chunk = tuple(group[start : start + per_shard])
-            digest = hashlib.sha256(env_fingerprint.encode())
-            for job in chunk:
-                digest.update(json.dumps(asdict(job), sort_keys=True, default=str).encode())
-            path = shard_path(out, dataset, stream, split, index)
-            plans.append(ShardPlan(dataset, split, stream, index, str(path), digest.hexdigest(), chunk))
+        for number, keys in partition(list(group), per_shard):
+            chunk = tuple(group[k] for k in keys)
+            path = shard_path(out, dataset, stream, split, number)
+            plans.append(ShardPlan(dataset, split, stream, number, str(path),
+                                   shard_fingerprint(environment, chunk, identities), chunk))
     return plans
 
 
-def is_complete(plan: ShardPlan) -> dict[str, Any] | None:
-    """The stats of a finished shard built from exactly this plan, else None."""
-    marker = stats_path(plan.tar_path)
-    tar = Path(plan.tar_path)
-    if not (marker.exists() and tar.exists()):
+def read_stats(tar: Path) -> dict[str, Any] | None:
+    """A shard's completion marker, if it exists, parses and matches the tar's size."""
+    marker = stats_path(tar)
+    if not (marker.is_file() and tar.is_file()):
         return None
     try:
         stats = read_json(marker)
-    except (OSError, json.JSONDecodeError):
+    except (OSError, ValueError):
         return None
-    if stats.get("fingerprint") != plan.fingerprint or stats.get("bytes") != tar.stat().st_size:
+    if not isinstance(stats, dict) or stats.get("bytes") != tar.stat().st_size:
         return None
     return stats
 
 
-def remove_stale(out: Path, dataset: str, plans: list[ShardPlan]) -> list[str]:
-    """Delete shard files of this dataset that the current plan no longer contains."""
+def is_complete(plan: ShardPlan) -> dict[str, Any] | None:
+    """The stats of a finished shard built from exactly this plan, else None."""
+    stats = read_stats(Path(plan.tar_path))
+    return stats if stats is not None and stats.get("fingerprint") == plan.fingerprint else None
+
+
+def _shard_files(out: Path, dataset: str, splits: set[str] | None) -> list[Path]:
+    """This dataset's shard files (tars, indexes, markers) in the given splits' folders (None: all)."""
+    files = []
+    for path in sorted((out / dataset).glob("*/*/*")):
+        stream, split = path.parent.parent.name, path.parent.name
+        if stream in STREAMS and (splits is None or split in splits) and path.name.startswith(f"{dataset}-") \
+                and path.name.endswith((".tar", INDEX_SUFFIX, STATS_SUFFIX)):
+            files.append(path)
+    return files
+
+
+def remove_stale(out: Path, dataset: str, plans: list[ShardPlan], splits: set[str] | None = None) -> list[str]:
+    """Delete shard files of this dataset, in the splits being built (None: all), that the plan does not contain.
+    Other splits' files are never touched."""
     wanted = {Path(p.tar_path).name[: -len(".tar")] for p in plans}
     removed = []
-    root = out / dataset
-    for path in sorted(root.glob("*/*/*")):
-        name = path.name
-        for suffix in (".tar", INDEX_SUFFIX, STATS_SUFFIX):
-            if name.endswith(suffix) and name[: -len(suffix)] not in wanted and name.startswith(f"{dataset}-"):
-                path.unlink()
-                removed.append(str(path.relative_to(out)))
+    for path in _shard_files(out, dataset, splits):
+        stem = path.name[: -len(next(s for s in (".tar", INDEX_SUFFIX, STATS_SUFFIX) if path.name.endswith(s)))]
+        if stem not in wanted:
+            path.unlink()
+            removed.append(str(path.relative_to(out)))
     return removed
 
 
+def kept_shards(out: Path, dataset: str, building: set[str], tokenizer: str) -> dict[str, dict[str, Any]]:
+    """The finished shards of the splits a ``--split`` build leaves alone (tar path -> stats), which stay in the
+    manifest as they are. Raises :class:`BuildError` when they cannot share a manifest with this build."""
+    kept = {}
+    for marker in _shard_files(out, dataset, None):
+        if not marker.name.endswith(STATS_SUFFIX) or marker.parent.name in building:
+            continue
+        tar = marker.with_name(marker.name[: -len(STATS_SUFFIX)] + ".tar")
+        stats = read_stats(tar)
+        if stats is None:
+            log.warning(f"{tar}: no valid completion marker; left on disk but not listed in the manifest")
+            continue
+        if stats.get("spec_version") != SPEC_VERSION or stats.get("tokenizer") != tokenizer:
+            raise BuildError(f"{tar.parent.name} shards in {out / dataset} were built with spec "
+                             f"{stats.get('spec_version')} / tokenizer {stats.get('tokenizer')}, this build uses spec "
+                             f"{SPEC_VERSION} / tokenizer {tokenizer}: one manifest cannot hold both; build every "
+                             "split (omit --split)")
+        kept[str(tar)] = stats
+    return kept
+
+
 # ------------------------------------------------------------------------------------------------- outputs
-def write_outputs(out: Path, dataset: str, plans: list[ShardPlan], stats: dict[str, dict], plan_rejects: list[Reject],
+def write_outputs(out: Path, dataset: str, stats: dict[str, dict], plan_rejects: list[Reject],
                   params: dict[str, Any], tokenizer: dict[str, Any]) -> Manifest:
+    """``rejects.jsonl`` and ``manifest.json`` from every shard's stats (tar path -> stats; failed shards add their
+    rejects only) and the planning rejects."""
     rejects = [r.to_dict() for r in plan_rejects]
     shards = []
     per_task, per_split, per_stream = Counter(), Counter(), Counter()
-    for plan in plans:
-        s = stats[plan.tar_path]
+    for tar_path, s in sorted(stats.items()):
         rejects.extend(s["rejects"])
+        if s.get("failed"):
+            continue
         shards.append(ManifestShard(
-            path=str(Path(plan.tar_path).relative_to(out / dataset)), split=plan.split, stream=plan.stream,
+            path=str(Path(tar_path).relative_to(out / dataset)), split=s["split"], stream=s["stream"],
             samples=s["samples"], bytes=s["bytes"], sha256=s["sha256"], tasks=s["tasks"]))
         for task, n in s["tasks"].items():
-            per_task[f"{plan.stream}/{plan.split}/{task}"] += n
-        per_split[plan.split] += s["samples"]
-        per_stream[plan.stream] += s["samples"]
-    rejects.sort(key=lambda r: (r["stage"], r["source_id"], r["task"], r["reason"]))
+            per_task[f"{s['stream']}/{s['split']}/{task}"] += n
+        per_split[s["split"]] += s["samples"]
+        per_stream[s["stream"]] += s["samples"]
+    rejects.sort(key=lambda r: tuple(r[k] for k in ("stage", "source_id", "task", "reason", "file", "message")))
     atomic_write_bytes(rejects_path(out, dataset), "".join(json.dumps(r, sort_keys=True) + "\n" for r in rejects).encode())
     manifest = Manifest(
         spec_version=SPEC_VERSION,
@@ -193,40 +299,128 @@ def write_outputs(out: Path, dataset: str, plans: list[ShardPlan], stats: dict[s
     return manifest
 
 
+def _verdict(manifest: Manifest, out: Path, dataset: str, max_fraction: float) -> str | None:
+    """Why a written build failed (``internal_error`` rejects, or too large a share of rejects), or None."""
+    reasons = manifest.rejects.by_reason
+    total = manifest.rejects.total
+    problems = []
+    internal = reasons.get("internal_error", 0)
+    if internal:
+        first = next(json.loads(line) for line in rejects_path(out, dataset).read_text().splitlines()
+                     if '"internal_error"' in line)
+        problems.append(f"{internal} internal error(s), bugs of this project rather than bad inputs (first: "
+                        f"{first['source_id'] or first['file']}: {first['message']})")
+    seen = manifest.samples + total
+    if seen and total / seen > max_fraction:
+        top = ", ".join(f"{k} {v}" for k, v in sorted(reasons.items(), key=lambda kv: -kv[1])[:4])
+        problems.append(f"{total} of {seen} inputs rejected ({total / seen:.0%}, more than --max-reject-fraction "
+                        f"{max_fraction:g}): {top}")
+    if not problems:
+        return None
+    return f"{dataset}: " + "; ".join(problems) + f"; every reject is in {rejects_path(out, dataset)}"
+
+
 # ------------------------------------------------------------------------------------------------- the build
+def _check_raw(raw: Path) -> None:
+    if not raw.is_dir():
+        raise BuildError(f"raw root {raw} is not a directory")
+    if not any(not p.name.startswith(".") for p in raw.iterdir()):
+        raise BuildError(f"raw root {raw} is empty: put the dataset's files there (layouts: README, 'Sources'), "
+                         "or write the demo tree with `python -m pipelines.demo --out data/raw`")
+
+
+def _output_dir(out: Path, dataset: str) -> Path:
+    """``<out>/<dataset>``, created; a file in the way is one clear error."""
+    target = out / dataset
+    for path in (out, target):
+        if path.exists() and not path.is_dir():
+            raise BuildError(f"output path {path} is a file, not a directory: pass --out a directory")
+    try:
+        target.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise BuildError(f"cannot create the output directory {target}: {exc.strerror or exc}") from None
+    return target
+
+
+def _nothing_to_build(source: Source, ctx: BuildContext, rejects: list[Reject]) -> BuildError:
+    """The one-line error for a dataset that gave no record: which files are missing or broken, what to try."""
+    files = [r for r in rejects if isinstance(r, FileReject)]
+    where = f"{source.name} ({ctx.mode} mode)"
+    if files:
+        problems = "; ".join(r.message for r in files[:4]) + (f"; and {len(files) - 4} more" if len(files) > 4 else "")
+        hints = []
+        if ctx.mode == "radfm":
+            hints.append(f"pass --radfm-dir DIR if RadFM's files are elsewhere (looked in {ctx.radfm_dir})")
+        hints += [f"build from the dataset's own files with --mode {m}" if m == "native" else f"try --mode {m}"
+                  for m in source.modes if m != ctx.mode]
+        return BuildError(f"{where}: nothing to build: {problems}" + (f"; {' or '.join(hints)}" if hints else ""))
+    if rejects:
+        reasons = Counter(r.reason for r in rejects)
+        return BuildError(f"{where}: nothing to build: all {len(rejects)} inputs rejected "
+                          f"({', '.join(f'{k} {v}' for k, v in reasons.most_common())}), first: {rejects[0].message}")
+    return BuildError(f"{where}: nothing to build: the input files hold no data rows")
+
+
 def build(request: BuildRequest) -> dict[str, Any]:
     """Build (or bring up to date) the shards of ``request.dataset`` and return its manifest (SPEC §5).
 
-    Raises :class:`BuildError` when the request cannot be built at all (unknown mode, no raw root)."""
-    source = get_source(request.dataset)
+    Raises :class:`BuildError` when the request cannot be built at all (unknown mode, no raw root, none of the
+    dataset's files), and :class:`BuildFailed` *after* writing every shard, ``rejects.jsonl`` and the manifest when
+    a sample hit a bug of ours (``internal_error``) or too large a share of the inputs was rejected."""
+    try:
+        source = get_source(request.dataset)
+    except KeyError as exc:
+        raise BuildError(str(exc.args[0])) from None
     mode = request.mode or source.default_mode
     if mode not in source.modes:
         raise BuildError(f"{request.dataset}: mode {mode!r} not supported (modes: {', '.join(source.modes)})")
+    if request.channels not in CHANNELS:
+        raise BuildError(f"--channels must be one of {', '.join(CHANNELS)}, not {request.channels!r}")
+    if request.input_identity not in INPUT_IDENTITIES:
+        raise BuildError(f"--input-identity must be one of {', '.join(INPUT_IDENTITIES)}, not {request.input_identity!r}")
+    max_fraction = source.max_reject_fraction if request.max_reject_fraction is None else request.max_reject_fraction
+    if not 0 <= max_fraction <= 1:
+        raise BuildError(f"--max-reject-fraction must be between 0 and 1, not {max_fraction}")
     raw, out = Path(request.raw).resolve(), Path(request.out).resolve()
-    if not raw.is_dir():
-        raise BuildError(f"raw root {raw} is not a directory")
+    _check_raw(raw)
+    _output_dir(out, request.dataset)
     cfg = request.config
     radfm_dir = Path(request.radfm_dir).resolve() if request.radfm_dir else raw / "radfm"
-    ctx = BuildContext(raw, mode, radfm_dir, PathResolver(raw, list(request.path_maps)), cfg.seed, cfg.image)
+    resolver = PathResolver(raw, list(request.path_maps), follow_symlinks_outside=request.follow_symlinks_outside)
+    ctx = BuildContext(raw, mode, radfm_dir, resolver, cfg.seed, cfg.image, cfg.text)
     started = time.perf_counter()
     records, vocab, plan_rejects = read_dataset(source, ctx)
-    jobs, duplicates = derive_jobs(source, ctx, records, vocab, set(request.splits) if request.splits else None)
+    if not records:
+        raise _nothing_to_build(source, ctx, plan_rejects)
+    building = set(request.splits) if request.splits else None
+    jobs, duplicates = derive_jobs(source, ctx, records, vocab, building)
     plan_rejects += duplicates
 
     try:
         tokenizer = load_tokenizer(request.tokenizer, cfg.image.max_images)
-    except TokenizerError as exc:
+        label_terms = source.label_terms(vocab)
+        matcher = make_matcher(request.keywords, label_terms)
+    except (TokenizerError, ValueError, ImportError, OSError) as exc:
         raise BuildError(str(exc)) from None
-    label_terms = source.label_terms(vocab)
-    matcher = make_matcher(request.keywords, label_terms)
-    env = WorkerEnv(str(raw), cfg, tokenizer.name, request.keywords, label_terms)
-    params = {"mode": mode, "splits": sorted(request.splits) if request.splits else "all", "config": cfg.to_dict(),
-              "keywords": matcher.description, "tokenizer_name": tokenizer.name}
-    env_fp = json.dumps({"spec": SPEC_VERSION, "tokenizer": tokenizer.fingerprint, **params}, sort_keys=True, default=str)
-    plans = plan_shards(jobs, out, request.dataset, cfg, env_fp)
-    removed = remove_stale(out, request.dataset, plans)
+    # what shapes the samples' bytes (the fingerprint's environment) ...
+    shaping = {"mode": mode, "config": cfg.to_dict(), "keywords": matcher.description, "tokenizer_name": tokenizer.name,
+               "channels": request.channels, "follow_symlinks_outside": request.follow_symlinks_outside}
+    environment = json.dumps({"spec": SPEC_VERSION, "tokenizer": tokenizer.fingerprint, "code": code_version(), **shaping},
+                             sort_keys=True, default=str)
+    env_digest = "sha256:" + hashlib.sha256(environment.encode()).hexdigest()[:16]
+    # ... and what the manifest records besides
+    params = {**shaping, "splits": sorted(building) if building else "all", "code_version": code_version(),
+              "input_identity": request.input_identity, "max_reject_fraction": max_fraction}
+    env = WorkerEnv(str(raw), cfg, tokenizer.name, request.keywords, label_terms, request.channels,
+                    request.follow_symlinks_outside, env_digest)
+    identities = input_identities(raw, (ref for job in jobs for ref in job.record.images), request.input_identity)
+    plans = plan_shards(jobs, out, request.dataset, cfg, environment, identities)
+    stats: dict[str, dict] = kept_shards(out, request.dataset, building, tokenizer.fingerprint) if building else {}
+    if any(s.get("environment") != env_digest for s in stats.values()):
+        log.warning(f"{request.dataset}: shards of the splits not being built were made with other build parameters; "
+                    "the manifest's 'build' describes this build")
+    removed = remove_stale(out, request.dataset, plans, building)
 
-    stats: dict[str, dict] = {}
     todo = []
     for plan in plans:
         done_stats = is_complete(plan)
@@ -255,14 +449,17 @@ def build(request: BuildRequest) -> dict[str, Any]:
         else:
             run_serial(todo, env, done)
     bar.close()
-    manifest = write_outputs(out, request.dataset, plans, stats, plan_rejects, params, tokenizer.identity.to_dict())
+    manifest = write_outputs(out, request.dataset, stats, plan_rejects, params, tokenizer.identity.to_dict())
     elapsed = time.perf_counter() - started
     built = sum(len(p.jobs) for p in todo)
-    log.info(f"{request.dataset}: {manifest.samples} samples in {len(plans)} shards "
+    log.info(f"{request.dataset}: {manifest.samples} samples in {len(manifest.shards)} shards "
              f"({', '.join(f'{k}={v}' for k, v in manifest.counts['stream'].items()) or 'none'}); "
              f"rejects {manifest.rejects.total} {manifest.rejects.by_reason}; "
              f"built {len(todo)} shards in {elapsed:.1f}s" + (f" ({built / elapsed:.1f} samples/s)" if built else ""))
     log.info(f"manifest: {manifest_path(out, request.dataset)}")
+    verdict = _verdict(manifest, out, request.dataset, max_fraction)
+    if verdict:
+        raise BuildFailed(verdict, manifest.to_dict())
     return manifest.to_dict()
 
 
@@ -279,7 +476,9 @@ def request_from_args(args: argparse.Namespace) -> BuildRequest:
         dataset=args.dataset, raw=Path(args.raw), out=Path(args.out), mode=args.mode,
         radfm_dir=Path(args.radfm_dir) if args.radfm_dir else None, path_maps=tuple(parse_path_maps(args.path_map)),
         splits=tuple(args.split) if args.split else None, tokenizer=args.tokenizer, keywords=args.keywords,
-        config=config, executor=args.executor, workers=args.workers, progress=not args.quiet,
+        config=config, executor=args.executor, workers=args.workers, progress=not args.quiet, channels=args.channels,
+        follow_symlinks_outside=args.follow_symlinks_outside, input_identity=args.input_identity,
+        max_reject_fraction=args.max_reject_fraction,
     )
 
 
@@ -314,6 +513,15 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--samples-per-shard-2d", type=int, default=d.shard.samples_per_shard_2d)
     p.add_argument("--samples-per-shard-3d", type=int, default=d.shard.samples_per_shard_3d)
     p.add_argument("--zstd-level", type=int, default=d.shard.zstd_level)
+    p.add_argument("--channels", choices=CHANNELS, default="auto",
+                   help="auto: colour kept where the planes differ, grey otherwise (default); grey; rgb")
+    p.add_argument("--follow-symlinks-outside", action="store_true",
+                   help="read through symbolic links that lead outside the raw root (refused by default: outside_root)")
+    p.add_argument("--input-identity", choices=INPUT_IDENTITIES, default="stat",
+                   help="how a rebuild sees changed input files: stat (size + mtime, default) or content (a hash)")
+    p.add_argument("--max-reject-fraction", type=float, metavar="F",
+                   help="fail (after writing everything) when more than this share of the inputs is rejected "
+                        "(default: the dataset's, 0.25 unless it declares another)")
     p.add_argument("--executor", choices=("ray", "serial"), default="ray")
     p.add_argument("--workers", type=int, help="local Ray CPUs (default: all)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -328,6 +536,9 @@ def main(argv: list[str] | None = None) -> int:
     logging.getLogger("pipelines").setLevel(logging.INFO)
     try:
         build(parser().parse_args(argv))
+    except BuildFailed as exc:
+        print(f"error: build failed: {exc}", file=sys.stderr)
+        return 1
     except BuildError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

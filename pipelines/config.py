@@ -40,6 +40,10 @@ class TextConfig:
     min_answer_tokens: int = 8
     #: Loss weight on medical-keyword tokens (RadFM: 3).
     keyword_weight: float = layout.WEIGHT_KEYWORD
+    #: Text hygiene (``pipelines.hygiene``): a record whose text holds more control characters than
+    #: ``max(max_control_chars, max_control_fraction x its characters)`` is rejected ``bad_text``; fewer are removed.
+    max_control_chars: int = 8
+    max_control_fraction: float = 0.05
 
 
 @dataclass(frozen=True)

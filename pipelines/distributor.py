@@ -4,6 +4,10 @@ Ray runs on a local instance by default and joins a cluster when ``RAY_ADDRESS``
 (then this project's packages travel to the workers as ``py_modules``; the raw root and
 output directory must be on storage every node sees). At most ``2 x CPUs`` shard tasks are
 in flight, so the driver's memory stays bounded however many shards there are.
+
+A shard task that fails as a whole (a write error; under Ray also a worker process that died, after one retry) does
+not stop the others: its stats say ``failed`` and carry an ``internal_error`` reject per job
+(:func:`pipelines.worker.failed_shard`), and the build fails once everything else is written.
 """
 
 from __future__ import annotations
@@ -12,14 +16,18 @@ import os
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from pipelines.worker import ShardPlan, WorkerEnv, build_shard
+from pipelines.worker import ShardPlan, WorkerEnv, build_shard, failed_shard
 
 Done = Callable[[ShardPlan, dict[str, Any]], None]
 
 
 def run_serial(plans: list[ShardPlan], env: WorkerEnv, done: Done) -> None:
     for plan in plans:
-        done(plan, build_shard(plan, env))
+        try:
+            stats = build_shard(plan, env)
+        except Exception as exc:
+            stats = failed_shard(plan, exc)
+        done(plan, stats)
 
 
 def run_ray(plans: list[ShardPlan], env: WorkerEnv, done: Done, workers: int | None = None) -> None:
@@ -56,7 +64,12 @@ def run_ray(plans: list[ShardPlan], env: WorkerEnv, done: Done, workers: int | N
                 break
             ready, _ = ray.wait(list(pending), num_returns=1)
             for ref in ready:
-                done(pending.pop(ref), ray.get(ref))
+                plan = pending.pop(ref)
+                try:
+                    stats = ray.get(ref)
+                except Exception as exc:  # RayTaskError (an exception in the task), WorkerCrashedError …
+                    stats = failed_shard(plan, exc)
+                done(plan, stats)
     finally:
         if started_here:
             ray.shutdown()

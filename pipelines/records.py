@@ -3,6 +3,7 @@
 ``ImageRef``       one image of a record: a path under the raw root and how the worker loads it.
 ``RecordFields``   the typed text a source's tasks read (each source subclasses it).
 ``Record``         one source item (an image + report, a case with its series …), made by a source.
+``TextFixes``      what the build's text hygiene repaired in a record's text.
 ``ImagePlacement`` where one image's token span goes in the question or the answer (RadFM's rule).
 ``SampleSpec``     one training sample derived from a record by a task (question, answer, image positions).
 ``Job``            a record + spec + key: the unit a shard worker turns into a written sample.
@@ -35,6 +36,17 @@ class RecordFields:
 F = TypeVar("F", bound=RecordFields)
 
 
+@dataclass(frozen=True)
+class TextFixes:
+    """What text hygiene repaired in a record's text (``pipelines.hygiene``; ``meta.json`` ``text_fixes``)."""
+
+    control_chars: int = 0  # C0/C1 control characters and DEL removed
+    non_utf8: int = 0  # bytes that were not UTF-8, decoded as Windows-1252 (or lone surrogates replaced)
+
+    def __add__(self, other: TextFixes) -> TextFixes:
+        return TextFixes(self.control_chars + other.control_chars, self.non_utf8 + other.non_utf8)
+
+
 @dataclass(frozen=True, kw_only=True)
 class Record(Generic[F]):
     dataset: str
@@ -44,6 +56,7 @@ class Record(Generic[F]):
     images: tuple[ImageRef, ...]
     fields: F
     modality: str = ""
+    text_fixes: TextFixes = TextFixes()  # set by the build's text hygiene, never by a source
 
 
 @dataclass(frozen=True)
@@ -79,10 +92,17 @@ class Reject:
     dataset: str
     source_id: str
     file: str  # relative to the raw root ("" when the reject is not about one file)
-    reason: str  # snake_case code: missing_file, undecodable, bad_row, too_long …
+    reason: str  # snake_case code: missing_file, undecodable, bad_row, too_long … (SPEC §6)
     message: str
     stage: str  # plan | preprocess | encode
     task: str = ""
 
     def to_dict(self) -> dict[str, str]:
         return asdict(self)
+
+
+@dataclass(frozen=True)
+class FileReject(Reject):
+    """A whole input file that could not be used (missing, unreadable, wrong shape): its rows are neither samples
+    nor row rejects. When a build has no record at all and such rejects, nothing can be built and it says which
+    files (``pipelines.build``)."""

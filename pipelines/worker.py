@@ -1,8 +1,10 @@
 """Build one shard: preprocess each job's images, encode its text, write it.
 
-This is the unit of work a Ray task (or the serial executor) runs. Failures of one
-sample (a corrupt image, an over-long text) become rejects with a reason; they never stop
-the shard, and nothing is substituted for a bad image.
+This is the unit of work a Ray task (or the serial executor) runs. Each sample is isolated: whatever turning it
+into bytes raises becomes a reject and the shard goes on. A bad input gets its specific reason (``undecodable``,
+``outside_root``, ``too_long`` …); anything else is a bug of ours and becomes ``internal_error`` with the exception
+type, message and project frame (``pipelines.failures``), which makes the build fail after it has written
+everything. Nothing is substituted for a bad image.
 """
 
 from __future__ import annotations
@@ -18,7 +20,9 @@ import numpy as np
 
 from pipelines import imaging
 from pipelines.config import BuildConfig
+from pipelines.failures import describe
 from pipelines.keywords import KeywordMatcher, make_matcher
+from pipelines.paths import UnresolvedPath, confine_tree
 from pipelines.records import Job, Reject
 from pipelines.text import Tokenizer, TooLong, encode_text, load_tokenizer
 from pipelines.writer import SampleSummary, ShardWriter
@@ -47,7 +51,9 @@ class WorkerEnv:
     tokenizer: str
     keywords: str
     extra_terms: tuple[str, ...] = ()
-    channels: str = "grey"
+    channels: str = "auto"  # grey | rgb | auto (pipelines.imaging.intensity.select_channels)
+    follow_symlinks_outside: bool = False
+    environment: str = ""  # digest of the build environment, recorded in each completion marker
 
 
 #: Test hook, read by the shard task: sleep this many seconds after each sample (lets a test kill a build midway).
@@ -72,16 +78,28 @@ def _matcher(env: WorkerEnv) -> KeywordMatcher:
 
 
 def load_images(job: Job, env: WorkerEnv) -> np.ndarray:
-    """The job's images as one uint8 ``[S, C, H, W, D]`` array (raises ImageError)."""
+    """The job's images as one uint8 ``[S, C, H, W, D]`` array (raises ImageError, or OutsideRoot for a path
+    that leads outside the raw root, a slice folder's files included)."""
     refs = [job.record.images[i] for i in job.spec.image_indices]
+    for ref in refs:
+        confine_tree(Path(env.raw), ref.path, follow_symlinks_outside=env.follow_symlinks_outside)
     arrays = imaging.load_images(Path(env.raw), refs, env.config.image, job.record.stream, env.channels)
     return imaging.stack_sample(arrays, env.config.image, job.record.stream)
 
 
-def build_sample(job: Job, env: WorkerEnv) -> tuple[dict[str, bytes], SampleSummary]:
-    """Members and index summary of one sample. Raises ImageError or TooLong."""
+class _Stage:
+    """Which step of a sample is running, for the reject's ``stage``."""
+
+    def __init__(self) -> None:
+        self.name = "preprocess"
+
+
+def build_sample(job: Job, env: WorkerEnv, stage: _Stage | None = None) -> tuple[dict[str, bytes], SampleSummary]:
+    """Members and index summary of one sample. Raises ImageError, OutsideRoot or TooLong on a bad input."""
+    stage = stage or _Stage()
     tok, matcher = _tokenizer(env), _matcher(env)
     vision = load_images(job, env)
+    stage.name = "encode"
     spec, record = job.spec, job.record
     enc = encode_text(tok, matcher, spec.question, spec.answer, list(spec.placements), env.config.text)
     used = [record.images[i] for i in spec.image_indices]
@@ -108,6 +126,7 @@ def build_sample(job: Job, env: WorkerEnv) -> tuple[dict[str, bytes], SampleSumm
         keywords=tuple(enc.keywords),
         tokenizer=tok.fingerprint,
         special_ids=tok.special_ids(),
+        text_fixes={"control_chars": record.text_fixes.control_chars, "non_utf8": record.text_fixes.non_utf8},
     )
     members = encode_sample(
         input_ids=enc.input_ids,
@@ -129,12 +148,14 @@ def build_shard(plan: ShardPlan, env: WorkerEnv) -> dict[str, Any]:
     tasks: Counter[str] = Counter()
     try:
         for job in plan.jobs:
+            stage = _Stage()
             try:
-                members, summary = build_sample(job, env)
-            except (imaging.ImageError, TooLong) as exc:
-                stage = "encode" if isinstance(exc, TooLong) else "preprocess"
-                file = _failing_file(job, exc)
-                rejects.append(Reject(job.record.dataset, job.record.source_id, file, exc.reason, str(exc), stage, job.spec.task).to_dict())
+                members, summary = build_sample(job, env, stage)
+            except (imaging.ImageError, TooLong, UnresolvedPath) as exc:  # the input's fault: its own reason
+                rejects.append(_reject(job, exc.reason, str(exc), stage.name, _failing_file(job, exc)))
+                continue
+            except Exception as exc:  # anything else is ours: reported, counted, and the build fails at the end
+                rejects.append(_reject(job, "internal_error", describe(exc), stage.name, _failing_file(job, exc)))
                 continue
             writer.write(job.key, members, summary)
             tasks[job.spec.task] += 1
@@ -146,6 +167,8 @@ def build_shard(plan: ShardPlan, env: WorkerEnv) -> dict[str, Any]:
                 "split": plan.split,
                 "stream": plan.stream,
                 "fingerprint": plan.fingerprint,
+                "environment": env.environment,
+                "tokenizer": _tokenizer(env).fingerprint,
                 "jobs": len(plan.jobs),
                 "tasks": dict(sorted(tasks.items())),
                 "rejects": rejects,
@@ -155,6 +178,27 @@ def build_shard(plan: ShardPlan, env: WorkerEnv) -> dict[str, Any]:
     except BaseException:
         writer.abort()
         raise
+
+
+def _reject(job: Job, reason: str, message: str, stage: str, file: str) -> dict[str, str]:
+    return Reject(job.record.dataset, job.record.source_id, file, reason, message, stage, job.spec.task).to_dict()
+
+
+def failed_shard(plan: ShardPlan, exc: BaseException) -> dict[str, Any]:
+    """Stats of a shard whose task failed as a whole (a write error, a crashed worker process): no tar, and every
+    job an ``internal_error`` reject, so the build reports it and fails after writing everything else."""
+    cause = getattr(exc, "cause", None)  # Ray wraps a task's exception (RayTaskError.cause): report the original
+    message = f"shard {Path(plan.tar_path).name} failed: {describe(cause if isinstance(cause, BaseException) else exc)}"
+    files = [_failing_file(job, exc) for job in plan.jobs]
+    return {
+        "failed": True,
+        "dataset": plan.dataset,
+        "split": plan.split,
+        "stream": plan.stream,
+        "samples": 0,
+        "tasks": {},
+        "rejects": [_reject(job, "internal_error", message, "write", file) for job, file in zip(plan.jobs, files)],
+    }
 
 
 def _failing_file(job: Job, exc: Exception) -> str:

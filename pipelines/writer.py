@@ -1,13 +1,20 @@
 """Writes one shard: the tar (deterministic, atomic), its index sidecar and its stats marker.
 
-Commit order is tar -> index -> stats, each by rename from a temporary name, so the stats
-file (the completion marker) exists only when everything before it is complete.
+Commit order: the old marker is removed, then tar -> index -> stats, each written under a temporary name, synced and
+renamed, so the stats file (the completion marker) exists only when everything before it is complete, and a file
+under its final name is never partial. A build killed anywhere in between rebuilds that shard when rerun.
+
+Fault injection for tests (an environment variable, never a command-line flag): ``RADFM_TEST_KILL_AT=<point>[:N]``
+kills the process with SIGKILL at that point of its N-th shard commit (default the first). Points: ``tar`` (the tar
+renamed, no index or marker yet), ``index`` (the index written, no marker yet).
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
+import signal
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -48,6 +55,35 @@ class SampleSummary:
     depth: int
 
 
+#: Test hook, read at every commit: ``<point>[:N]`` (see the module docstring).
+KILL_ENV = "RADFM_TEST_KILL_AT"
+KILL_POINTS = ("tar", "index")
+_commits: Counter[str] = Counter()
+
+
+def _fault_point(point: str) -> None:
+    target, _, nth = os.environ.get(KILL_ENV, "").partition(":")
+    if target != point:
+        return
+    _commits[point] += 1
+    if _commits[point] == int(nth or 1):
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+def _sync_dir(path: Path) -> None:
+    """Make the renames in a folder durable (where the platform allows opening a folder)."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
 def clean_temporaries(tar_path: Path) -> None:
     """Remove leftovers of an interrupted attempt at this shard (``.<name>.tmp-<pid>``)."""
     stem = tar_path.name[: -len(".tar")]
@@ -84,13 +120,16 @@ class ShardWriter:
         return entry
 
     def commit(self, stats: dict[str, Any]) -> dict[str, Any]:
+        stats_path(self.tar_path).unlink(missing_ok=True)  # from here on the shard counts as unfinished
         self._sink.close()
         self._fh.flush()
         os.fsync(self._fh.fileno())
         self._fh.close()
         os.replace(self._tmp, self.tar_path)
+        _fault_point("tar")
         sha = self._hfile.sha256.hexdigest()
         write_json(index_path(self.tar_path), ShardIndex(SPEC_VERSION, self.tar_path.name, sha, tuple(self.entries)).to_dict())
+        _fault_point("index")
         stats = {
             **stats,
             "spec_version": SPEC_VERSION,
@@ -100,6 +139,7 @@ class ShardWriter:
             "samples": len(self.entries),
         }
         write_json(stats_path(self.tar_path), stats)
+        _sync_dir(self.tar_path.parent)
         return stats
 
     def abort(self) -> None:

@@ -11,14 +11,23 @@ A sample is written as five tar members ``<key>.<field>``:
 ========================  =====================================================
 
 The encodings were chosen by measurement (docs/benchmarks.md, "Image member encoding").
+``encode_vision(level=0)`` writes a *stored* frame: the same ``.npy`` bytes in raw zstd
+blocks (no entropy coding), still one standard zstd frame with content size and checksum,
+so every reader decodes it unchanged; it decodes at memory speed (docs/benchmarks.md,
+"Readers and loaders against the peers"). Levels 1-22 and zstd's negative levels compress.
+
 Decoding is defensive: sizes are bounded before anything is allocated and nothing is
-unpickled (``allow_pickle=False``).
+unpickled (``allow_pickle=False``). The common ``.npy`` headers (the ones ``npy_bytes``
+writes: little-endian numeric dtype, C order) are parsed by a strict pattern and the data
+is viewed in place (no copy); anything else goes through numpy's own bounded reader.
 """
 
 from __future__ import annotations
 
 import io
 import json
+import re
+import threading
 from typing import Any
 
 import numpy as np
@@ -56,22 +65,129 @@ def npy_bytes(arr: np.ndarray) -> bytes:
     return buf.getvalue()
 
 
-def load_npy(data: bytes, *, field: str = "array") -> np.ndarray:
+# The exact header ``np.lib.format.write_array`` writes for a C-order array of a plain little-endian
+# (or byte-sized) numeric dtype: ``{'descr': '<i4', 'fortran_order': False, 'shape': (191,), }`` + padding.
+_NPY_MAGIC = b"\x93NUMPY"
+_NPY_HEADER = re.compile(
+    rb"\{'descr': '(?P<descr>[<|][biuf][1248])', 'fortran_order': False, 'shape': \((?P<shape>(?:\d+, ?)*\d*)\), \} *\n"
+)
+_MAX_NPY_HEADER = 4096
+
+
+_HEADERS: dict[bytes, tuple[np.dtype, tuple[int, ...], int] | None] = {}
+
+
+def _parse_header(header: bytes) -> tuple[np.dtype, tuple[int, ...], int] | None:
+    """``(dtype, shape, item count)`` of a common header, ``None`` otherwise; memoised (headers repeat)."""
+    hit = _HEADERS.get(header, False)
+    if hit is not False:
+        return hit
+    m = _NPY_HEADER.fullmatch(header)
+    parsed = None
+    if m is not None:
+        shape = tuple(int(x) for x in m["shape"].split(b",") if x.strip())
+        count = 1
+        for n in shape:
+            count *= n
+        parsed = (np.dtype(m["descr"].decode("ascii")), shape, count)
+    if len(_HEADERS) >= 4096:
+        _HEADERS.clear()
+    _HEADERS[header] = parsed
+    return parsed
+
+
+def _fast_npy(data) -> np.ndarray | None:
+    """The array of a common ``.npy`` payload as a view of ``data`` (no copy); ``None`` when the header
+    is not of the common form (the caller then uses numpy's reader) or the payload length does not match."""
+    mv = memoryview(data)
+    if len(mv) < 10 or mv[:6] != _NPY_MAGIC:
+        return None
+    major = mv[6]
+    if major == 1:
+        hlen, start = mv[8] | (mv[9] << 8), 10
+    elif major in (2, 3):
+        if len(mv) < 12:
+            return None
+        hlen, start = int.from_bytes(mv[8:12], "little"), 12
+    else:
+        return None
+    if hlen > _MAX_NPY_HEADER or start + hlen > len(mv):
+        return None
+    parsed = _parse_header(bytes(mv[start:start + hlen]))
+    if parsed is None:
+        return None
+    dtype, shape, count = parsed
+    offset = start + hlen
+    if offset + count * dtype.itemsize != len(mv):
+        return None  # short (or padded) payload: numpy's reader decides and explains
+    return np.frombuffer(data, dtype=dtype, count=count, offset=offset).reshape(shape)
+
+
+def load_npy(data, *, field: str = "array") -> np.ndarray:
+    """The array of an ``.npy`` payload (``bytes``, ``bytearray`` or ``memoryview``); never unpickles.
+
+    Common headers give a view of ``data`` (read-only when ``data`` is ``bytes``, writable when it is a
+    ``bytearray``); anything else is read by ``np.lib.format.read_array`` into a new array."""
+    arr = _fast_npy(data)
+    if arr is not None:
+        return arr
     try:
         return np.lib.format.read_array(io.BytesIO(data), allow_pickle=False)
     except Exception as exc:  # numpy raises ValueError/EOFError/OSError on garbage
         raise DecodeError(f"{field}: not a valid .npy payload ({exc})") from exc
 
 
+#: Largest raw block of a zstd frame (ZSTD_BLOCKSIZE_MAX).
+_ZSTD_BLOCK_MAX = 1 << 17
+_ZSTD_MAGIC = 0xFD2FB528
+
+
+def stored_zstd_frame(data: bytes) -> bytes:
+    """``data`` as one zstd frame of raw (uncompressed) blocks, with content size and checksum.
+
+    A standard frame (RFC 8878 §3.1.1): single-segment header with an 8-byte content size, raw blocks of at
+    most 128 KiB, then the low 32 bits of XXH64(data). The checksum is taken from a frame zstd itself writes
+    for the same content (it depends on the content only), so no second XXH64 implementation is needed."""
+    checksum = zstandard.ZstdCompressor(level=1, write_content_size=True, write_checksum=True).compress(data)[-4:]
+    n = len(data)
+    parts = [_ZSTD_MAGIC.to_bytes(4, "little"), bytes([(3 << 6) | (1 << 5) | (1 << 2)]), n.to_bytes(8, "little")]
+    if n == 0:
+        parts.append((1).to_bytes(3, "little"))  # one empty last raw block
+    for o in range(0, n, _ZSTD_BLOCK_MAX):
+        chunk = data[o:o + _ZSTD_BLOCK_MAX]
+        last = int(o + _ZSTD_BLOCK_MAX >= n)
+        parts.append((last | (len(chunk) << 3)).to_bytes(3, "little"))
+        parts.append(chunk)
+    parts.append(checksum)
+    return b"".join(parts)
+
+
 def encode_vision(vision: np.ndarray, level: int = 3) -> bytes:
+    """The ``vision.npy.zst`` member: zstd at ``level``; ``level=0`` stores the bytes (raw blocks, see the
+    module docstring)."""
     if vision.dtype != np.uint8 or vision.ndim != 5:
         raise ValueError(f"vision must be uint8 [S,C,H,W,D], got {vision.dtype} {vision.shape}")
+    if level == 0:
+        return stored_zstd_frame(npy_bytes(vision))
     # Single-threaded, so the frame is a pure function of the bytes; the frame checksum (XXH64) lets the
     # reader detect corrupted pixel data instead of decoding it into a wrong image.
     return zstandard.ZstdCompressor(level=level, write_content_size=True, write_checksum=True).compress(npy_bytes(vision))
 
 
-def decode_vision(data: bytes, max_bytes: int = MAX_VISION_BYTES) -> np.ndarray:
+_local = threading.local()
+
+
+def _decompressor() -> zstandard.ZstdDecompressor:
+    """One decompression context per thread (creating one per frame costs a fresh ~100 KiB allocation)."""
+    d = getattr(_local, "zstd", None)
+    if d is None:
+        d = _local.zstd = zstandard.ZstdDecompressor()
+    return d
+
+
+def decode_vision(data, max_bytes: int = MAX_VISION_BYTES) -> np.ndarray:
+    """The uint8 ``[S, C, H, W, D]`` array of a ``vision.npy.zst`` member (read-only: a view of the
+    decompressed bytes)."""
     try:
         params = zstandard.get_frame_parameters(data)
     except zstandard.ZstdError as exc:
@@ -81,7 +197,7 @@ def decode_vision(data: bytes, max_bytes: int = MAX_VISION_BYTES) -> np.ndarray:
     if params.content_size > max_bytes:
         raise DecodeError(f"{FIELD_VISION}: declares {params.content_size} bytes, limit {max_bytes}")
     try:
-        raw = zstandard.ZstdDecompressor().decompress(data, max_output_size=max_bytes)
+        raw = _decompressor().decompress(data, max_output_size=max_bytes)
     except zstandard.ZstdError as exc:
         raise DecodeError(f"{FIELD_VISION}: corrupt zstd frame ({exc})") from exc
     arr = load_npy(raw, field=FIELD_VISION)
@@ -91,14 +207,17 @@ def decode_vision(data: bytes, max_bytes: int = MAX_VISION_BYTES) -> np.ndarray:
 
 
 def encode_meta(meta: dict[str, Any]) -> bytes:
-    return json.dumps(meta, sort_keys=True, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+    """Compact UTF-8 JSON, keys sorted; a lone surrogate (a file name that is not UTF-8) is written as its
+    ``\\udcXX`` escape, so the bytes are always valid UTF-8."""
+    text = json.dumps(meta, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+    return text.encode("utf-8", "backslashreplace")
 
 
-def decode_meta(data: bytes) -> dict[str, Any]:
+def decode_meta(data) -> dict[str, Any]:
     if len(data) > MAX_META_BYTES:
         raise DecodeError(f"{FIELD_META}: {len(data)} bytes, limit {MAX_META_BYTES}")
     try:
-        meta = json.loads(data.decode("utf-8"))
+        meta = json.loads(bytes(data).decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise DecodeError(f"{FIELD_META}: invalid JSON ({exc})") from exc
     if not isinstance(meta, dict):
@@ -125,17 +244,19 @@ def encode_sample(
     }
 
 
-def decode_member(field: str, data: bytes) -> Any:
-    """Decode one member by its field name (``input_ids.npy``, ``meta.json`` …)."""
+def decode_member(field: str, data) -> Any:
+    """Decode one member by its field name (``input_ids.npy``, ``meta.json`` …). Arrays come back writable and
+    owning their memory (the trainer's hot path, ``train.read``, uses the zero-copy functions instead)."""
     if field == FIELD_VISION:
-        return decode_vision(data)
+        arr = decode_vision(data)
+        return arr if arr.flags.writeable else arr.copy()
     if field == FIELD_META:
         return decode_meta(data)
     if field in DTYPES:
         arr = load_npy(data, field=field)
         if arr.dtype != DTYPES[field] or arr.ndim != 1:
             raise DecodeError(f"{field}: expected {DTYPES[field]} [L], got {arr.dtype} {arr.shape}")
-        return arr
+        return arr if arr.flags.writeable else arr.copy()
     raise DecodeError(f"unknown member field {field!r}")
 
 

@@ -21,7 +21,9 @@ TRAIN_SEP = "\x1f"
 
 
 def _digest(parts: tuple[object, ...], sep: str, size: int) -> bytes:
-    return hashlib.blake2b(sep.join(map(str, parts)).encode("utf-8"), digest_size=size).digest()
+    # surrogatepass: a lone surrogate (an input file name that is not UTF-8) hashes instead of raising; valid text
+    # encodes exactly as plain UTF-8, so keys and seeds of ordinary text are unchanged
+    return hashlib.blake2b(sep.join(map(str, parts)).encode("utf-8", "surrogatepass"), digest_size=size).digest()
 
 
 def seed_from(*parts: object, sep: str = TRAIN_SEP) -> int:

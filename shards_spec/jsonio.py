@@ -14,7 +14,8 @@ from shards_spec.tario import atomic_write_bytes
 
 
 def json_bytes(obj: Any) -> bytes:
-    return (json.dumps(obj, sort_keys=True, ensure_ascii=False, indent=1) + "\n").encode("utf-8")
+    """UTF-8 JSON; a lone surrogate (a file name that is not UTF-8) is written as its ``\\udcXX`` escape."""
+    return (json.dumps(obj, sort_keys=True, ensure_ascii=False, indent=1) + "\n").encode("utf-8", "backslashreplace")
 
 
 def write_json(path: str | Path, obj: Any) -> None:

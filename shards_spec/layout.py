@@ -6,7 +6,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-SPEC_VERSION = "1.1"
+SPEC_VERSION = "1.2"
 
 #: The two shard streams. 2D and 3D samples never share a shard.
 STREAMS = ("2d", "3d")
@@ -90,7 +90,8 @@ FIELDS = (FIELD_INPUT_IDS, FIELD_LABELS, FIELD_LOSS_WEIGHT, FIELD_META, FIELD_VI
 KEY_RE = re.compile(r"^[a-z0-9_]+_[0-9a-f]{20}$")
 
 # --- paths -----------------------------------------------------------------------
-SHARD_RE = re.compile(r"^(?P<dataset>[a-z0-9_]+)-(?P<split>[a-z]+)-(?P<stream>2d|3d)-(?P<index>\d{6})\.tar$")
+#: ``NNNNNN`` is the shard's node in the key trie (SPEC §2), at least six digits.
+SHARD_RE = re.compile(r"^(?P<dataset>[a-z0-9_]+)-(?P<split>[a-z]+)-(?P<stream>2d|3d)-(?P<index>\d{6,})\.tar$")
 INDEX_SUFFIX = ".index.json"
 STATS_SUFFIX = ".stats.json"
 MANIFEST_NAME = "manifest.json"

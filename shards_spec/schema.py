@@ -172,6 +172,9 @@ class SampleMeta(_Record):
     keywords: tuple[str, ...]
     tokenizer: str
     special_ids: dict[str, int | None]
+    #: what the build's text hygiene repaired in the text this sample was made from (spec 1.2):
+    #: ``control_chars`` removed, ``non_utf8`` bytes decoded by the documented fallback
+    text_fixes: dict[str, int] = dataclasses.field(default_factory=dict)
 
     @classmethod
     def from_dict(cls, data: Any) -> SampleMeta:

@@ -29,17 +29,36 @@ os.environ.setdefault("RADFM_CACHE", str(ROOT / ".cache" / "radfm_data"))
 
 
 def build_shards(raw: Path, out: Path, dataset: str, *, mode: str | None = None, splits: tuple[str, ...] | None = None,
-                 seed: int = 0, samples_per_shard_2d: int | None = None, samples_per_shard_3d: int | None = None) -> dict:
-    """Build a dataset's shards in-process (serial executor, no progress bar) and return its manifest."""
+                 seed: int = 0, samples_per_shard_2d: int | None = None, samples_per_shard_3d: int | None = None,
+                 size_2d: int | None = None, size_3d: int | None = None, **request: object) -> dict:
+    """Build a dataset's shards in-process (serial executor, no progress bar) and return its manifest. ``request``:
+    further :class:`pipelines.build.BuildRequest` fields (``channels``, ``max_reject_fraction`` …)."""
     from pipelines.build import BuildRequest, build
-    from pipelines.config import BuildConfig, ShardConfig
+    from pipelines.config import BuildConfig, ImageConfig, ShardConfig
 
     shard = ShardConfig()
     shard = ShardConfig(samples_per_shard_2d=samples_per_shard_2d or shard.samples_per_shard_2d,
                         samples_per_shard_3d=samples_per_shard_3d or shard.samples_per_shard_3d)
-    request = BuildRequest(dataset=dataset, raw=raw / dataset, out=out, mode=mode, splits=splits,
-                           config=BuildConfig(shard=shard, seed=seed), executor="serial", progress=False)
-    return build(request)
+    image = ImageConfig(size_2d=size_2d or ImageConfig.size_2d, size_3d=size_3d or ImageConfig.size_3d)
+    config = BuildConfig(image=image, shard=shard, seed=seed)
+    return build(BuildRequest(dataset=dataset, raw=raw / dataset, out=out, mode=mode, splits=splits, config=config,
+                              executor="serial", progress=False, **request))
+
+
+def shard_tars(folder: Path, n: int | None = None) -> list[Path]:
+    """The first ``n`` (default all) shard tars of a ``<stream>/<split>`` folder in name order. Shard numbers are nodes
+    of the key trie (SPEC §2), not 0..N-1, so tests never spell them out."""
+    tars = sorted(Path(folder).glob("*.tar"))
+    assert tars and (n is None or len(tars) >= n), f"{folder}: {len(tars)} shards"
+    return tars[:n]
+
+
+def brace(tars: list[Path]) -> str:
+    """A webdataset brace pattern for shards of one folder: ``<dir>/<dataset>-<split>-<stream>-{000003,000011}.tar``."""
+    prefix = tars[0].name.rsplit("-", 1)[0]
+    numbers = [t.name.rsplit("-", 1)[1][: -len(".tar")] for t in tars]
+    assert all(t.parent == tars[0].parent and t.name.startswith(prefix + "-") for t in tars)
+    return str(tars[0]) if len(tars) == 1 else str(tars[0].parent / f"{prefix}-{{{','.join(numbers)}}}.tar")
 
 
 @pytest.fixture(scope="session")

@@ -36,6 +36,7 @@ resumed run, on any worker count. Volumes are not augmented (RadFM did not crop 
 from __future__ import annotations
 
 import math
+import random
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -102,19 +103,23 @@ def target_geometry(depths: list[int], n_images: list[int], cfg: CollateConfig) 
 
 # ----------------------------------------------------------------------------------------- augmentation
 def random_resized_crop_box(
-    rng: np.random.Generator, height: int, width: int, scale: tuple[float, float], ratio: tuple[float, float]
+    rng, height: int, width: int, scale: tuple[float, float], ratio: tuple[float, float]
 ) -> tuple[int, int, int, int]:
-    """``(top, left, h, w)`` drawn as torchvision's ``RandomResizedCrop.get_params`` (10 tries, then centre)."""
+    """``(top, left, h, w)`` drawn as torchvision's ``RandomResizedCrop.get_params`` (10 tries, then centre).
+
+    ``rng``: a ``random.Random`` (what the collator uses: seeding and scalar draws cost microseconds) or a
+    ``numpy.random.Generator``."""
     area = height * width
     log_lo, log_hi = math.log(ratio[0]), math.log(ratio[1])
+    below = rng.integers if hasattr(rng, "integers") else rng.randrange  # an int in [0, n)
     for _ in range(10):
         target_area = area * rng.uniform(scale[0], scale[1])
         aspect = math.exp(rng.uniform(log_lo, log_hi))
         w = int(round(math.sqrt(target_area * aspect)))
         h = int(round(math.sqrt(target_area / aspect)))
         if 0 < w <= width and 0 < h <= height:
-            top = int(rng.integers(0, height - h + 1))
-            left = int(rng.integers(0, width - w + 1))
+            top = int(below(height - h + 1))
+            left = int(below(width - w + 1))
             return top, left, h, w
     in_ratio = width / height
     if in_ratio < min(ratio):
@@ -127,45 +132,72 @@ def random_resized_crop_box(
 
 
 def crop_box_for(cfg: CollateConfig, epoch: int, key: str, image_index: int, height: int, width: int):
-    rng = np.random.default_rng(seed_from("crop", cfg.seed, epoch, key, image_index))
+    rng = random.Random(seed_from("crop", cfg.seed, epoch, key, image_index))
     return random_resized_crop_box(rng, height, width, tuple(cfg.crop_scale), tuple(cfg.crop_ratio))
 
 
 # ----------------------------------------------------------------------------------------- resizing
+_SCALE = np.float32(1.0 / 255.0)
+
+
+def _as_uint8_array(image) -> np.ndarray:
+    arr = image.numpy() if isinstance(image, torch.Tensor) else np.asarray(image)
+    if arr.dtype != np.uint8:
+        raise TypeError(f"resize_image expects uint8, got {arr.dtype}")
+    return arr
+
+
 def resize_image(
-    image: torch.Tensor,
+    image,
     size: int,
     depth: int,
     mode: str = "trilinear",
     crop: tuple[int, int, int, int] | None = None,
+    out: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """uint8 ``[C, H, W, D]`` (optionally cropped to ``crop``) -> float ``[C, size, size, D']`` in [0, 1],
-    where ``D' = depth``, or 1 when ``D == 1`` (the caller broadcasts a single slice to ``depth``)."""
-    if image.dtype != torch.uint8:
-        raise TypeError(f"resize_image expects uint8, got {image.dtype}")
+    """uint8 ``[C, H, W, D]`` (numpy or torch; optionally cropped to ``crop``) -> float32 ``[C, size, size, D']``
+    in [0, 1], where ``D' = depth``, or 1 when ``D == 1`` (the caller broadcasts a single slice to ``depth``).
+
+    The crop is scaled to [0, 1] while it is converted to float (one pass, slices first), then resized.
+    ``out``: a contiguous float32 ``[C, size, size, 1]`` tensor to write a single-slice result into (the
+    batch's own storage: no intermediate image); the return value is then ``out``."""
+    arr = _as_uint8_array(image)
     if crop is not None:
         top, left, h, w = crop
-        image = image[:, top:top + h, left:left + w, :]
-    c, h, w, d = image.shape
+        arr = arr[:, top:top + h, left:left + w, :]
+    c, h, w, d = arr.shape
+    flat = np.empty((d, c, h, w), np.float32)
+    np.multiply(arr.transpose(3, 0, 1, 2), _SCALE, out=flat)
+    x = torch.from_numpy(flat).view(1, d * c, h, w)
+    direct = (out is not None and d == 1 and out.dtype == torch.float32 and out.is_contiguous()
+              and tuple(out.shape) == (c, size, size, 1))
     if (h, w) != (size, size):
-        x = image.permute(3, 0, 1, 2).reshape(1, d * c, h, w).float()
-        if mode == "trilinear":
+        if direct:
+            op = torch.ops.aten.upsample_bilinear2d if mode == "trilinear" else torch.ops.aten.upsample_nearest2d
+            args = ([size, size], False, None, None) if mode == "trilinear" else ([size, size], None, None)
+            op.out(x, *args, out=out.view(1, c, size, size))
+            x = out.view(1, c, size, size)
+        elif mode == "trilinear":
             x = F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False)
         else:
             x = F.interpolate(x, size=(size, size), mode="nearest")
-        x = x.reshape(d, c, size, size).permute(1, 2, 3, 0)
-    else:
-        x = image.float()
-    if d != depth and d != 1:
-        flat = x.reshape(1, c * size * size, d)
+    elif direct:
+        out.view(1, c, size, size).copy_(x)
+        x = out.view(1, c, size, size)
+    if direct:
         if mode == "trilinear":
-            flat = F.interpolate(flat, size=depth, mode="linear", align_corners=False)
+            out.clamp_(0.0, 1.0)
+        return out
+    x = x.reshape(d, c, size, size).permute(1, 2, 3, 0)
+    if d != depth and d != 1:
+        flat_x = x.reshape(1, c * size * size, d)
+        if mode == "trilinear":
+            flat_x = F.interpolate(flat_x, size=depth, mode="linear", align_corners=False)
         else:
-            flat = F.interpolate(flat, size=depth, mode="nearest")
-        x = flat.reshape(c, size, size, depth)
-    x = x.mul_(1.0 / 255.0)  # x is a fresh float tensor (image is uint8)
+            flat_x = F.interpolate(flat_x, size=depth, mode="nearest")
+        x = flat_x.reshape(c, size, size, depth)
     if mode == "trilinear":
-        x.clamp_(0.0, 1.0)
+        x.clamp_(0.0, 1.0)  # x is (a view of) a fresh float tensor
     return x
 
 
@@ -185,14 +217,17 @@ def collate(samples: list[Sample], cfg: CollateConfig, stream: str = "") -> dict
     depth = 1 if all(s.vision.shape[-1] == 1 for s in samples) else d
     compact = torch.empty((b, s_max, channels, hw, hw, depth), dtype=dtype)
     for i, smp in enumerate(samples):
-        imgs = torch.from_numpy(smp.vision)
+        imgs = smp.vision
         for j in range(imgs.shape[0]):
             img = imgs[j]
             crop = None
             if cfg.augment and img.shape[-1] == 1:
                 crop = crop_box_for(cfg, smp.epoch, smp.key, j, img.shape[1], img.shape[2])
-            out = resize_image(img, hw, d, cfg.resize_mode, crop)
-            compact[i, j].copy_(out.expand(channels, hw, hw, depth))
+            slot = compact[i, j]
+            if img.shape[0] == channels and depth == 1 and slot.dtype == torch.float32:
+                resize_image(img, hw, d, cfg.resize_mode, crop, out=slot)  # in place, no intermediate image
+            else:
+                slot.copy_(resize_image(img, hw, d, cfg.resize_mode, crop).expand(channels, hw, hw, depth))
         if imgs.shape[0] < s_max:
             compact[i, imgs.shape[0]:].zero_()
     vision = compact.expand(b, s_max, 3, hw, hw, d)
@@ -206,10 +241,10 @@ def collate(samples: list[Sample], cfg: CollateConfig, stream: str = "") -> dict
     loss_weight = torch.zeros((b, length), dtype=torch.float32)
     for i, smp in enumerate(samples):
         n = smp.n_tokens
-        input_ids[i, :n] = torch.from_numpy(smp.input_ids.astype(np.int64, copy=False))
+        input_ids[i, :n] = torch.from_numpy(smp.input_ids.astype(np.int64))
         attention_mask[i, :n] = 1
-        labels[i, :n] = torch.from_numpy(smp.labels.astype(np.int64, copy=False))
-        loss_weight[i, :n] = torch.from_numpy(smp.loss_weight)
+        labels[i, :n] = torch.from_numpy(smp.labels.astype(np.int64))
+        loss_weight[i, :n] = torch.from_numpy(np.array(smp.loss_weight, dtype=np.float32))
     return {
         "input_ids": input_ids,
         "attention_mask": attention_mask,

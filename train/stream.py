@@ -21,8 +21,8 @@ The order of samples seen by every (rank, DataLoader worker) *slot* is a pure fu
 5. **Whole batches per epoch.** If a slot's epoch is not a whole number of batches, it is completed with
    repeats of its own samples (fewer than ``batch_size``; with grouping the nearest lengths), so batches never
    straddle epochs and each epoch starts aligned with its length groups.
-6. **Batches.** The worker decodes samples in emitted order (seek + read of the sample's member span, no tar
-   walking) and collates every ``batch_size`` *good* samples into a batch. Workers yield whole batches, so
+6. **Batches.** The worker decodes samples in emitted order (one positioned read of the sample's member span,
+   no tar walking; ``train.read``) and collates every ``batch_size`` *good* samples into a batch. Workers yield whole batches, so
    PyTorch's DataLoader, which polls workers round-robin, delivers batch ``i`` from worker ``i % N``.
 
 Epochs and equal step counts ("repeating with a fixed step count")
@@ -48,7 +48,7 @@ next epoch (reported, not exact).
 Bad samples
 -----------
 An index entry without all five members, a member span past the end of the tar (truncated shard), a member
-that fails ``shards_spec.codec.decode_member`` (bounded, no pickle), or inconsistent arrays (lengths,
+that fails to decode (``shards_spec.codec``: bounded, no pickle, the image's zstd checksum), or inconsistent arrays (lengths,
 image-token ids beyond the sample's images, key mismatch) make the sample *bad*: it is reported with the
 batch it was skipped in (shard, key, reason), counted, and the batch is completed with the following good
 samples (a batch left short at the end of an epoch takes the epoch's first good samples instead, which
@@ -58,323 +58,26 @@ keeps the next epoch aligned). A shard whose index sidecar is missing or unreada
 
 from __future__ import annotations
 
-import json
-import math
-import random
-import sys
-from collections import OrderedDict
-from dataclasses import dataclass
+import gc
 from typing import Any, Iterator
 
-import numpy as np
 import torch
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
-from shards_spec.codec import DecodeError, decode_member
-from shards_spec.layout import (
-    FIELD_INPUT_IDS,
-    FIELD_LABELS,
-    FIELD_LOSS_WEIGHT,
-    FIELD_META,
-    FIELD_VISION,
-    FIELDS,
-    IGNORE_INDEX,
-    IMAGE_TOKENS_PER_IMAGE,
+from .collate import Sample, collate
+from .plan import (
+    EpochPlan,
+    SlotPlan,
+    StreamConfig,
+    block_order,
+    deal,
+    epoch_shard_order,
+    interleave,
+    pad_to_batches,
+    part_indices,
 )
-
-from .collate import CollateConfig, Sample, collate
-from .schedule import seed_from, unit_hash
+from .read import DEFAULT_BASE_VOCAB, BadSample, FileCache, IndexCache, _warn, read_sample
 from .sources import ShardRef
-
-DEFAULT_BASE_VOCAB = 32000
-
-
-@dataclass(frozen=True)
-class StreamConfig:
-    name: str  # "2d" / "3d"
-    batch_size: int
-    block_size: int = 256
-    interleave: int = 4
-    length_grouping: bool = True
-    seed: int = 0
-    collate: CollateConfig = CollateConfig()
-
-    @property
-    def effective_block(self) -> int:
-        """K rounded up to a multiple of the batch size when grouping, so grouped batches align with blocks."""
-        if self.length_grouping and self.batch_size > 1:
-            return int(math.ceil(self.block_size / self.batch_size) * self.batch_size)
-        return self.block_size
-
-
-class BadSample(Exception):
-    pass
-
-
-def _warn(msg: str) -> None:
-    print(f"[train.stream] warning: {msg}", file=sys.stderr, flush=True)
-
-
-# ============================================================================ pure planning functions
-def epoch_shard_order(shards: list[ShardRef], seed: int, stream: str, epoch: int) -> list[int]:
-    """Indices into ``shards`` for one epoch: weight copies, then a seeded shuffle."""
-    order: list[int] = []
-    for i, s in enumerate(shards):
-        copies = int(math.floor(s.weight))
-        frac = s.weight - copies
-        if frac > 0 and unit_hash("weight", seed, stream, epoch, s.path) < frac:
-            copies += 1
-        order.extend([i] * copies)
-    random.Random(seed_from("shards", seed, stream, epoch)).shuffle(order)
-    return order
-
-
-def deal(n_items: int, world_size: int, num_workers: int, rank: int, worker: int) -> list[tuple[int, int, int]]:
-    """``(position, part, nparts)`` of the epoch list dealt to slot ``(rank, worker)`` (see module docstring)."""
-    if n_items <= 0:
-        return []
-    slots = world_size * num_workers
-    total = max(n_items, slots)
-    out = []
-    for t in range(total):
-        if t % world_size == rank and (t // world_size) % num_workers == worker:
-            i = t % n_items
-            nparts = (total - 1 - i) // n_items + 1
-            out.append((i, t // n_items, nparts))
-    return out
-
-
-def part_indices(n_samples: int, part: int, nparts: int) -> list[int]:
-    if n_samples <= 0:
-        return []
-    if part < n_samples:
-        return list(range(part, n_samples, nparts))
-    return [part % n_samples]
-
-
-def interleave(lists: list[list[Any]], m: int) -> list[tuple[int, Any]]:
-    """Round-robin over at most ``m`` lists at a time; yields ``(list index, item)``."""
-    out: list[tuple[int, Any]] = []
-    active: list[list] = []  # [list index, position]
-    nxt = 0
-    while nxt < len(lists) and len(active) < m:
-        if lists[nxt]:
-            active.append([nxt, 0])
-        nxt += 1
-    pos = 0
-    while active:
-        a = active[pos]
-        out.append((a[0], lists[a[0]][a[1]]))
-        a[1] += 1
-        if a[1] == len(lists[a[0]]):
-            while nxt < len(lists) and not lists[nxt]:
-                nxt += 1
-            if nxt < len(lists):
-                active[pos] = [nxt, 0]
-                nxt += 1
-                pos += 1
-            else:
-                del active[pos]
-        else:
-            pos += 1
-        if pos >= len(active):
-            pos = 0
-    return out
-
-
-def block_order(
-    lengths: list[int],
-    block_size: int,
-    batch_size: int,
-    length_grouping: bool,
-    seed_parts: tuple,
-) -> list[int]:
-    """Emitted order (a permutation of ``range(len(lengths))``), block by block."""
-    out: list[int] = []
-    for b0 in range(0, len(lengths), block_size):
-        idx = list(range(b0, min(b0 + block_size, len(lengths))))
-        rng = random.Random(seed_from("block", *seed_parts, b0))
-        rng.shuffle(idx)
-        if length_grouping and batch_size > 1:
-            idx.sort(key=lambda p: lengths[p])  # stable: equal lengths keep their shuffled order
-            groups = [idx[i:i + batch_size] for i in range(0, len(idx), batch_size)]
-            tail = [groups.pop()] if groups and len(groups[-1]) < batch_size else []
-            rng.shuffle(groups)
-            idx = [p for g in groups + tail for p in g]
-        out.extend(idx)
-    return out
-
-
-def pad_to_batches(order: list[int], batch_size: int, length_grouping: bool) -> list[int]:
-    """Append repeats so that an epoch is whole batches (fewer than ``batch_size`` of them).
-
-    With length grouping the short last group is completed with the samples just before it in the order
-    (the nearest lengths); otherwise with the epoch's first samples. Batches then never straddle two epochs,
-    so every epoch starts aligned with its length groups.
-    """
-    n = len(order)
-    short = (-n) % batch_size
-    if n == 0 or short == 0:
-        return order
-    rem = n % batch_size
-    if length_grouping:
-        before = order[max(0, n - rem - short):n - rem]
-    else:
-        before = order[:short]
-    fill = (before + [order[i % n] for i in range(short)])[:short]
-    return order + fill
-
-
-# ============================================================================ index sidecars
-def _scan_index(path: str) -> list[dict]:
-    """Index entries for a tar without (readable) sidecar, by walking its headers."""
-    from shards_spec.reader import iter_raw_samples
-
-    entries = []
-    try:
-        for raw in iter_raw_samples(path, read_data=False):
-            members = {f: [m.data_offset, m.size] for f, m in raw.members.items()}
-            first = min(m.header_offset for m in raw.members.values())
-            end = max(m.data_offset + m.size for m in raw.members.values())
-            entries.append({"key": raw.key, "offset": first, "size": end - first, "members": members,
-                            "n_tokens": 0, "n_images": 0, "depth": 0})
-    except Exception as exc:
-        _warn(f"{path}: walking the tar stopped ({exc}); {len(entries)} samples indexed")
-    return entries
-
-
-class IndexCache:
-    """Index entries per shard path, loaded lazily (in the worker that reads the shard)."""
-
-    def __init__(self) -> None:
-        self._cache: dict[str, list[dict]] = {}
-
-    def get(self, shard: ShardRef) -> list[dict]:
-        if shard.path not in self._cache:
-            try:
-                with open(shard.index) as fh:
-                    data = json.load(fh)
-                entries = data["samples"]
-                if not isinstance(entries, list):
-                    raise ValueError("'samples' is not a list")
-            except (OSError, ValueError, KeyError, TypeError) as exc:
-                _warn(f"{shard.index}: unreadable index sidecar ({exc}); indexing by walking the tar")
-                entries = _scan_index(shard.path)
-            if shard.samples >= 0 and len(entries) != shard.samples:
-                _warn(f"{shard.name}: index lists {len(entries)} samples, manifest {shard.samples}; using the index")
-            self._cache[shard.path] = entries
-        return self._cache[shard.path]
-
-
-# ============================================================================ per-slot plan
-@dataclass
-class EpochPlan:
-    epoch: int
-    order: list[tuple[int, dict]]  # (shard index, index entry) in emitted order
-
-
-class SlotPlan:
-    """The emitted sample order of one (rank, worker) slot, epoch by epoch."""
-
-    def __init__(self, shards: list[ShardRef], cfg: StreamConfig, rank: int, world_size: int, worker: int,
-                 num_workers: int, index: IndexCache | None = None):
-        self.shards, self.cfg = shards, cfg
-        self.rank, self.world_size, self.worker, self.num_workers = rank, world_size, worker, num_workers
-        self.index = index or IndexCache()
-
-    def epoch(self, epoch: int) -> EpochPlan:
-        cfg = self.cfg
-        order = epoch_shard_order(self.shards, cfg.seed, cfg.name, epoch)
-        assigned = deal(len(order), self.world_size, self.num_workers, self.rank, self.worker)
-        lists = []
-        for pos, part, nparts in assigned:
-            sid = order[pos]
-            entries = self.index.get(self.shards[sid])
-            lists.append([(sid, entries[j]) for j in part_indices(len(entries), part, nparts)])
-        read = [item for _, item in interleave(lists, cfg.interleave)]
-        lengths = [int(e.get("n_tokens") or 0) for _, e in read]
-        seed_parts = (cfg.seed, cfg.name, epoch, self.rank, self.world_size, self.worker, self.num_workers)
-        emitted = block_order(lengths, cfg.effective_block, cfg.batch_size, cfg.length_grouping, seed_parts)
-        emitted = pad_to_batches(emitted, cfg.batch_size, cfg.length_grouping)
-        return EpochPlan(epoch, [read[p] for p in emitted])
-
-    def keys(self, epoch: int) -> list[str]:
-        return [e["key"] for _, e in self.epoch(epoch).order]
-
-
-# ============================================================================ reading one sample
-class FileCache:
-    def __init__(self, size: int = 8):
-        self.size = size
-        self._files: OrderedDict[str, Any] = OrderedDict()
-
-    def get(self, path: str):
-        fh = self._files.pop(path, None)
-        if fh is None:
-            fh = open(path, "rb")
-            if len(self._files) >= self.size:
-                _, old = self._files.popitem(last=False)
-                old.close()
-        self._files[path] = fh
-        return fh
-
-    def close(self) -> None:
-        for fh in self._files.values():
-            fh.close()
-        self._files.clear()
-
-
-def read_sample(files: FileCache, shard: ShardRef, entry: dict, epoch: int = 0) -> Sample:
-    """Seek + read one sample's member span and decode it; raises :class:`BadSample` with the reason."""
-    key = entry.get("key", "?")
-    members = entry.get("members")
-    if not isinstance(members, dict):
-        raise BadSample("index entry has no members")
-    missing = [f for f in FIELDS if f not in members]
-    if missing:
-        raise BadSample(f"index entry lacks members {missing}")
-    try:
-        spans = {f: (int(members[f][0]), int(members[f][1])) for f in FIELDS}
-    except (TypeError, ValueError, IndexError):
-        raise BadSample("index entry has malformed member offsets") from None
-    lo = min(o for o, _ in spans.values())
-    hi = max(o + s for o, s in spans.values())
-    if lo < 0 or hi - lo > (1 << 32):
-        raise BadSample(f"implausible member span [{lo}, {hi})")
-    try:
-        fh = files.get(shard.path)
-        fh.seek(lo)
-        buf = fh.read(hi - lo)
-    except OSError as exc:
-        raise BadSample(f"read error: {exc}") from None
-    if len(buf) < hi - lo:
-        raise BadSample(f"truncated shard: members end at byte {hi}, file ends at {lo + len(buf)}")
-    try:
-        dec = {f: decode_member(f, buf[o - lo:o - lo + s]) for f, (o, s) in spans.items()}
-    except DecodeError as exc:
-        raise BadSample(f"decode error: {exc}") from None
-    meta, ids, labels, weights, vision = (dec[FIELD_META], dec[FIELD_INPUT_IDS], dec[FIELD_LABELS],
-                                          dec[FIELD_LOSS_WEIGHT], dec[FIELD_VISION])
-    if meta.get("key", key) != key:
-        raise BadSample(f"meta.json key {meta.get('key')!r} does not match the index")
-    n = ids.shape[0]
-    if n == 0 or labels.shape[0] != n or weights.shape[0] != n:
-        raise BadSample(f"token arrays disagree: input_ids {n}, labels {labels.shape[0]}, loss_weight {weights.shape[0]}")
-    s, c = vision.shape[0], vision.shape[1]
-    if s < 1 or c not in (1, 3) or min(vision.shape) < 1:
-        raise BadSample(f"vision shape {tuple(vision.shape)} is not [S>=1, C in (1,3), H, W, D]")
-    base = int((meta.get("special_ids") or {}).get("base_vocab", DEFAULT_BASE_VOCAB))
-    if int(ids.min()) < 0:
-        raise BadSample("negative token id")
-    top = int(ids.max()) - base - 2
-    if top >= IMAGE_TOKENS_PER_IMAGE * s:
-        raise BadSample(f"image token <image{top}> needs more than the sample's {s} images")
-    if not np.all((labels == IGNORE_INDEX) | (labels >= 0)):
-        raise BadSample("labels hold negative ids other than -100")
-    if not np.all(np.isfinite(weights)):
-        raise BadSample("loss_weight is not finite")
-    return Sample(key=key, input_ids=ids, labels=labels, loss_weight=weights, vision=vision, epoch=epoch,
-                  shard=shard.name, meta=meta)
 
 
 # ============================================================================ the dataset (runs in workers)
@@ -398,6 +101,9 @@ class StreamDataset(IterableDataset):
         else:
             worker_id, num_workers = info.id, info.num_workers
             torch.set_num_threads(1)
+            # the objects inherited from the trainer (torch's, the model's) are never garbage here: keep Python's
+            # full collections from walking them (~0.1 s each, and copy-on-write of their pages)
+            gc.freeze()
         worker = (worker_id + self.worker_offset) % num_workers
         return self.batches(worker, num_workers)
 
@@ -418,7 +124,7 @@ class StreamDataset(IterableDataset):
                     pos += 1
                     shard = self.shards[sid]
                     try:
-                        smp = read_sample(files, shard, entry, epoch)
+                        smp = read_sample(files, shard, entry, epoch, plan.index)
                     except BadSample as exc:
                         bad.append({"stream": cfg.name, "shard": shard.path, "key": entry.get("key", "?"),
                                     "reason": str(exc)})
@@ -437,7 +143,7 @@ class StreamDataset(IterableDataset):
                         if len(pending) == cfg.batch_size:
                             break
                         try:
-                            pending.append(read_sample(files, self.shards[sid], entry, epoch))
+                            pending.append(read_sample(files, self.shards[sid], entry, epoch, plan.index))
                         except BadSample:
                             continue
                     if len(pending) == cfg.batch_size:
@@ -459,6 +165,11 @@ class StreamDataset(IterableDataset):
 
 
 # ============================================================================ main-process side
+def _as_is(batch: dict) -> dict:
+    return batch
+
+
+
 class StreamLoader:
     """The trainer's handle on one stream: a DataLoader over :class:`StreamDataset` plus the position
     bookkeeping (batches consumed, each worker's cursor, bad-sample count) that goes into checkpoints."""
@@ -489,7 +200,8 @@ class StreamLoader:
         kwargs: dict[str, Any] = {}
         if num_workers > 0:
             kwargs.update(prefetch_factor=prefetch_factor, persistent_workers=False)
-        self.loader = DataLoader(self.dataset, batch_size=None, num_workers=num_workers, **kwargs)
+        # collate_fn: batches arrive collated; DataLoader's default (default_convert) would walk every batch dict
+        self.loader = DataLoader(self.dataset, batch_size=None, num_workers=num_workers, collate_fn=_as_is, **kwargs)
         self._it: Iterator | None = None
 
     def start(self) -> None:
@@ -512,3 +224,8 @@ class StreamLoader:
 
     def close(self) -> None:
         self._it = None
+
+
+__all__ = ["BadSample", "DEFAULT_BASE_VOCAB", "EpochPlan", "FileCache", "IndexCache", "SlotPlan", "StreamConfig",
+           "StreamDataset", "StreamLoader", "block_order", "deal", "epoch_shard_order", "interleave", "pad_to_batches",
+           "part_indices", "read_sample"]

@@ -2,7 +2,9 @@
 
 A bad image is never replaced by noise or zeros (RadFM substituted random noise); the shard worker turns these
 errors into rejects with their ``reason``. :data:`DECODE_ERRORS` lists what the decoding libraries raise on bad
-bytes, so readers can say which file could not be decoded.
+bytes; readers wrap their library calls in :func:`decoding`, which reports those as ``UndecodableImage`` naming the
+file, but lets a programming error raised by our own code through (it becomes an ``internal_error``, never a data
+reject; see :mod:`pipelines.failures`).
 """
 
 from __future__ import annotations
@@ -10,9 +12,13 @@ from __future__ import annotations
 import os
 import struct
 import zlib
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from nibabel.filebasedimages import ImageFileError
 from pydicom.errors import InvalidDicomError
+
+from pipelines.failures import is_our_bug
 
 PathLike = str | os.PathLike[str]
 
@@ -88,3 +94,17 @@ DECODE_ERRORS: tuple[type[BaseException], ...] = (
     InvalidDicomError,
 )
 
+
+@contextmanager
+def decoding(path: PathLike | None, what: str) -> Iterator[None]:
+    """Around a decoding library's calls on a file's bytes: what the library raises on bad input becomes
+    :class:`UndecodableImage` (``"<path>: <what>: <error>"``); :class:`ImageError` passes unchanged; a programming
+    error raised by our own code (:func:`pipelines.failures.is_our_bug`) propagates as itself."""
+    try:
+        yield
+    except ImageError:
+        raise
+    except DECODE_ERRORS as exc:
+        if is_our_bug(exc):
+            raise
+        raise UndecodableImage(path, f"{what}: {exc}") from exc

@@ -57,7 +57,9 @@ class Slices(NamedTuple):
 
 def stack_planes(slices: Slices, bound: int, source: PathLike) -> np.ndarray:
     """Stack planes along a new last axis -> ``[C, H, W, D]``. More than ``bound`` planes are averaged in
-    groups of ``ceil(count / bound)`` consecutive planes while reading (uint8 stays uint8, rounded)."""
+    groups of ``ceil(count / bound)`` consecutive planes while reading (uint8 stays uint8, rounded). A series
+    mixing grey and colour slices (one annotated slice saved in colour) is stacked in colour, grey slices
+    repeated to 3 channels; the channel rule then decides on the whole volume."""
     group = -(-slices.count // bound)
     depth = -(-slices.count // group)
     stack: np.ndarray | None = None
@@ -65,6 +67,11 @@ def stack_planes(slices: Slices, bound: int, source: PathLike) -> np.ndarray:
         if stack is None:
             first = plane
             stack = np.zeros((depth, *plane.shape), np.float32 if group > 1 else plane.dtype)
+        elif plane.shape[1:] == first.shape[1:] and plane.dtype == first.dtype and {plane.shape[0], first.shape[0]} == {1, 3}:
+            if plane.shape[0] == 1:
+                plane = np.repeat(plane, 3, axis=0)
+            else:
+                stack, first = np.repeat(stack, 3, axis=1), plane
         elif plane.shape != first.shape or plane.dtype != first.dtype:
             raise UnsupportedFormat(
                 source,

@@ -6,23 +6,36 @@ calls in this order, each exactly once per build:
 1. ``records(ctx)`` reads the dataset's files (native layout, or RadFM's split files in ``ctx.radfm_dir``) and
    yields one :class:`~pipelines.records.Record` per usable item and one :class:`~pipelines.records.Reject` per
    row, entry or file that cannot be used, with a reason code (``missing_file``, ``bad_row``, ``bad_file`` …).
-   Every data row of every input file ends up as records or rejects. Tables and JSON lists are read with
-   :mod:`pipelines.sources.tables` (rows or rejects), image paths resolved with
-   :mod:`pipelines.sources.images`.
+   Every data row of every input file ends up as records or rejects. Tables, JSON files and text files (reports)
+   are read with :mod:`pipelines.sources.tables` (rows, items, text or rejects: a broken file is a ``bad_file``
+   reject, a broken line a ``bad_row``), image paths resolved with :mod:`pipelines.sources.images` or
+   ``ctx.resolver``.
 2. ``vocabulary(records, ctx)`` is the dataset-wide pass: from all records (both splits) and the dataset's
    optional dataset-wide files it returns a frozen :class:`Vocabulary` (modality names, diagnoses, finding
    classes …) that tasks draw negatives from and the keyword lexicon adds to.
 3. ``samples(record, vocab, ctx)`` turns one record into its samples by calling registered tasks
    (``ctx.sample(record, SomeTaskInputs(...))``); it sees the whole dataset only through ``vocab``.
 
+What the build does for every source, so a source need not (and must not) do it again:
+
+* **text hygiene** on every record (``pipelines.hygiene``): undecodable bytes, Unicode normalisation, control
+  characters (``bad_text`` above a threshold), with the counts recorded in each sample's ``meta.json``;
+* **confinement**: every image path of every record is normalised and must stay inside the raw root
+  (``outside_root``); shard workers check again, symbolic links and slice-folder files included;
+* **isolation**: an exception raised by ``records``, ``vocabulary`` or ``samples`` is a bug of ours, reported as
+  ``internal_error`` (the build then fails after writing what it could); a record that gives no sample is a
+  ``no_sample`` reject; a record with a split other than ``train``/``validate``/``test`` a ``bad_row``.
+
 What a source must never do:
 
-* raise on a bad row, entry or file: yield a ``Reject`` instead (an exception aborts the whole build);
+* raise on a bad row, entry or file: yield a ``Reject`` instead (an exception ends the reading of the dataset and
+  fails the build);
 * read image pixels: images are decoded by the shard workers (``pipelines.imaging``), which reject bad ones;
   ``records`` may read headers (a ``.npy`` shape) to expand references;
 * keep state between calls or communicate through anything but its return values: ``samples`` must give the
   same samples for the same record and vocabulary, in any order and in any process;
-* read a path outside the raw root (paths from split files go through ``ctx.resolver``).
+* read a path outside the raw root: paths from split files go through ``ctx.resolver.resolve``, paths built from
+  row values through ``ctx.resolver.confine``, text files through ``tables.text_file``.
 
 A source module is a package ``pipelines/sources/<name>/`` whose ``__init__`` exposes ``SOURCE`` (an instance of
 its ``Source`` subclass); its demo fixture (``fixture.py``, used only by ``pipelines.demo``) sits beside it.
@@ -37,7 +50,7 @@ from pathlib import Path
 from typing import ClassVar
 
 from pipelines import tasks
-from pipelines.config import ImageConfig
+from pipelines.config import ImageConfig, TextConfig
 from pipelines.paths import PathResolver
 from pipelines.records import Record, Reject, SampleSpec
 
@@ -52,6 +65,7 @@ class BuildContext:
     resolver: PathResolver  # maps RadFM's absolute cluster paths onto ``raw``
     seed: int = 0
     image: ImageConfig = field(default_factory=ImageConfig)
+    text: TextConfig = field(default_factory=TextConfig)
 
     def sample(self, record: Record, inputs: tasks.TaskInputs) -> SampleSpec:
         """One sample of ``record`` from the registered task that ``inputs`` belongs to (seeded by this build)."""
@@ -82,6 +96,9 @@ class Source(ABC):
     default_mode: ClassVar[str]
     #: Label names the dataset always has (finding classes …), added to the keyword lexicon.
     keyword_terms: ClassVar[tuple[str, ...]] = ()
+    #: Default ``--max-reject-fraction``: a build that rejects a larger share of its inputs fails (after writing
+    #: everything). A source whose files are known to hold many unusable rows declares a larger value.
+    max_reject_fraction: ClassVar[float] = 0.25
 
     @abstractmethod
     def records(self, ctx: BuildContext) -> Iterator[Record | Reject]:

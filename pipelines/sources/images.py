@@ -57,15 +57,16 @@ def _series_order(p: Path) -> tuple[int, str]:
 
 def resolve_volumes(ctx: BuildContext, dataset: str, paths: Sequence[str], where: str) -> tuple[ImageRef, ...] | Reject:
     """The image references of one record's paths (RadFM cluster paths or relative ones), or one reject naming
-    ``where`` (e.g. ``radiology_vqa_train.csv:row7``): a path that does not resolve (``missing_file``), a header
+    ``where`` (e.g. ``radiology_vqa_train.csv:line7``): a path that does not resolve (``missing_file``) or leaves the
+    raw root (``outside_root``), a header
     that cannot be read (``undecodable``), no path at all (``bad_row``)."""
     refs: list[ImageRef] = []
     for path in paths:
         try:
             rel = ctx.resolver.resolve(path)
             refs.extend(image_refs_for(ctx.raw, rel))
-        except UnresolvedPath as exc:
-            return Reject(dataset, where, str(path), "missing_file", f"{where}: {exc}", "plan")
+        except UnresolvedPath as exc:  # missing_file, or outside_root
+            return Reject(dataset, where, str(path), exc.reason, f"{where}: {exc}", "plan")
         except (OSError, ValueError) as exc:
             return Reject(dataset, where, str(path), "undecodable", f"{where}: cannot read header of {path}: {exc}", "plan")
     if not refs:

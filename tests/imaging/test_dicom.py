@@ -139,3 +139,22 @@ def test_dicom_without_pixel_data_is_undecodable(tmp_path: Path) -> None:
     shutil.copy(dicom_file("CT_small.dcm"), tmp_path / "renamed.jpg")  # content decides, not the name
     assert load_2d(tmp_path / "renamed.jpg", CFG).shape == (1, CFG.size_2d, CFG.size_2d, 1)
 
+
+
+def test_pixel_data_larger_than_the_header_says_is_undecodable(tmp_path: Path) -> None:
+    """pydicom returns extra 'frames' when Rows x Columns is smaller than the pixel data: a wrong image, refused."""
+    ds = pydicom.dcmread(dicom_file("CT_small.dcm"))
+    ds.Rows, ds.Columns = 32, 32
+    ds.save_as(tmp_path / "short.dcm")
+    with pytest.raises(UndecodableImage, match=r"decodes to \[16, 32, 32\], the header says 32 rows x 32 columns x 1"):
+        read_dicom(tmp_path / "short.dcm")
+    with pytest.raises(UndecodableImage):
+        load_2d(tmp_path / "short.dcm", CFG)
+
+
+def test_a_bug_in_our_dicom_code_is_not_reported_as_undecodable(monkeypatch: pytest.MonkeyPatch) -> None:
+    from pipelines.imaging.readers import dicom
+
+    monkeypatch.setattr(dicom, "_photometric", lambda ds: None)  # read_dicom then calls None.startswith: our bug
+    with pytest.raises(AttributeError, match="startswith"):
+        read_dicom(dicom_file("CT_small.dcm"))

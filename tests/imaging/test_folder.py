@@ -51,3 +51,20 @@ def test_empty_folders_raise_empty_series(tmp_path: Path) -> None:
     with pytest.raises(EmptySeries):
         load_volume(tmp_path / "texts", CFG)
 
+
+
+def test_a_series_mixing_grey_and_colour_slices_is_stacked_in_colour(tmp_path: Path) -> None:
+    """One annotated slice saved in colour among grey ones: a colour volume with auto, a grey one with grey."""
+    folder = tmp_path / "series"
+    folder.mkdir()
+    base = (np.add.outer(np.arange(48), np.arange(48)) * 2).astype(np.uint8)
+    for k in range(4):
+        if k == 2:
+            Image.fromarray(np.stack([base, base, 255 - base], axis=-1)).save(folder / f"{k}.png")
+        else:
+            Image.fromarray(base + k).save(folder / f"{k}.png")
+    cfg = small(size_3d=32)
+    assert load_volume(folder, cfg, channels="auto").shape == (3, 32, 32, 4)
+    assert load_volume(folder, cfg, channels="grey").shape == (1, 32, 32, 4)
+    grey_first = load_volume(folder, cfg, channels="auto")
+    assert np.array_equal(grey_first[0, :, :, 0], grey_first[2, :, :, 0])  # the grey slices repeated

@@ -58,3 +58,19 @@ def test_png_16bit_is_windowed_by_percentiles(tmp_path: Path) -> None:
     assert np.array_equal(image, expected)
     assert image.min() == 0 and image.max() == 255
 
+
+
+#: EXIF Orientation -> how the stored pixels are turned from the upright picture (the value tells a viewer to undo it)
+STORED = {1: lambda a: a, 3: lambda a: a[::-1, ::-1], 6: lambda a: np.rot90(a, 1), 8: lambda a: np.rot90(a, -1)}
+
+
+@pytest.mark.parametrize("orientation", sorted(STORED))
+def test_exif_orientation_is_applied(tmp_path: Path, orientation: int) -> None:
+    """A photographed film stored sideways with EXIF Orientation lands upright."""
+    upright = np.zeros((64, 96), np.uint8)
+    upright[:16, :48] = 255  # a bright block top left
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    Image.fromarray(np.ascontiguousarray(STORED[orientation](upright))).save(tmp_path / "x.jpg", quality=95, exif=exif)
+    image = load_2d(tmp_path / "x.jpg", small(size_2d=32))[0, :, :, 0].astype(np.float32)
+    assert np.abs(image - pil_resize(upright, 32).astype(np.float32)).mean() < 8, f"orientation {orientation} not applied"

@@ -3,6 +3,7 @@ separate streams, determinism, incremental reruns, kill-and-resume, rejects."""
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import json
 import os
@@ -109,7 +110,7 @@ def test_rejects_record_planted_faults_and_good_samples_land(demo_raw, demo_shar
     assert manifest["rejects"]["total"] == len(rejects["mimic"])
     radfm_rows = sum(1 for f in ("mimic_caption_train.csv", "mimic_caption_test.csv")
                      for _ in (demo_raw / "mimic" / "radfm" / f).read_text().splitlines()[1:])
-    assert manifest["samples"] + len(rejects["mimic"]) >= radfm_rows - 1  # every row is a sample or a reject
+    assert manifest["samples"] + len(rejects["mimic"]) == radfm_rows  # every row is a sample or a reject
 
 
 def test_rebuild_is_byte_identical_and_rerun_is_a_noop(demo_raw, tmp_path, caplog):
@@ -170,6 +171,8 @@ def test_native_mode_uses_official_split_and_report_sections(demo_raw, tmp_path)
     assert validate_paths([str(tmp_path)]).violations == []
     raw = next(iter_raw_samples(tars(tmp_path)[0])).decode()
     assert raw["meta.json"]["answer"].startswith(("Findings:", "Impression:"))
+    split_rows = len(gzip.decompress((demo_raw / "mimic" / "mimic-cxr-2.0.0-split.csv.gz").read_bytes()).splitlines()) - 1
+    assert manifest["samples"] + manifest["rejects"]["total"] == split_rows  # one image per row: a sample or a reject
 
 
 def test_split_filter(demo_raw, tmp_path):

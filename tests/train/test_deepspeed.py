@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import ROOT
+from conftest import ROOT, brace, shard_tars
 
 from train.config import SourceConfig
 from train.logs import read_jsonl
@@ -112,8 +112,8 @@ def _launch(config: Path, *extra: str, nproc: int = 2, launcher: str = "torchrun
 
 
 def _overfit_sources(shards: Path) -> list[dict]:
-    return [{"path": str(shards / "mimic/2d/train/mimic-train-2d-000000.tar")},
-            {"path": str(shards / "rad3d/3d/train/rad3d-train-3d-{000001..000002}.tar")}]
+    return [{"path": brace(shard_tars(shards / "mimic/2d/train", 1))},
+            {"path": brace(shard_tars(shards / "rad3d/3d/train", 3)[1:])}]
 
 
 @pytest.mark.timeout(400)
@@ -148,7 +148,7 @@ def _assert_exported_model_learned(final: Path, shards: Path) -> None:
     from model import RadFMForCausalLM, get_config
     from shards_spec.reader import iter_raw_samples
 
-    sample = next(iter_raw_samples(shards / "mimic/2d/train/mimic-train-2d-000000.tar")).decode()
+    sample = next(iter_raw_samples(shard_tars(shards / "mimic/2d/train", 1)[0])).decode()
     ids = torch.from_numpy(sample["input_ids.npy"]).long()[None]
     labels = torch.from_numpy(sample["labels.npy"]).long()[None]
     vision = torch.from_numpy(sample["vision.npy.zst"]).float().div(255)[None]  # [1, S, 1, H, W, 1]
@@ -168,8 +168,8 @@ def _assert_exported_model_learned(final: Path, shards: Path) -> None:
 def test_uneven_shards_give_equal_steps(demo_shards, tmp_path):
     """3 shards per stream on 2 ranks x 2 workers (4 slots): the dealing wraps, ranks hold different numbers of
     samples, and both ranks still run every step (`deepspeed train/run.py`, the documented usage)."""
-    sources = [{"path": str(demo_shards / "mimic/2d/train/mimic-train-2d-{000000..000002}.tar")},
-               {"path": str(demo_shards / "rad3d/3d/train/rad3d-train-3d-{000000..000002}.tar")}]
+    sources = [{"path": brace(shard_tars(demo_shards / "mimic/2d/train", 3))},
+               {"path": brace(shard_tars(demo_shards / "rad3d/3d/train", 3))}]
     per_rank = []
     for stream, bs in (("2d", 2), ("3d", 1)):
         shards = resolve_source(SourceConfig(sources[0 if stream == "2d" else 1]["path"]))
@@ -245,15 +245,17 @@ def test_corrupt_sample_is_counted_and_skipped(demo_shards, tmp_path):
     shard_dir = tmp_path / "shards"
     src = demo_shards / "mimic" / "2d" / "train"
     shard_dir.mkdir()
-    for f in src.glob("mimic-train-2d-00000[01].*"):
-        shutil.copy(f, shard_dir / f.name)
-    tar = shard_dir / "mimic-train-2d-000000.tar"
-    entry = json.loads((shard_dir / "mimic-train-2d-000000.index.json").read_text())["samples"][1]
+    first_two = shard_tars(src, 2)
+    for t in first_two:
+        for f in src.glob(t.name.replace(".tar", ".*")):
+            shutil.copy(f, shard_dir / f.name)
+    tar = shard_dir / first_two[0].name
+    entry = json.loads(tar.with_name(tar.name.replace(".tar", ".index.json")).read_text())["samples"][1]
     offset, _ = entry["members"]["vision.npy.zst"]
     with open(tar, "r+b") as fh:  # overwrite the zstd frame header in place; index, manifest untouched
         fh.seek(offset)
         fh.write(bytes(range(200, 248)))
-    sources = [{"path": str(shard_dir / "mimic-train-2d-{000000..000001}.tar")}]
+    sources = [{"path": brace(shard_tars(shard_dir, 2))}]
     cfg = _config(tmp_path, "corrupt", sources, steps=8, stream_ratio_2d=1.0)
     out = _launch(cfg, launcher="deepspeed", module=True)  # `deepspeed --module train.run`
     assert "finished at step 8" in out

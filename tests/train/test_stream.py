@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from conftest import brace, shard_tars
 
 from shards_spec import codec
 from shards_spec.layout import closest_depth, index_path
@@ -131,9 +132,9 @@ def test_sources_resolve_all_forms(demo_shards):
     manifest = resolve_source(SourceConfig(str(demo_shards / "mimic" / "manifest.json"), splits=["test"]))
     assert manifest and all(s.split == "test" for s in manifest)
     first = Path(root["2d"][0].path)
-    pattern = str(first.parent / first.name.replace("000000", "{000000..000001}"))
-    urls = resolve_source(SourceConfig(pattern, weight=2.0))
-    assert [Path(s.path).name for s in urls] == [first.name, first.name.replace("000000", "000001")]
+    second = Path(root["2d"][1].path)
+    urls = resolve_source(SourceConfig(brace([first, second]), weight=2.0))
+    assert [Path(s.path).name for s in urls] == [first.name, second.name]
     assert urls[0].samples == root["2d"][0].samples and urls[0].weight == 2.0
     with pytest.raises(SourceError):
         resolve_source(SourceConfig(str(demo_shards / "nope")))
@@ -326,11 +327,12 @@ def test_augmentation_is_deterministic_and_in_range():
 
 # ============================================================================================ bad samples
 def _corrupt_copy(demo_shards: Path, tmp_path: Path) -> tuple[Path, str]:
-    src = sorted((demo_shards / "mimic" / "2d" / "train").glob("*-000000.tar"))[0]
+    src, second = shard_tars(demo_shards / "mimic" / "2d" / "train", 2)
     dst_dir = tmp_path / "mimic" / "2d" / "train"
     dst_dir.mkdir(parents=True)
-    for f in src.parent.glob("mimic-train-2d-00000[01].*"):
-        shutil.copy(f, dst_dir / f.name)
+    for t in (src, second):
+        for f in src.parent.glob(t.name.replace(".tar", ".*")):
+            shutil.copy(f, dst_dir / f.name)
     tar = dst_dir / src.name
     entry = json.loads((dst_dir / src.name.replace(".tar", ".index.json")).read_text())["samples"][2]
     off, size = entry["members"]["vision.npy.zst"]
@@ -342,7 +344,7 @@ def _corrupt_copy(demo_shards: Path, tmp_path: Path) -> tuple[Path, str]:
 
 def test_corrupt_sample_is_counted_skipped_and_resume_stays_exact(demo_shards, tmp_path):
     tar, bad_key = _corrupt_copy(demo_shards, tmp_path)
-    shards = resolve_source(SourceConfig(str(tar.parent / "mimic-train-2d-{000000..000001}.tar")))
+    shards = resolve_source(SourceConfig(brace(shard_tars(tar.parent, 2))))
     cfg = _cfg("2d", 3, block=6)
     it = StreamDataset(shards, cfg).batches(0, 1)
     batches = [next(it) for _ in range(8)]
@@ -358,7 +360,7 @@ def test_corrupt_sample_is_counted_skipped_and_resume_stays_exact(demo_shards, t
 
 def test_truncated_shard_and_missing_members(demo_shards, tmp_path):
     tar, _ = _corrupt_copy(demo_shards, tmp_path)
-    other = tar.with_name(tar.name.replace("000000", "000001"))
+    other = shard_tars(tar.parent, 2)[1]
     entries = json.loads(other.with_name(other.name.replace(".tar", ".index.json")).read_text())["samples"]
     with open(other, "r+b") as fh:  # cut the tar inside its last sample
         fh.truncate(entries[-1]["offset"] + 700)
@@ -366,7 +368,7 @@ def test_truncated_shard_and_missing_members(demo_shards, tmp_path):
     data = json.loads(idx.read_text())
     del data["samples"][0]["members"]["labels.npy"]
     idx.write_text(json.dumps(data))
-    shards = resolve_source(SourceConfig(str(tar.parent / "mimic-train-2d-{000000..000001}.tar")))
+    shards = resolve_source(SourceConfig(brace(shard_tars(tar.parent, 2))))
     it = StreamDataset(shards, _cfg("2d", 2, block=20)).batches(0, 1)
     reasons = []
     while len(reasons) < 3:
@@ -378,7 +380,7 @@ def test_truncated_shard_and_missing_members(demo_shards, tmp_path):
 
 def test_missing_index_sidecar_falls_back_to_walking_the_tar(demo_shards, tmp_path):
     tar, _ = _corrupt_copy(demo_shards, tmp_path)
-    other = tar.with_name(tar.name.replace("000000", "000001"))
+    other = shard_tars(tar.parent, 2)[1]
     n = len(json.loads(other.with_name(other.name.replace(".tar", ".index.json")).read_text())["samples"])
     other.with_name(other.name.replace(".tar", ".index.json")).unlink()
     shards = resolve_source(SourceConfig(str(other)))

@@ -20,9 +20,10 @@ and implements
   that can form slice series, ``series_name`` set).
 
 Readers decode and resize; intensity, channels and depth are shared (``intensity``, ``depth``). A reader raises
-only :class:`~pipelines.imaging.errors.ImageError` subclasses naming the file: decoding-library exceptions on bad
-bytes are caught (``DECODE_ERRORS``) and reported as ``UndecodableImage``; sizes from headers are checked
-(``files.check_size``) before pixels are decoded.
+only :class:`~pipelines.imaging.errors.ImageError` subclasses naming the file: its library calls on a file's bytes
+sit inside ``errors.decoding(path, what)``, which reports what the library raises on bad bytes as
+``UndecodableImage`` and lets a bug of ours through (the build reports it as ``internal_error``); sizes from headers
+are checked (``files.check_size``) before pixels are decoded.
 """
 
 from __future__ import annotations

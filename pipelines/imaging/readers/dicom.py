@@ -27,6 +27,7 @@ from pipelines.imaging.errors import (
     PathLike,
     UndecodableImage,
     UnsupportedFormat,
+    decoding,
 )
 from pipelines.imaging.files import check_size, existing_file, natural_key
 from pipelines.imaging.intensity import Window
@@ -47,18 +48,42 @@ _DEFAULT_CONFIG = ImageConfig()
 
 def read_dataset(path: PathLike, *, header_only: bool = False) -> Dataset:
     path = existing_file(path)
-    try:
+    with decoding(path, "not a readable DICOM file"):
         return pydicom.dcmread(path, force=True, stop_before_pixels=header_only)
-    except DECODE_ERRORS as exc:
-        raise UndecodableImage(path, f"not a readable DICOM file: {exc}") from exc
+
+
+def _header_int(ds: Dataset, keyword: str, default: int | None, path: PathLike) -> int:
+    """A positive integer header value (a hostile header may hold text, a list, zero or nothing)."""
+    with decoding(path, f"invalid {keyword}"):
+        value = ds.get(keyword)
+    if value is None or value == "":
+        if default is None:
+            raise UndecodableImage(path, f"no {keyword} in the header")
+        return default
+    try:
+        number = int(value)
+    except (TypeError, ValueError) as exc:
+        raise UndecodableImage(path, f"invalid {keyword} {value!r}: {exc}") from exc
+    if number < 1:
+        raise UndecodableImage(path, f"invalid {keyword} {number}")
+    return number
 
 
 def dicom_geometry(ds: Dataset, path: PathLike) -> tuple[int, int, int]:
     """(rows, columns, frames) from the header."""
-    try:
-        return int(ds.Rows), int(ds.Columns), int(ds.get("NumberOfFrames") or 1)
-    except DECODE_ERRORS as exc:
-        raise UndecodableImage(path, f"no valid Rows/Columns/NumberOfFrames: {exc}") from exc
+    return (_header_int(ds, "Rows", None, path), _header_int(ds, "Columns", None, path),
+            _header_int(ds, "NumberOfFrames", 1, path))
+
+
+def check_pixel_shape(pixels: np.ndarray, ds: Dataset, path: PathLike, rows: int, cols: int, frames: int) -> None:
+    """The decoded array must be exactly Rows x Columns x frames x samples-per-pixel: pydicom returns extra "frames"
+    when the pixel data holds more bytes than the header says, which would otherwise turn into a wrong image."""
+    samples = _header_int(ds, "SamplesPerPixel", 1, path)
+    expected = (frames,) if frames > 1 else ()
+    expected += (rows, cols) + ((samples,) if samples > 1 else ())
+    if tuple(pixels.shape) != expected:
+        raise UndecodableImage(path, f"pixel data decodes to {list(pixels.shape)}, the header says "
+                               f"{rows} rows x {cols} columns x {frames} frames x {samples} samples per pixel")
 
 
 def _photometric(ds: Dataset) -> str:
@@ -139,7 +164,8 @@ def read_dicom(
     Grey: modality LUT (rescale slope/intercept or LUT sequence), then the first VOI LUT / window when
     present and ``apply_voi``, then MONOCHROME1 inverted so that high = bright. Compressed transfer syntaxes
     decode through pylibjpeg. Rows x Columns (x frames) are checked against ``cfg.max_pixels`` /
-    ``cfg.max_voxels`` before the pixel data is decoded.
+    ``cfg.max_voxels`` before the pixel data is decoded, and the decoded array against Rows x Columns x frames x
+    samples-per-pixel after.
     """
     path = existing_file(path)
     ds = read_dataset(path)
@@ -148,8 +174,11 @@ def read_dicom(
     rows, cols, frames = dicom_geometry(ds, path)
     check_size(path, rows, cols, frames, cfg)
     transfer_syntax = ds.file_meta.get("TransferSyntaxUID")
-    try:
+    syntax = getattr(transfer_syntax, "name", None) or "unknown transfer syntax"
+    with decoding(path, f"cannot decode pixel data ({syntax})"):
         pixels = ds.pixel_array
+    check_pixel_shape(pixels, ds, path, rows, cols, frames)
+    with decoding(path, "invalid modality LUT, VOI LUT or palette"):
         photometric = _photometric(ds)
         voi = voi_kind(ds) if apply_voi and photometric.startswith("MONOCHROME") else None
         display = display_range(ds, voi)
@@ -157,9 +186,6 @@ def read_dicom(
             values = _grey_values(pixels, ds, voi, display)
         else:
             values = _colour_values(pixels, ds)
-    except DECODE_ERRORS as exc:
-        syntax = transfer_syntax.name if transfer_syntax else "unknown transfer syntax"
-        raise UndecodableImage(path, f"cannot decode pixel data ({syntax}): {exc}") from exc
     info = {
         "modality": str(ds.get("Modality", "")),
         "photometric": photometric,
@@ -231,10 +257,8 @@ def dicom_series_slices(folder: Path, files: Sequence[Path], cfg: ImageConfig) -
     ordered = [slices[i] for i in order]
     use_voi = all(voi_kind(ds) for _, ds in slices)
     first_path, first = ordered[0]
-    try:
+    with decoding(first_path, "invalid VOI LUT / window"):
         window = display_range(first, voi_kind(first) if use_voi else None)
-    except DECODE_ERRORS as exc:
-        raise UndecodableImage(first_path, f"invalid VOI LUT / window: {exc}") from exc
 
     def planes() -> Iterator[np.ndarray]:
         for path, _ in ordered:

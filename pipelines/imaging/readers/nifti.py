@@ -16,7 +16,7 @@ import numpy as np
 from nibabel.orientations import io_orientation
 
 from pipelines.config import ImageConfig
-from pipelines.imaging.errors import DECODE_ERRORS, UndecodableImage, UnsupportedFormat
+from pipelines.imaging.errors import UndecodableImage, UnsupportedFormat, decoding
 from pipelines.imaging.files import check_size
 from pipelines.imaging.intensity import Window
 from pipelines.imaging.planes import Slices, resize_planes
@@ -42,38 +42,33 @@ def nifti_slices(path: Path, cfg: ImageConfig) -> Slices:
     volume. Uncompressed files are memory-mapped and read slice by slice; ``.nii.gz`` is decompressed
     once (gzip cannot seek). Stored uint8 without scaling stays uint8; the rest becomes float32 with
     ``scl_slope``/``scl_inter`` applied."""
-    try:
+    with decoding(path, "not a readable NIfTI file"):
         image = nib.load(path)
         affine = image.affine
         shape = tuple(int(n) for n in image.shape)
         dtype = image.get_data_dtype()
-    except DECODE_ERRORS as exc:
-        raise UndecodableImage(path, f"not a readable NIfTI file: {exc}") from exc
     if not isinstance(image, (nib.Nifti1Image, nib.Nifti2Image)) or dtype.fields is not None:
         raise UnsupportedFormat(path, f"unsupported NIfTI ({type(image).__name__}, dtype {dtype})")
     spatial = (shape + (1, 1))[:3]
-    ornt = io_orientation(affine)
+    with decoding(path, "affine has no usable orientation"):
+        ornt = io_orientation(affine)
     if np.isnan(ornt).any():
         raise UndecodableImage(path, "affine has no usable orientation")
     z_axis = int(np.flatnonzero(ornt[:, 0] == 2)[0])
     height, width = (spatial[axis] for axis in range(3) if axis != z_axis)
     volumes = int(np.prod(shape[3:], dtype=np.int64))  # all are read from .nii.gz, the first is used
     check_size(path, height, width, spatial[z_axis] * volumes, cfg)
-    try:
+    with decoding(path, "cannot read NIfTI data"):
         proxy = image.dataobj
         data = proxy.get_unscaled() if nib.is_proxy(proxy) else np.asarray(proxy)
         slope, inter = (float(proxy.slope), float(proxy.inter)) if nib.is_proxy(proxy) else (1.0, 0.0)
-    except DECODE_ERRORS as exc:
-        raise UndecodableImage(path, f"cannot read NIfTI data: {exc}") from exc
     data = data.reshape(spatial) if data.ndim < 3 else data[(Ellipsis,) + (0,) * (data.ndim - 3)]
     keep_uint8 = data.dtype == np.uint8 and (slope, inter) == (1.0, 0.0)
 
     def planes() -> Iterator[np.ndarray]:
         for k in range(spatial[z_axis]):
-            try:
+            with decoding(path, f"cannot read slice {k}"):
                 plane = _radiological_slice(data, ornt, k)
-            except DECODE_ERRORS as exc:
-                raise UndecodableImage(path, f"cannot read slice {k}: {exc}") from exc
             if not keep_uint8:
                 plane = plane.astype(np.float32) * np.float32(slope) + np.float32(inter)
             yield resize_planes(plane[None], cfg.size_3d)

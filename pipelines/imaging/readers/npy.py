@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from pipelines.config import ImageConfig
-from pipelines.imaging.errors import DECODE_ERRORS, DecompressionBomb, UndecodableImage, UnsupportedFormat
+from pipelines.imaging.errors import DecompressionBomb, UnsupportedFormat, decoding
 from pipelines.imaging.files import check_size
 from pipelines.imaging.intensity import Window, drop_repeated_channels
 from pipelines.imaging.planes import Slices, resize_planes
@@ -32,10 +32,8 @@ def npy_volume(arr: np.ndarray, path: Path) -> np.ndarray:
 
 def load_npy(path: Path, cfg: ImageConfig) -> np.ndarray:
     """Memory-map a ``.npy`` file (no pickles) after checking dtype and size from its header."""
-    try:
+    with decoding(path, "not a readable .npy file"):
         arr = np.load(path, mmap_mode="r", allow_pickle=False)
-    except DECODE_ERRORS as exc:
-        raise UndecodableImage(path, f"not a readable .npy file: {exc}") from exc
     if arr.dtype.kind not in "biuf":
         raise UnsupportedFormat(path, f"dtype {arr.dtype} is not numeric")
     if arr.size > cfg.max_voxels:
@@ -66,10 +64,8 @@ def array_slices(volume: np.ndarray, size: int, path: Path, cfg: ImageConfig) ->
     if channels not in (1, 3):
         raise UnsupportedFormat(path, f"array {volume.shape}: channel axis must be 1 or 3")
     check_size(path, height, width, depth * channels, cfg)
-    try:
+    with decoding(path, "cannot read array data"):
         by_slice = np.ascontiguousarray(np.moveaxis(volume, -1, 0))  # [D, C, H, W], read once
-    except DECODE_ERRORS as exc:
-        raise UndecodableImage(path, f"cannot read array data: {exc}") from exc
     by_slice = drop_repeated_channels(by_slice, axis=1)
     return Slices(depth, (resize_planes(plane, size) for plane in by_slice))
 

@@ -1,7 +1,8 @@
 """JPEG, PNG and the other Pillow formats (TIFF, BMP, GIF, WebP): 2D images and folders of slices.
 
 JPEGs are decoded by libjpeg at 1/2, 1/4 or 1/8 scale when that stays at least the target size (``draft``), in
-luma only when grey is wanted. 16-bit, 32-bit and float images become float32 and are windowed later.
+luma only when grey is wanted. The EXIF orientation is applied (an ``Orientation=6`` photograph is turned upright).
+16-bit, 32-bit and float images become float32 and are windowed later.
 A slice folder is read in natural file-name order (``0.jpg, 1.jpg, ..., 10.jpg``).
 """
 
@@ -12,10 +13,10 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageOps
 
 from pipelines.config import ImageConfig
-from pipelines.imaging.errors import DECODE_ERRORS, DecompressionBomb, PathLike, UndecodableImage, UnsupportedFormat
+from pipelines.imaging.errors import DecompressionBomb, PathLike, UnsupportedFormat, decoding
 from pipelines.imaging.files import existing_file, natural_key
 from pipelines.imaging.intensity import Window
 from pipelines.imaging.planes import FILTER, REDUCING_GAP, Slices, channels_first
@@ -37,13 +38,11 @@ def _open_pil(path: Path, max_pixels: int) -> Image.Image:
     (``2 * Image.MAX_IMAGE_PIXELS``) still raises and is reported as :class:`DecompressionBomb`.
     """
     try:
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(), decoding(path, "not a readable image"):
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             image = Image.open(path)
     except Image.DecompressionBombError as exc:
         raise DecompressionBomb(path, str(exc)) from exc
-    except DECODE_ERRORS as exc:
-        raise UndecodableImage(path, f"not a readable image: {exc}") from exc
     width, height = image.size
     if width * height > max_pixels:
         image.close()
@@ -76,13 +75,24 @@ def read_pil(path: PathLike, size: int, cfg: ImageConfig, colour: bool) -> np.nd
     with _open_pil(path, cfg.max_pixels) as image:
         if image.format == "JPEG":
             image.draft("RGB" if colour else "L", (size, size))
-        try:
+        with decoding(path, "cannot decode"):
             image.load()
-        except DECODE_ERRORS as exc:
-            raise UndecodableImage(path, f"cannot decode: {exc}") from exc
-        working = _pil_working_mode(image, path, colour)
-        resized = working.resize((size, size), FILTER, reducing_gap=REDUCING_GAP)
+            upright = upright_image(image)
+            working = _pil_working_mode(upright, path, colour)
+            resized = working.resize((size, size), FILTER, reducing_gap=REDUCING_GAP)
     return channels_first(np.asarray(resized))
+
+
+#: EXIF Orientation (tag 0x0112) values that need a transpose (1 = stored upright).
+_EXIF_ORIENTATION = 0x0112
+
+
+def upright_image(image: Image.Image) -> Image.Image:
+    """The image as it is meant to be viewed: EXIF ``Orientation`` 2-8 applied (a camera or phone photograph of a
+    film, an ultrasound printout); the image itself when it has none."""
+    if image.getexif().get(_EXIF_ORIENTATION, 1) in (1, None):
+        return image
+    return ImageOps.exif_transpose(image)
 
 
 def image_series_slices(files: Sequence[Path], cfg: ImageConfig, colour: bool) -> Slices:

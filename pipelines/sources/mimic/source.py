@@ -12,13 +12,14 @@ Modes:
 * ``radfm``: one sample per row of RadFM's caption CSVs; their absolute ``image_path``
   values are remapped onto the raw root; ``label`` ("Findings: … Impression: …") is the answer.
 * ``native``: one sample per image of the official split file, the answer built from the
-  study report's FINDINGS and IMPRESSION sections (a report with neither is rejected).
-  Reports are looked for next to the images, then under ``<raw>/mimic-cxr-reports``.
+  study report's FINDINGS and IMPRESSION sections (``sections.py``: the report shapes the official MIMIC-CXR
+  tooling documents; a report with neither is rejected ``no_report_sections``).
+  Reports are looked for next to the images, then under ``<raw>/mimic-cxr-reports``. The metadata file is optional:
+  when it is broken it is reported (``bad_file``) and the views are left empty.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,36 +27,14 @@ from pathlib import Path
 from pipelines.paths import UnresolvedPath
 from pipelines.records import ImageRef, Record, RecordFields, Reject, SampleSpec
 from pipelines.sources.base import BuildContext, Source, Vocabulary
-from pipelines.sources.tables import Row, read_table, table_rows
+from pipelines.sources.mimic.sections import report_answer
+from pipelines.sources.tables import Row, optional_table, table_rows, text_file
 from pipelines.tasks import ReportInputs
 
 RADFM_FILES = {"train": "mimic_caption_train.csv", "test": "mimic_caption_test.csv"}
 SPLIT_FILE = "mimic-cxr-2.0.0-split.csv.gz"
 METADATA_FILE = "mimic-cxr-2.0.0-metadata.csv.gz"
 REPORT_DIRS = (".", "mimic-cxr-reports")
-
-_SECTION = re.compile(r"^\s*([A-Z][A-Z /&()-]{2,}):", re.MULTILINE)
-
-
-def report_sections(text: str) -> dict[str, str]:
-    """Upper-case ``NAME:`` headed sections of a MIMIC report, whitespace collapsed."""
-    matches = list(_SECTION.finditer(text))
-    sections = {}
-    for m, nxt in zip(matches, matches[1:] + [None]):
-        body = text[m.end() : nxt.start() if nxt else len(text)]
-        sections[m.group(1).strip()] = " ".join(body.split())
-    return sections
-
-
-def report_answer(text: str) -> str | None:
-    """RadFM's answer format: ``Findings: … Impression: …`` (either part may be absent)."""
-    sections = report_sections(text)
-    findings = sections.get("FINDINGS", "")
-    impression = sections.get("IMPRESSION", "")
-    parts = [f"Findings: {findings}" if findings else "", f"Impression: {impression}" if impression else ""]
-    answer = " ".join(p for p in parts if p)
-    return answer or None
-
 
 @dataclass(frozen=True)
 class MimicFields(RecordFields):
@@ -96,17 +75,19 @@ class Mimic(Source):
         image_path, label = row.values["image_path"].strip(), row.values["label"].strip()
         if not image_path or not label:
             empty = "image_path" if not image_path else "label"
-            return self.reject(f"{name}:row{row.line}", name, "bad_row", f"{name} row {row.line}: empty {empty}")
+            return self.reject(f"{name}:line{row.line}", name, "bad_row", f"{name} line {row.line}: empty {empty}")
         try:
             rel = ctx.resolver.resolve(image_path)
         except UnresolvedPath as exc:
-            return self.reject(image_path, image_path, "missing_file", f"{name} row {row.line}: {exc}")
+            return self.reject(image_path, image_path, exc.reason, f"{name} line {row.line}: {exc}")
         return self._record(rel, split, MimicFields(label))
 
     # -- native layout ------------------------------------------------------------------
 
     def _native_records(self, ctx: BuildContext) -> Iterator[Record | Reject]:
-        views = self._views(ctx.raw)
+        metadata, bad_metadata = optional_table(self.name, ctx.raw / METADATA_FILE, ("dicom_id", "ViewPosition"))
+        yield from bad_metadata
+        views = {r.values["dicom_id"]: r.values["ViewPosition"] for r in metadata}
         answers: dict[str, str | Reject] = {}
         required = ("dicom_id", "study_id", "subject_id", "split")
         for row in table_rows(self.name, ctx.raw / SPLIT_FILE, required, "official split file"):
@@ -116,36 +97,31 @@ class Mimic(Source):
             v = row.values
             dicom, study, subject, split = v["dicom_id"], v["study_id"], v["subject_id"], v["split"]
             if not (dicom and study.isdigit() and subject.isdigit() and split):
-                yield self.reject(f"{SPLIT_FILE}:row{row.line}", SPLIT_FILE, "bad_row", f"{SPLIT_FILE} row {row.line}: bad ids {v}")
+                yield self.reject(f"{SPLIT_FILE}:line{row.line}", SPLIT_FILE, "bad_row",
+                                  f"{SPLIT_FILE} line {row.line}: bad ids {v}")
                 continue
             study_dir = f"files/p{subject[:2]}/p{subject}/s{study}"
             rel = f"{study_dir}/{dicom}.jpg"
             if study not in answers:
-                answers[study] = self._study_answer(ctx.raw, study_dir)
+                answers[study] = self._study_answer(ctx, study_dir)
             answer = answers[study]
             if isinstance(answer, Reject):
                 yield Reject(self.name, rel, answer.file, answer.reason, answer.message, "plan")
                 continue
             yield self._record(rel, split, MimicFields(answer, study_id=study, view=views.get(dicom, "")))
 
-    def _study_answer(self, raw: Path, study_dir: str) -> str | Reject:
+    def _study_answer(self, ctx: BuildContext, study_dir: str) -> str | Reject:
         for base in REPORT_DIRS:
             rel = str(Path(base, f"{study_dir}.txt")).removeprefix("./")
-            path = raw / rel
-            if path.exists():
-                answer = report_answer(path.read_text("utf-8", errors="replace"))
+            if (ctx.raw / rel).exists():
+                text = text_file(self.name, ctx.resolver, rel, study_dir, "report")
+                if isinstance(text, Reject):
+                    return text
+                answer = report_answer(text)
                 if answer is None:
                     return self.reject(study_dir, rel, "no_report_sections", f"{rel}: neither FINDINGS nor IMPRESSION section")
                 return answer
-        return self.reject(study_dir, f"{study_dir}.txt", "missing_file", f"report {study_dir}.txt not found under {raw}")
-
-    @staticmethod
-    def _views(raw: Path) -> dict[str, str]:
-        path = raw / METADATA_FILE
-        if not path.exists():
-            return {}
-        rows, _ = read_table(path, ("dicom_id", "ViewPosition"))
-        return {r.values["dicom_id"]: r.values["ViewPosition"] for r in rows}
+        return self.reject(study_dir, f"{study_dir}.txt", "missing_file", f"report {study_dir}.txt not found under {ctx.raw}")
 
 
 SOURCE = Mimic()

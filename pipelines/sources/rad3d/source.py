@@ -28,7 +28,7 @@ from typing import Any
 from pipelines.records import Record, RecordFields, Reject, SampleSpec
 from pipelines.sources.base import BuildContext, Source, Vocabulary
 from pipelines.sources.images import resolve_volumes
-from pipelines.sources.tables import Item, Row, json_items, optional_json, table_rows
+from pipelines.sources.tables import Item, Row, file_reject, json_items, optional_json, table_rows
 from pipelines.tasks import ModalityInputs, RationaleInputs, ReportInputs, VqaInputs
 from pipelines.tasks.common import join_text
 
@@ -103,11 +103,14 @@ class Rad3D(Source):
     def vocabulary(self, records: Sequence[Record], ctx: BuildContext) -> Rad3DVocabulary:
         titles = {r.fields.title for r in records if isinstance(r.fields, ArticleFields)}
         modalities = {r.modality for r in records if isinstance(r.fields, ModalityFields)}
-        resave, bad_resave = optional_json(self.name, ctx.radfm_dir / ARTICLES)
-        titles |= {_text(k) for k in resave} if isinstance(resave, dict) else set()
-        modality_set, bad_set = optional_json(self.name, ctx.radfm_dir / MODALITY_SET)
-        values = modality_set.get("modality", []) if isinstance(modality_set, dict) else modality_set
-        modalities |= {_text(v) for v in values} if isinstance(values, list) else set()
+        resave, bad_resave = optional_json(self.name, ctx.radfm_dir / ARTICLES, dict)
+        titles |= {_text(k) for k in resave or {}}
+        modality_set, bad_set = optional_json(self.name, ctx.radfm_dir / MODALITY_SET, (dict, list))
+        values = modality_set.get("modality") if isinstance(modality_set, dict) else modality_set
+        if modality_set is not None and not isinstance(values, list):
+            values, bad_set = [], file_reject(self.name, MODALITY_SET, "bad_file", f"optional file {ctx.radfm_dir / MODALITY_SET}: "
+                                              "expected a list of modalities or {\"modality\": [...]} (skipped)")
+        modalities |= {_text(v) for v in values or []}
         rejects = tuple(r for r in (bad_resave, bad_set) if r is not None)
         return Rad3DVocabulary(rejects, tuple(sorted(titles - {""})), tuple(sorted(modalities - {""})))
 
@@ -154,8 +157,9 @@ class Rad3D(Source):
             articles=_texts(entry.get("articles")),
             title=_text(entry.get("title")),
         )
-        if not (fields.finding or fields.impression or fields.title):
-            return self.reject(where, name, "bad_row", f"{where}: no finding, impression or title")
+        if not (fields.finding or fields.impression) and not (fields.title and (fields.articles or fields.features)):
+            return self.reject(where, name, "bad_row", f"{where}: neither a finding or impression (for a report) nor a "
+                               "title with articles or radiographic features (for a rationale)")
         source_id = "article:" + "|".join(r.path + (f"#{r.series}" if r.load_as == "npy" else "") for r in images)
         return self._record(source_id, split, images, fields)
 
@@ -165,7 +169,7 @@ class Rad3D(Source):
             yield row if isinstance(row, Reject) else self._vqa_row(ctx, name, split, row)
 
     def _vqa_row(self, ctx: BuildContext, name: str, split: str, row: Row) -> Record | Reject:
-        where = f"{name}:row{row.line}"
+        where = f"{name}:line{row.line}"
         question, answer = _text(row.values["question"]), _text(row.values["answer"])
         if not question or not answer:
             return self.reject(where, name, "bad_row", f"{where}: empty {'question' if not question else 'answer'}")
@@ -180,7 +184,7 @@ class Rad3D(Source):
             yield row if isinstance(row, Reject) else self._modality_row(ctx, name, split, row)
 
     def _modality_row(self, ctx: BuildContext, name: str, split: str, row: Row) -> Record | Reject:
-        where = f"{name}:row{row.line}"
+        where = f"{name}:line{row.line}"
         modality = _text(row.values["answer"])
         if not modality:
             return self.reject(where, name, "bad_row", f"{where}: empty answer")

@@ -1,0 +1,183 @@
+"""What makes a rebuild incremental: stable shard membership, and fingerprints that see every change.
+
+**Membership** (:func:`partition`). The samples of one (split, stream) are placed by their keys alone, in a binary
+trie over the key's 80 hash bits: a node holding more than ``samples_per_shard`` samples splits into its two
+children (next bit 0 / 1); every leaf that holds samples is a shard. The shard's number is the leaf's position in
+the trie counted breadth-first (root 0, children of ``n`` are ``2n+1`` and ``2n+2``), so it never depends on other
+leaves. The partition is a pure function of the set of keys: a full build and any sequence of incremental builds
+of the same inputs give the same shards. Adding one sample changes only its leaf (or, when that leaf overflows,
+replaces it by its two children: two shards); an edited sample changes only its own shard. A shard holds at most
+``samples_per_shard`` samples (on average about 0.7 of it, as leaves fill between half and all of it).
+
+**Fingerprints** (:func:`shard_fingerprint`). A shard is rebuilt when its fingerprint differs from the one in its
+completion marker. The fingerprint covers the build's parameters and tokenizer, every sample's record and spec
+(texts, image references, positions), the identity of every input file the shard reads (:class:`InputIdentity`:
+size and modification time by default, or a content hash with ``--input-identity content``; a slice folder by its
+files) and :func:`code_version`: a hash of the code that turns a planned sample into bytes (image readers,
+intensity and depth rules, token layout, keywords and their lexicon, writer, codec) and of the versions of the
+libraries that decode and encode (Pillow, pydicom and its decoders, nibabel, NumPy, zstandard, SentencePiece). A
+fix to the imaging code therefore rebuilds every shard; a repaired JPEG rebuilds the one shard that holds it.
+Comments and docstrings do not count (the code is hashed as its syntax tree).
+"""
+
+from __future__ import annotations
+
+import ast
+import hashlib
+import json
+import os
+from bisect import bisect_left
+from collections.abc import Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict
+from functools import lru_cache
+from importlib import metadata
+from pathlib import Path
+from typing import Literal
+
+from pipelines.records import ImageRef, Job
+
+#: Bits of a sample key's hash (SPEC §2: 20 hex digits).
+KEY_BITS = 80
+
+InputIdentity = Literal["stat", "content"]
+INPUT_IDENTITIES: tuple[str, ...] = ("stat", "content")
+
+ROOT = Path(__file__).resolve().parents[1]
+#: The code that shapes a sample's bytes once it is planned (planning code shapes the jobs, which are hashed).
+SAMPLE_CODE = (
+    "pipelines/imaging",
+    "pipelines/text.py",
+    "pipelines/keywords.py",
+    "pipelines/worker.py",
+    "pipelines/writer.py",
+    "pipelines/data",
+    "shards_spec/codec.py",
+    "shards_spec/tario.py",
+    "shards_spec/layout.py",
+    "shards_spec/schema.py",
+    "shards_spec/tokenizer.py",
+    "shards_spec/jsonio.py",
+)
+#: Libraries whose version can change decoded pixels or encoded bytes.
+SAMPLE_LIBRARIES = ("numpy", "Pillow", "pydicom", "pylibjpeg", "pylibjpeg-libjpeg", "pylibjpeg-openjpeg",
+                    "pylibjpeg-rle", "nibabel", "zstandard", "sentencepiece")
+
+
+# ------------------------------------------------------------------------------------------------- membership
+def key_bits(key: str) -> int:
+    """The 80-bit number a sample key ends in (``<dataset>_<20 hex>``)."""
+    return int(key.rsplit("_", 1)[1], 16)
+
+
+def partition(keys: Sequence[str], per_shard: int) -> list[tuple[int, list[str]]]:
+    """``(shard number, keys in key order)`` for every non-empty leaf of the key trie (see the module docstring),
+    in shard-number order."""
+    if per_shard < 1:
+        raise ValueError(f"samples per shard must be >= 1, not {per_shard}")
+    ordered = sorted(keys, key=key_bits)
+    values = [key_bits(k) for k in ordered]
+    leaves: list[tuple[int, list[str]]] = []
+
+    def visit(node: int, depth: int, low: int, high: int) -> None:  # keys[low:high] share the node's prefix
+        if high == low:
+            return
+        if high - low <= per_shard or depth == KEY_BITS:
+            leaves.append((node, ordered[low:high]))
+            return
+        prefix = values[low] >> (KEY_BITS - depth)
+        middle = bisect_left(values, ((prefix << 1) | 1) << (KEY_BITS - depth - 1), low, high)
+        visit(2 * node + 1, depth + 1, low, middle)
+        visit(2 * node + 2, depth + 1, middle, high)
+
+    visit(0, 0, 0, len(ordered))
+    return sorted(leaves)
+
+
+# ------------------------------------------------------------------------------------------------- input files
+def _file_identity(path: Path, how: InputIdentity) -> str:
+    try:
+        st = path.stat()
+    except OSError:
+        return "missing"
+    if how == "stat":
+        return f"{st.st_size}:{st.st_mtime_ns}"
+    digest = hashlib.blake2b(digest_size=16)
+    try:
+        with open(path, "rb") as fh:
+            for block in iter(lambda: fh.read(1 << 20), b""):
+                digest.update(block)
+    except OSError as exc:
+        return f"unreadable:{exc.errno}"
+    return f"{st.st_size}:{digest.hexdigest()}"
+
+
+def path_identity(raw: Path, rel: str, how: InputIdentity) -> str:
+    """A file's identity; a folder's is its visible files' names and identities (what a slice series reads)."""
+    path = raw / rel
+    if not path.is_dir():
+        return _file_identity(path, how)
+    try:
+        names = sorted(n for n in os.listdir(path) if not n.startswith("."))
+    except OSError as exc:
+        return f"unlistable:{exc.errno}"
+    parts = [f"{n}={_file_identity(path / n, how)}" for n in names if not (path / n).is_dir()]
+    return "dir[" + ",".join(parts) + "]"
+
+
+def input_identities(raw: Path, refs: Iterable[ImageRef], how: InputIdentity, workers: int = 8) -> dict[str, str]:
+    """The identity of every distinct path among ``refs`` (threads: a content hash or a network file system waits
+    on I/O)."""
+    if how not in INPUT_IDENTITIES:
+        raise ValueError(f"input identity must be one of {INPUT_IDENTITIES}, not {how!r}")
+    paths = sorted({ref.path for ref in refs})
+    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+        return dict(zip(paths, pool.map(lambda rel: path_identity(raw, rel, how), paths)))
+
+
+# ------------------------------------------------------------------------------------------------- code
+def _tree_text(path: Path) -> bytes:
+    if path.suffix != ".py":
+        return path.read_bytes()
+    tree = ast.parse(path.read_text("utf-8"))
+    for node in ast.walk(tree):
+        body = getattr(node, "body", None)
+        if (isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)) and body
+                and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant)
+                and isinstance(body[0].value.value, str)):
+            node.body = body[1:] or [ast.Pass()]
+    return ast.dump(tree).encode()
+
+
+def _library_version(name: str) -> str:
+    try:
+        return metadata.version(name)
+    except metadata.PackageNotFoundError:
+        return "absent"
+
+
+@lru_cache(maxsize=1)
+def code_version() -> str:
+    """``sha256:<16 hex>`` over the sample-shaping code (as syntax trees) and library versions."""
+    digest = hashlib.sha256()
+    for entry in SAMPLE_CODE:
+        base = ROOT / entry
+        files = sorted(p for p in base.rglob("*") if p.is_file() and p.suffix in (".py", ".txt", ".json")) \
+            if base.is_dir() else [base]
+        for path in files:
+            digest.update(path.relative_to(ROOT).as_posix().encode() + b"\0" + _tree_text(path) + b"\0")
+    for name in SAMPLE_LIBRARIES:
+        digest.update(f"{name}=={_library_version(name)}\0".encode())
+    return "sha256:" + digest.hexdigest()[:16]
+
+
+# ------------------------------------------------------------------------------------------------- shards
+def shard_fingerprint(environment: str, jobs: Sequence[Job], identities: dict[str, str]) -> str:
+    """The fingerprint of a shard: the build environment (parameters, tokenizer, code version), its jobs in order,
+    and the identity of every file they read."""
+    digest = hashlib.sha256(environment.encode())
+    for job in jobs:
+        digest.update(json.dumps(asdict(job), sort_keys=True, default=str).encode("utf-8", "surrogatepass"))
+        for ref in job.record.images:
+            digest.update(f"\0{ref.path}={identities.get(ref.path, 'unknown')}".encode("utf-8", "surrogatepass"))
+    return digest.hexdigest()

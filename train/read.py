@@ -1,0 +1,247 @@
+"""Reading one sample of a shard by its index entry: one positioned read, in-place decoding, checks.
+
+This is the stream's per-sample hot path (``train.stream``), measured against MosaicML Streaming and LitData in
+``bench/peers.py``. What it does per sample, and why it is cheap:
+
+* The index entry (SPEC §4) is turned once, on its first read, into a :class:`Span` (member offsets relative
+  to the sample's first member), so later epochs look nothing up or convert nothing; a malformed entry becomes
+  a span that carries its reason and makes the sample *bad* when read.
+* Shards are memory-mapped (a small LRU, :class:`FileCache`): a sample's member span is decoded where it lies,
+  with no read system call and no copy of the compressed bytes.
+* The token arrays are parsed in place (``shards_spec.codec.load_npy`` matches the common ``.npy`` header by a
+  strict pattern) and copied out of the map (a few hundred bytes each); ``meta.json`` is parsed once; the image member is
+  decompressed straight from the map by a per-thread zstd context into its own array (a *stored* frame,
+  ``--zstd-level 0``, is a checksummed copy).
+* The checks that make a sample bad are unchanged: missing members, spans past the end of the tar, undecodable
+  members, inconsistent lengths, image-token ids beyond the sample's images, negative labels other than -100,
+  non-finite weights, a key that does not match the index.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import mmap
+import os
+import sys
+from collections import OrderedDict
+from dataclasses import dataclass
+
+import numpy as np
+
+from shards_spec.codec import DTYPES, DecodeError, decode_meta, decode_vision, load_npy
+from shards_spec.layout import (
+    FIELD_INPUT_IDS,
+    FIELD_LABELS,
+    FIELD_LOSS_WEIGHT,
+    FIELD_META,
+    FIELD_VISION,
+    FIELDS,
+    IGNORE_INDEX,
+    IMAGE_TOKENS_PER_IMAGE,
+)
+
+from .collate import Sample
+from .sources import ShardRef
+
+DEFAULT_BASE_VOCAB = 32000
+#: Largest member span one sample may have (4 GiB): larger means a corrupt index, not a sample.
+MAX_SPAN = 1 << 32
+
+
+class BadSample(Exception):
+    pass
+
+
+def _warn(msg: str) -> None:
+    print(f"[train.stream] warning: {msg}", file=sys.stderr, flush=True)
+
+
+# ============================================================================ index sidecars
+@dataclass(frozen=True)
+class Span:
+    """Where one sample's members lie: ``lo``/``size`` of the whole span and ``(start, stop)`` of each member
+    of ``FIELDS`` relative to ``lo``; or ``error`` for an entry that cannot be read."""
+
+    lo: int = 0
+    size: int = 0
+    members: tuple[tuple[int, int], ...] = ()
+    error: str = ""
+
+
+def entry_span(entry: dict) -> Span:
+    members = entry.get("members")
+    if not isinstance(members, dict):
+        return Span(error="index entry has no members")
+    missing = [f for f in FIELDS if f not in members]
+    if missing:
+        return Span(error=f"index entry lacks members {missing}")
+    try:
+        offsets = [int(members[f][0]) for f in FIELDS]
+        sizes = [int(members[f][1]) for f in FIELDS]
+    except (TypeError, ValueError, IndexError):
+        return Span(error="index entry has malformed member offsets")
+    lo = min(offsets)
+    hi = max([o + n for o, n in zip(offsets, sizes)])
+    if lo < 0 or min(sizes) < 0 or hi - lo > MAX_SPAN:
+        return Span(error=f"implausible member span [{lo}, {hi})")
+    return Span(lo, hi - lo, tuple([(o - lo, o - lo + n) for o, n in zip(offsets, sizes)]))
+
+
+def _scan_index(path: str) -> list[dict]:
+    """Index entries for a tar without (readable) sidecar, by walking its headers."""
+    from shards_spec.reader import iter_raw_samples
+
+    entries = []
+    try:
+        for raw in iter_raw_samples(path, read_data=False):
+            members = {f: [m.data_offset, m.size] for f, m in raw.members.items()}
+            first = min(m.header_offset for m in raw.members.values())
+            end = max(m.data_offset + m.size for m in raw.members.values())
+            entries.append({"key": raw.key, "offset": first, "size": end - first, "members": members,
+                            "n_tokens": 0, "n_images": 0, "depth": 0})
+    except Exception as exc:
+        _warn(f"{path}: walking the tar stopped ({exc}); {len(entries)} samples indexed")
+    return entries
+
+
+class IndexCache:
+    """Index entries (and their read spans) per shard path, loaded lazily in the worker that reads the shard."""
+
+    def __init__(self) -> None:
+        self._cache: dict[str, list[dict]] = {}
+        self._owned: set[int] = set()  # ids of the cached entries (alive as long as the cache)
+        self._spans: dict[int, Span] = {}  # id(entry) -> span, computed on the entry's first read
+
+    def get(self, shard: ShardRef) -> list[dict]:
+        if shard.path not in self._cache:
+            self._load(shard)
+        return self._cache[shard.path]
+
+    def _load(self, shard: ShardRef) -> None:
+        try:
+            with open(shard.index, "rb") as fh:
+                data = json.loads(fh.read())
+            entries = data["samples"]
+            if not isinstance(entries, list) or not all(isinstance(e, dict) for e in entries):
+                raise ValueError("'samples' is not a list of objects")
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            _warn(f"{shard.index}: unreadable index sidecar ({exc}); indexing by walking the tar")
+            entries = _scan_index(shard.path)
+        if shard.samples >= 0 and len(entries) != shard.samples:
+            _warn(f"{shard.name}: index lists {len(entries)} samples, manifest {shard.samples}; using the index")
+        self._cache[shard.path] = entries
+        self._owned.update(map(id, entries))
+
+    def span(self, entry: dict) -> Span:
+        span = self._spans.get(id(entry))
+        if span is None:
+            span = entry_span(entry)
+            if id(entry) in self._owned:
+                self._spans[id(entry)] = span
+        return span
+
+
+# ============================================================================ reading one sample
+class FileCache:
+    """Read-only memory maps of the last ``size`` shards read (LRU).
+
+    A sample's members are decoded straight from the map: no read system call and no copy of the compressed
+    bytes, and once a page is mapped it stays mapped while the shard is in the cache (fresh memory per sample
+    would cost a page fault per 4 KiB, more than the copy itself on many machines). Shards are written
+    atomically and never changed in place; a shard truncated *while* mapped would fault (SIGBUS) instead of
+    reading short, so do not rewrite shards under a running job."""
+
+    def __init__(self, size: int = 8):
+        self.size = size
+        self._files: OrderedDict[str, mmap.mmap | bytes] = OrderedDict()
+
+    def get(self, path: str) -> mmap.mmap | bytes:
+        mm = self._files.pop(path, None)
+        if mm is None:
+            with open(path, "rb") as fh:
+                try:
+                    mm = mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ)
+                except ValueError:  # an empty file cannot be mapped
+                    mm = b""
+            if len(self._files) >= self.size:
+                _, old = self._files.popitem(last=False)
+                self._close(old)
+        self._files[path] = mm
+        return mm
+
+    @staticmethod
+    def _close(mm) -> None:
+        if isinstance(mm, mmap.mmap):
+            try:
+                mm.close()
+            except BufferError:  # a view of it is still alive somewhere; it closes when that goes
+                pass
+
+    def close(self) -> None:
+        for mm in self._files.values():
+            self._close(mm)
+        self._files.clear()
+
+
+def _read_span(files: FileCache, path: str, lo: int, size: int) -> memoryview:
+    """A view of the ``size`` bytes at ``lo`` in ``path`` (raises :class:`BadSample` past the end)."""
+    try:
+        mm = files.get(path)
+    except OSError as exc:
+        raise BadSample(f"read error: {exc}") from None
+    if lo + size > len(mm):
+        raise BadSample(f"truncated shard: members end at byte {lo + size}, file ends at {len(mm)}")
+    return memoryview(mm)[lo:lo + size]
+
+
+def _tokens(field: str, data: memoryview) -> np.ndarray:
+    arr = load_npy(data, field=field)
+    if arr.dtype != DTYPES[field] or arr.ndim != 1:
+        raise DecodeError(f"{field}: expected {DTYPES[field]} [L], got {arr.dtype} {arr.shape}")
+    return arr.copy()  # out of the shared read buffer
+
+
+def read_sample(files: FileCache, shard: ShardRef, entry: dict, epoch: int = 0, index: IndexCache | None = None
+                ) -> Sample:
+    """Read and decode one sample by its index entry; raises :class:`BadSample` with the reason."""
+    key = entry.get("key", "?")
+    span = index.span(entry) if index is not None else entry_span(entry)
+    if span.error:
+        raise BadSample(span.error)
+    mv = _read_span(files, shard.path, span.lo, span.size)
+    (i0, i1), (l0, l1), (w0, w1), (m0, m1), (v0, v1) = span.members  # FIELDS order
+    try:
+        ids = _tokens(FIELD_INPUT_IDS, mv[i0:i1])
+        labels = _tokens(FIELD_LABELS, mv[l0:l1])
+        weights = _tokens(FIELD_LOSS_WEIGHT, mv[w0:w1])
+        meta = decode_meta(mv[m0:m1])
+        vision = decode_vision(mv[v0:v1])
+    except DecodeError as exc:
+        raise BadSample(f"decode error: {exc}") from None
+    if meta.get("key", key) != key:
+        raise BadSample(f"{FIELD_META} key {meta.get('key')!r} does not match the index")
+    n = ids.shape[0]
+    if n == 0 or labels.shape[0] != n or weights.shape[0] != n:
+        raise BadSample(f"token arrays disagree: input_ids {n}, labels {labels.shape[0]}, loss_weight {weights.shape[0]}")
+    s, c = vision.shape[0], vision.shape[1]
+    if s < 1 or c not in (1, 3) or min(vision.shape) < 1:
+        raise BadSample(f"{FIELD_VISION} shape {tuple(vision.shape)} is not [S>=1, C in (1,3), H, W, D]")
+    base = int((meta.get("special_ids") or {}).get("base_vocab", DEFAULT_BASE_VOCAB))
+    top = int(ids.view(np.uint32).max())  # a negative id wraps above 2**31: one reduction checks both ends
+    if top >= 1 << 31:
+        raise BadSample("negative token id")
+    if top - base - 2 >= IMAGE_TOKENS_PER_IMAGE * s:
+        raise BadSample(f"image token <image{top - base - 2}> needs more than the sample's {s} images")
+    low = int(labels.min())
+    # labels are -100 or >= 0: below -100 is caught by the minimum, -99..-1 map to 0..98 after adding 99
+    if low < 0 and (low < IGNORE_INDEX or np.count_nonzero((labels + (-IGNORE_INDEX - 1)).view(np.uint32) < -IGNORE_INDEX - 1)):
+        raise BadSample("labels hold negative ids other than -100")
+    # one reduction: a NaN or an infinity makes the float64 sum non-finite (float32 values cannot overflow it)
+    if not math.isfinite(float(weights.sum(dtype=np.float64))):
+        raise BadSample("loss_weight is not finite")
+    return Sample(key=key, input_ids=ids, labels=labels, loss_weight=weights, vision=vision, epoch=epoch,
+                  shard=os.path.basename(shard.path), meta=meta)
+
+
+__all__ = ["BadSample", "FileCache", "IndexCache", "Span", "entry_span", "read_sample", "DEFAULT_BASE_VOCAB"]
