@@ -34,6 +34,7 @@ from evaluation.loading import CheckpointError, load_model, load_tokenizer_for, 
 from evaluation.predictions import compact_text
 from pipelines.config import ImageConfig, TextConfig
 from pipelines.imaging import ImageError, load_images, sniff, stack_sample
+from pipelines.imaging.intensity import CHANNELS
 from pipelines.records import ImagePlacement, ImageRef
 from pipelines.text import encode
 from shards_spec.tokenizer import Tokenizer, TokenizerError
@@ -69,7 +70,7 @@ def image_ref(path: Path) -> ImageRef:
     return ImageRef(str(path), "image2d")
 
 
-def load_inputs(paths: list[Path], cfg: ImageConfig, channels: str = "grey") -> tuple[np.ndarray, str]:
+def load_inputs(paths: list[Path], cfg: ImageConfig, channels: str = "auto") -> tuple[np.ndarray, str]:
     """uint8 ``[S, C, H, W, D]`` of the images and the stream (``2d`` when every image has depth 1)."""
     refs = [image_ref(Path(p).resolve()) for p in paths]
     stream = "2d" if all(r.load_as == "image2d" for r in refs) else "3d"
@@ -114,7 +115,8 @@ def parser() -> argparse.ArgumentParser:
                    help="where each image goes in the question (repeatable, one per image; default end)")
     p.add_argument("--model", default="radfm-13b", help="preset sizes for RadFM's pytorch_model.bin")
     p.add_argument("--tokenizer", default=None, help="tokenizer folder (default: the one the model records)")
-    p.add_argument("--channels", default="grey", choices=("grey", "rgb", "auto"), help="as the build's --channels")
+    p.add_argument("--channels", default="auto", choices=CHANNELS, help="as the build's --channels (auto: colour kept "
+                   "where the planes differ, else grey)")
     p.add_argument("--device", default="auto")
     p.add_argument("--dtype", default="auto")
     p.add_argument("--image-size", type=int, default=None, help="force H = W (default: the trainer's rules)")

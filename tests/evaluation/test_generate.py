@@ -42,6 +42,31 @@ def test_inputs_are_loaded_as_the_build_loads_them(dicom_path, nifti_path):
     assert (vision[1, ..., 0] == vision[1, ..., 11]).all()
 
 
+def test_png_jpeg_and_a_folder_of_slices_are_loaded_as_the_build_loads_them(tmp_path):
+    from PIL import Image
+
+    rng = np.random.default_rng(1)
+    grey = rng.integers(0, 256, (40, 30), dtype=np.uint8)
+    colour = np.stack([grey, grey // 2, 255 - grey], axis=-1)
+    Image.fromarray(grey).save(tmp_path / "grey.png")
+    Image.fromarray(colour).save(tmp_path / "colour.png")
+    Image.fromarray(grey).save(tmp_path / "grey.jpg", quality=95)
+    folder = tmp_path / "slices"
+    folder.mkdir()
+    for i in range(10):  # 10, 2, 3 ... sort naturally (0, 1, 2 ... 10), as the build sorts them
+        Image.fromarray(np.roll(grey, i, axis=0)).save(folder / f"{i}.jpg", quality=95)
+    cfg = ImageConfig()
+    vision, stream = load_inputs([tmp_path / "grey.png"], cfg)
+    assert stream == "2d" and vision.shape == (1, 1, 512, 512, 1)
+    vision, stream = load_inputs([tmp_path / "colour.png"], cfg)  # --channels auto (the build's default): colour
+    assert stream == "2d" and vision.shape == (1, 3, 512, 512, 1)
+    assert load_inputs([tmp_path / "colour.png"], cfg, channels="grey")[0].shape == (1, 1, 512, 512, 1)
+    vision, stream = load_inputs([tmp_path / "grey.jpg", tmp_path / "grey.png"], cfg)
+    assert stream == "2d" and vision.shape == (2, 1, 512, 512, 1)
+    vision, stream = load_inputs([folder], cfg)
+    assert stream == "3d" and vision.shape == (1, 1, 512, 512, 8)  # 10 slices -> RadFM's closest depth, 8
+
+
 def test_positions():
     q = "Any effusion?"
     assert placements(q, [], 2) == [ImagePlacement("question", len(q))] * 2
