@@ -23,7 +23,7 @@ export DS_ACCELERATOR := cpu
 export TORCH_EXTENSIONS_DIR ?= $(CURDIR)/.cache/torch_extensions
 export RADFM_CACHE ?= $(CURDIR)/.cache/radfm_data
 
-.PHONY: setup demo shards inspect validate train test lint bench clean
+.PHONY: setup demo shards inspect validate train eval test lint bench clean
 
 ## setup: create .venv and install everything (torch CPU wheel first, then the project)
 setup: $(STAMP)
@@ -63,13 +63,19 @@ validate: setup
 train: setup
 	$(VENV)/bin/deepspeed --num_gpus 2 train/run.py --config train/configs/demo-cpu.yaml $(ARGS)
 
+## eval: evaluate the demo model (after make train) on the demo test shards: predictions.csv, metrics.json, report.md
+EVAL_CHECKPOINT ?= runs/demo-cpu/final
+EVAL_OUT ?= runs/demo-eval
+eval: setup
+	$(PYTHON) -m train.evaluate --checkpoint $(EVAL_CHECKPOINT) --shards $(OUT) --out $(EVAL_OUT) $(ARGS)
+
 ## test: install and run the test suite
 test: setup
 	$(PYTHON) -m pytest -q $(ARGS)
 
 ## lint: static checks (ruff)
 lint: setup
-	$(VENV)/bin/ruff check pipelines shards_spec model train bench tests tools
+	$(VENV)/bin/ruff check pipelines shards_spec model train evaluation bench tests tools
 
 ## bench: install the peers (pyproject's `bench` extra, --no-deps: see there), run the benchmarks and rewrite
 ##        docs/benchmarks.md sections

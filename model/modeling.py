@@ -254,7 +254,8 @@ class RadFMForCausalLM(nn.Module):
             out = lm(
                 # Finished rows keep decoding (their output is replaced by pad_token_id), which keeps
                 # the batch rectangular; `chosen` is always a valid text id, unlike pad_token_id.
-                inputs_embeds=F.embedding(chosen[:, None], lm.model.embed_tokens.weight),
+                # (a module call, not F.embedding on its weight: DeepSpeed ZeRO-3 gathers parameters in module calls)
+                inputs_embeds=lm.model.embed_tokens(chosen[:, None]),
                 attention_mask=mask,
                 position_ids=last_pos,
                 cache=cache,

@@ -90,6 +90,21 @@ def demo_shards(demo_raw, tmp_path_factory) -> Path:
     return out
 
 
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory) -> Path:
+    """A ``save_pretrained`` folder: the tiny preset, random weights (seed 0), bound to the default tokenizer (the
+    demo shards'), for the evaluation and generation tests."""
+    import torch
+
+    from model import RadFMForCausalLM, get_config
+    from shards_spec.tokenizer import load_tokenizer
+
+    torch.manual_seed(0)
+    folder = tmp_path_factory.mktemp("tiny_model")
+    RadFMForCausalLM(get_config("tiny", tokenizer=load_tokenizer().identity.to_dict())).save_pretrained(folder)
+    return folder
+
+
 # --------------------------------------------------------------------------- real images (tests/imaging)
 
 

@@ -127,6 +127,14 @@ class TrainConfig:
     progress: bool = True  # tqdm bar on rank 0
     log_text_every: int = 0  # with a tokenizer: log the decoded answer of one sample every N steps
 
+    # ---------------------------------------------------------------- evaluation (evaluation.during_training)
+    eval_every: int = 0  # optimizer steps between evaluations on eval_shards (0: never)
+    eval_shards: list[str] = field(default_factory=list)  # held-out sources: dataset dirs, manifests, tar patterns
+    eval_splits: list[str] = field(default_factory=lambda: ["test"])  # splits read from eval_shards' manifests
+    eval_limit: int | None = 8  # at most this many samples per dataset and task (None: all)
+    eval_batch_size: int = 4
+    eval_max_new_tokens: int = 64
+
     def validate(self) -> None:
         if not self.sources:
             raise ConfigError("config: 'sources' is empty")
@@ -159,6 +167,10 @@ class TrainConfig:
         for s in self.sources:
             if s.weight < 0:
                 raise ConfigError(f"config: source {s.path}: weight must be >= 0")
+        if self.eval_every < 0 or (self.eval_every > 0 and not self.eval_shards):
+            raise ConfigError("config: eval_every must be >= 0, and eval_shards must name the held-out shards when it is > 0")
+        if self.eval_batch_size < 1 or self.eval_max_new_tokens < 1 or (self.eval_limit is not None and self.eval_limit < 1):
+            raise ConfigError("config: eval_batch_size, eval_max_new_tokens and eval_limit must be >= 1")
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

@@ -8,12 +8,17 @@
      "keys": [["mimic_..", ...], ["mimic_..", ...]],        # per rank, micro-batches concatenated
      "micro": [{"stream": "2d", "loss": 5.91}],             # one entry per micro-batch (rank-averaged loss)
      "epochs": {"2d": 1, "3d": 0},                          # rank 0's current epoch per stream
-     "bad_samples": {"2d": 0, "3d": 1}, "bad": [...]}       # cumulative counts (all ranks); new ones this step
+     "bad_samples": {"2d": 0, "3d": 1}, "bad": [...],       # cumulative counts (all ranks); new ones this step
+     "eval": {"loss": 2.3, "scores": {"mimic/report/text": 0.18, ...}, ...}}   # only on eval_every steps
 
 ``step`` counts optimizer steps from 1. ``loss`` is the mean over ranks and micro-batches of each micro-batch's
 (weighted) loss, ``token_accuracy`` is token-weighted over ranks; ``tokens_per_s`` / ``samples_per_s`` count
 real (unpadded) tokens / samples of all ranks per second of rank 0's step time; ``data_wait`` is the mean over
 ranks of (time blocked waiting for batches) / step time; ``token_efficiency`` is real / processed tokens.
+
+``eval`` (steps where ``eval_every`` divides the step): the held-out evaluation's summary
+(``evaluation.during_training``): teacher-forced loss and the headline score of each dataset/task; its predictions
+and metrics are in ``<output>/eval/step-NNNNNN/``.
 
 ``<output>/ranks/rank-NNN.jsonl``: every rank's own ``step``, ``stream`` and ``keys`` (for audits and tests).
 
@@ -86,7 +91,9 @@ class StepLogger:
 
 
 def plot_loss(log_path: str | Path, png_path: str | Path) -> None:
-    """Loss per micro-batch against the step, 2D and 3D in different colours, with a running mean."""
+    """Loss per micro-batch against the step, 2D and 3D in different colours, with a running mean; with periodic
+    evaluation also the held-out loss (black) and, on a right-hand axis in [0, 1], each dataset/task's headline
+    score (dashed)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -110,11 +117,30 @@ def plot_loss(log_path: str | Path, png_path: str | Path) -> None:
         if len(ys) >= 3 and win > 1:
             mean = [sum(ys[max(0, i - win + 1):i + 1]) / len(ys[max(0, i - win + 1):i + 1]) for i in range(len(ys))]
             ax.plot(xs, mean, color=color, linewidth=1.5)
+    evals = [(r["step"], r["eval"]) for r in records if isinstance(r.get("eval"), dict)]
+    held_out = [(step, e["loss"]) for step, e in evals if e.get("loss") is not None]
+    if held_out:
+        ax.plot(*zip(*held_out), color="black", marker="o", linewidth=1.5, label="held-out loss (eval)")
     ax.set_xlabel("optimizer step")
     ax.set_ylabel("loss")
-    ax.set_title(f"training loss ({len(records)} steps)")
-    if series:
-        ax.legend()
+    ax.set_title(f"training loss ({len(records)} steps)" + (f", {len(evals)} evaluations" if evals else ""))
+    handles, labels = ax.get_legend_handles_labels()
+    scores: dict[str, tuple[list[int], list[float]]] = {}
+    for step, e in evals:
+        for name, value in (e.get("scores") or {}).items():
+            xs, ys = scores.setdefault(name, ([], []))
+            xs.append(step)
+            ys.append(value)
+    if scores:
+        right = ax.twinx()
+        for name, (xs, ys) in sorted(scores.items()):
+            right.plot(xs, ys, linestyle="--", marker=".", linewidth=1, label=name)
+        right.set_ylim(0, 1)
+        right.set_ylabel("eval score (headline metric)")
+        more_handles, more_labels = right.get_legend_handles_labels()
+        handles, labels = handles + more_handles, labels + more_labels
+    if handles:
+        ax.legend(handles, labels, fontsize="small")
     ax.grid(alpha=0.3)
     fig.tight_layout()
     tmp = Path(png_path).with_name(f".{Path(png_path).name}.tmp-{os.getpid()}.png")

@@ -361,6 +361,12 @@ def main(argv: list[str] | None = None) -> int:
     ds_config = deepspeed_config(cfg, on_cpu)
     model = build_model(cfg, ds_config)
     bind_model_tokenizer(cfg.sources, model.config, cfg.allow_tokenizer_mismatch, shards)  # before the engine exists
+    evaluator = None
+    if cfg.eval_every > 0:  # plans the held-out samples now, so that bad eval_shards fail before training starts
+        from evaluation.during_training import PeriodicEvaluation
+
+        zero_stage = (ds_config.get("zero_optimization") or {}).get("stage", 0)
+        evaluator = PeriodicEvaluation(cfg, model.config, rank, world, out, zero_stage)
     optimizer = None
     if "optimizer" not in ds_config:
         optimizer = torch.optim.AdamW(param_groups(model, cfg.weight_decay), lr=cfg.lr,
@@ -480,6 +486,10 @@ def main(argv: list[str] | None = None) -> int:
         })
         if text is not None:
             record["text"] = text
+        if evaluator is not None and step % cfg.eval_every == 0:  # every rank generates; rank 0 gets the summary
+            record["eval"] = evaluator.run(engine.module, step, engine.device)
+            if rank == 0:
+                print(f"[train] step {step} eval: {json.dumps(record['eval'])}", flush=True)
         logger.log(record)
         logger.log_rank({"step": step, "stream": record["stream"], "keys": keys,
                          "loss": totals.loss / max(totals.micro_batches, 1), "streams": streams,

@@ -14,8 +14,20 @@ files in ``prompts/``, and a test in ``tests/tasks/`` (the contract test runs ov
 from __future__ import annotations
 
 from pipelines.records import Record, SampleSpec
-from pipelines.tasks import (caption, case_vqa, diagnosis_open, diagnosis_yesno, interleaved, medpix_case, medpix_image,
-                             medpix_qa, modality, rationale, report, vqa)
+from pipelines.tasks import (
+    caption,
+    case_vqa,
+    diagnosis_open,
+    diagnosis_yesno,
+    interleaved,
+    medpix_case,
+    medpix_image,
+    medpix_qa,
+    modality,
+    rationale,
+    report,
+    vqa,
+)
 from pipelines.tasks.base import Task, TaskInputs, task_rng
 from pipelines.tasks.caption import CaptionInputs
 from pipelines.tasks.case_vqa import CaseVqaInputs
