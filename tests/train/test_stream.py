@@ -115,7 +115,8 @@ def test_block_order_permutes_within_blocks_and_groups_lengths():
 
 # ============================================================================================ streams on demo shards
 def _demo(demo_shards: Path) -> dict[str, list[ShardRef]]:
-    return resolve_sources([SourceConfig(str(demo_shards))])
+    """The demo's MIMIC (2D) and Rad3D (3D) shards: the stream tests need not grow with the source registry."""
+    return resolve_sources([SourceConfig(str(demo_shards / "mimic")), SourceConfig(str(demo_shards / "rad3d"))])
 
 
 def _cfg(name: str, bs: int, **kw) -> StreamConfig:
@@ -124,11 +125,12 @@ def _cfg(name: str, bs: int, **kw) -> StreamConfig:
 
 
 def test_sources_resolve_all_forms(demo_shards):
-    root = _demo(demo_shards)
+    root = resolve_sources([SourceConfig(str(demo_shards))])  # every dataset below the root
     assert len(root["2d"]) >= 3 and len(root["3d"]) >= 3
     assert all(s.split == "train" for s in root["2d"] + root["3d"])
     mimic = resolve_source(SourceConfig(str(demo_shards / "mimic")))
-    assert [s.path for s in mimic] == [s.path for s in root["2d"]]
+    assert [s.path for s in mimic] == [s.path for s in root["2d"] if s.dataset == "mimic"]
+    assert {s.dataset for s in root["2d"] + root["3d"]} == {p.parent.name for p in demo_shards.glob("*/manifest.json")}
     manifest = resolve_source(SourceConfig(str(demo_shards / "mimic" / "manifest.json"), splits=["test"]))
     assert manifest and all(s.split == "test" for s in manifest)
     first = Path(root["2d"][0].path)
@@ -394,7 +396,7 @@ def test_sources_must_share_the_models_tokenizer(demo_shards, tmp_path):
     """Shards built with another tokenizer (or for another vocabulary) are refused before training starts."""
     shards = resolve_sources([SourceConfig(path=str(demo_shards))])
     found = tokenizer_fingerprints(shards)
-    assert set(found) == {"mimic", "rad3d"} and len(set(found.values())) == 1
+    assert set(found) == {p.parent.name for p in demo_shards.glob("*/manifest.json")} and len(set(found.values())) == 1
     assert check_tokenizers(shards, 32000).base_vocab == 32000
     with pytest.raises(SourceError, match="vocab_size is 32100"):
         check_tokenizers(shards, 32100)
