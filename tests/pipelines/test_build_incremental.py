@@ -142,7 +142,11 @@ def test_split_build_leaves_other_splits_untouched(native, caplog):
     assert validate_paths([str(out)]).violations == []
     # a --split build can not mix tokenizer or spec versions into one manifest
     stats = next((out / "mimic/2d/test").glob("*.stats.json"))
-    stats.write_text(stats.read_text().replace('"spec_version": "1.2"', '"spec_version": "1.1"'))
+    from shards_spec.layout import SPEC_VERSION
+
+    text = stats.read_text()
+    assert f'"spec_version": "{SPEC_VERSION}"' in text
+    stats.write_text(text.replace(f'"spec_version": "{SPEC_VERSION}"', '"spec_version": "1.1"'))
     from pipelines.build import BuildError
 
     with pytest.raises(BuildError, match="build every split"):
