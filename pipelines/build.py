@@ -584,7 +584,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--max-images", type=int, default=d.image.max_images)
     p.add_argument("--samples-per-shard-2d", type=int, default=d.shard.samples_per_shard_2d)
     p.add_argument("--samples-per-shard-3d", type=int, default=d.shard.samples_per_shard_3d)
-    p.add_argument("--zstd-level", type=int, default=d.shard.zstd_level)
+    p.add_argument("--zstd-level", type=int, default=d.shard.zstd_level,
+                   help="zstd level of the image member (default %(default)s); 0 writes it uncompressed as vision.npy "
+                        "(SPEC §3: read in place, fastest for CPU-bound 2D loaders, about the raw size on disk)")
     p.add_argument("--channels", choices=CHANNELS, default="auto",
                    help="auto: colour kept where the planes differ, grey otherwise (default); grey; rgb")
     p.add_argument("--follow-symlinks-outside", action="store_true",

@@ -8,13 +8,16 @@ A sample is written as five tar members ``<key>.<field>``:
 ``loss_weight.npy``       float32 ``[L]`` (0 ignored, 1 normal, 3 keyword)
 ``meta.json``             UTF-8 JSON, keys sorted
 ``vision.npy.zst``        zstd frame (content size + checksum) holding an ``.npy`` of uint8 ``[S, C, H, W, D]``
+``vision.npy``            or (spec 1.3, ``zstd_level=0``) that ``.npy`` uncompressed
 ========================  =====================================================
 
 The encodings were chosen by measurement (docs/benchmarks.md, "Image member encoding").
-``encode_vision(level=0)`` writes a *stored* frame: the same ``.npy`` bytes in raw zstd
-blocks (no entropy coding), still one standard zstd frame with content size and checksum,
-so every reader decodes it unchanged; it decodes at memory speed (docs/benchmarks.md,
-"Readers and loaders against the peers"). Levels 1-22 and zstd's negative levels compress.
+``encode_sample(zstd_level=0)`` writes the image as a plain ``vision.npy`` member: a reader
+views it where it lies (``train.read`` on a memory map: no decompression, no copy), which
+is what makes CPU-bound 2D loaders fastest (docs/benchmarks.md, "Readers and loaders against
+the peers"); it carries no content checksum. Levels 1-22 and zstd's negative levels compress
+into ``vision.npy.zst``. ``encode_vision(level=0)`` still writes a *stored* zstd frame (raw
+blocks, checksummed), which spec 1.0-1.2 builds wrote at level 0; readers decode it unchanged.
 
 Decoding is defensive: sizes are bounded before anything is allocated and nothing is
 unpickled (``allow_pickle=False``). The common ``.npy`` headers (the ones ``npy_bytes``
@@ -40,6 +43,7 @@ from shards_spec.layout import (
     FIELD_LOSS_WEIGHT,
     FIELD_META,
     FIELD_VISION,
+    FIELD_VISION_RAW,
 )
 
 #: dtype of every array member.
@@ -48,6 +52,7 @@ DTYPES = {
     FIELD_LABELS: np.dtype(np.int32),
     FIELD_LOSS_WEIGHT: np.dtype(np.float32),
     FIELD_VISION: np.dtype(np.uint8),
+    FIELD_VISION_RAW: np.dtype(np.uint8),
 }
 
 #: Upper bound on a decoded image member (64 images of 3x512x512x64 would be 3 GiB;
@@ -79,49 +84,55 @@ _HEADERS: dict[bytes, tuple[np.dtype, tuple[int, ...], int] | None] = {}
 
 
 def _parse_header(header: bytes) -> tuple[np.dtype, tuple[int, ...], int] | None:
-    """``(dtype, shape, item count)`` of a common header, ``None`` otherwise; memoised (headers repeat)."""
-    hit = _HEADERS.get(header, False)
-    if hit is not False:
-        return hit
+    """``(dtype, shape, item count)`` of a common header, ``None`` otherwise."""
     m = _NPY_HEADER.fullmatch(header)
-    parsed = None
-    if m is not None:
-        shape = tuple(int(x) for x in m["shape"].split(b",") if x.strip())
-        count = 1
-        for n in shape:
-            count *= n
-        parsed = (np.dtype(m["descr"].decode("ascii")), shape, count)
-    if len(_HEADERS) >= 4096:
-        _HEADERS.clear()
-    _HEADERS[header] = parsed
-    return parsed
+    if m is None:
+        return None
+    shape = tuple(int(x) for x in m["shape"].split(b",") if x.strip())
+    count = 1
+    for n in shape:
+        count *= n
+    return np.dtype(m["descr"].decode("ascii")), shape, count
+
+
+def _npy_prefix(mv: memoryview) -> int:
+    """Length of the magic, version, header length and header of an ``.npy`` payload (0: not of a known
+    version, or longer than the payload)."""
+    if len(mv) < 10:
+        return 0
+    major = mv[6]
+    if major == 1:
+        start, hlen = 10, mv[8] | (mv[9] << 8)
+    elif major in (2, 3) and len(mv) >= 12:
+        start, hlen = 12, int.from_bytes(mv[8:12], "little")
+    else:
+        return 0
+    return start + hlen if hlen <= _MAX_NPY_HEADER and start + hlen <= len(mv) else 0
 
 
 def _fast_npy(data) -> np.ndarray | None:
     """The array of a common ``.npy`` payload as a view of ``data`` (no copy); ``None`` when the header
-    is not of the common form (the caller then uses numpy's reader) or the payload length does not match."""
+    is not of the common form (the caller then uses numpy's reader) or the payload length does not match.
+
+    The whole prefix (magic, version, header) is memoised: headers repeat, so a lookup replaces the parse."""
     mv = memoryview(data)
-    if len(mv) < 10 or mv[:6] != _NPY_MAGIC:
+    n = _npy_prefix(mv)
+    if not n:
         return None
-    major = mv[6]
-    if major == 1:
-        hlen, start = mv[8] | (mv[9] << 8), 10
-    elif major in (2, 3):
-        if len(mv) < 12:
-            return None
-        hlen, start = int.from_bytes(mv[8:12], "little"), 12
-    else:
-        return None
-    if hlen > _MAX_NPY_HEADER or start + hlen > len(mv):
-        return None
-    parsed = _parse_header(bytes(mv[start:start + hlen]))
+    prefix = bytes(mv[:n])
+    parsed = _HEADERS.get(prefix, False)
+    if parsed is False:
+        parsed = _parse_header(prefix[10 if prefix[6] == 1 else 12:]) if prefix[:6] == _NPY_MAGIC else None
+        if len(_HEADERS) >= 4096:
+            _HEADERS.clear()
+        _HEADERS[prefix] = parsed
     if parsed is None:
         return None
     dtype, shape, count = parsed
-    offset = start + hlen
-    if offset + count * dtype.itemsize != len(mv):
+    if n + count * dtype.itemsize != len(mv):
         return None  # short (or padded) payload: numpy's reader decides and explains
-    return np.frombuffer(data, dtype=dtype, count=count, offset=offset).reshape(shape)
+    arr = np.frombuffer(data, dtype=dtype, count=count, offset=n)
+    return arr if len(shape) == 1 else arr.reshape(shape)
 
 
 def load_npy(data, *, field: str = "array") -> np.ndarray:
@@ -201,10 +212,20 @@ def decode_vision(data, max_bytes: int = MAX_VISION_BYTES) -> np.ndarray:
         raw = _decompressor().decompress(data, max_output_size=max_bytes)
     except zstandard.ZstdError as exc:
         raise DecodeError(f"{FIELD_VISION}: corrupt zstd frame ({exc})") from exc
-    arr = load_npy(raw, field=FIELD_VISION)
+    return _vision_array(raw, FIELD_VISION)
+
+
+def _vision_array(data, field: str) -> np.ndarray:
+    arr = load_npy(data, field=field)
     if arr.dtype != np.uint8 or arr.ndim != 5:
-        raise DecodeError(f"{FIELD_VISION}: expected uint8 [S,C,H,W,D], got {arr.dtype} {arr.shape}")
+        raise DecodeError(f"{field}: expected uint8 [S,C,H,W,D], got {arr.dtype} {arr.shape}")
     return arr
+
+
+def decode_vision_raw(data) -> np.ndarray:
+    """The uint8 ``[S, C, H, W, D]`` array of a ``vision.npy`` member: a view of ``data`` (no copy; read-only
+    when ``data`` is ``bytes`` or a read-only map). Nothing to verify beyond the header and the length."""
+    return _vision_array(data, FIELD_VISION_RAW)
 
 
 def encode_meta(meta: dict[str, Any]) -> bytes:
@@ -235,21 +256,28 @@ def encode_sample(
     vision: np.ndarray,
     zstd_level: int = 3,
 ) -> dict[str, bytes]:
-    """Member field -> payload bytes, for one sample."""
+    """Member field -> payload bytes, for one sample. ``zstd_level=0``: the image as an uncompressed
+    ``vision.npy`` member (spec 1.3), else ``vision.npy.zst`` at that level."""
+    if zstd_level == 0:
+        if vision.dtype != np.uint8 or vision.ndim != 5:
+            raise ValueError(f"vision must be uint8 [S,C,H,W,D], got {vision.dtype} {vision.shape}")
+        image = {FIELD_VISION_RAW: npy_bytes(vision)}
+    else:
+        image = {FIELD_VISION: encode_vision(vision, zstd_level)}
     return {
         FIELD_INPUT_IDS: npy_bytes(np.asarray(input_ids, dtype=np.int32)),
         FIELD_LABELS: npy_bytes(np.asarray(labels, dtype=np.int32)),
         FIELD_LOSS_WEIGHT: npy_bytes(np.asarray(loss_weight, dtype=np.float32)),
         FIELD_META: encode_meta(meta),
-        FIELD_VISION: encode_vision(vision, zstd_level),
+        **image,
     }
 
 
 def decode_member(field: str, data) -> Any:
     """Decode one member by its field name (``input_ids.npy``, ``meta.json`` …). Arrays come back writable and
     owning their memory (the trainer's hot path, ``train.read``, uses the zero-copy functions instead)."""
-    if field == FIELD_VISION:
-        arr = decode_vision(data)
+    if field in (FIELD_VISION, FIELD_VISION_RAW):
+        arr = decode_vision(data) if field == FIELD_VISION else decode_vision_raw(data)
         return arr if arr.flags.writeable else arr.copy()
     if field == FIELD_META:
         return decode_meta(data)
@@ -262,14 +290,16 @@ def decode_member(field: str, data) -> Any:
 
 
 def decode_sample(members: dict[str, bytes]) -> dict[str, Any]:
-    """Decode all members of a sample given as field -> bytes (e.g. a webdataset sample)."""
-    return {field: decode_member(field, data) for field, data in members.items() if not field.startswith("__")}
+    """Decode all members of a sample given as field -> bytes (e.g. a webdataset sample). The image comes back
+    under ``vision.npy.zst`` (``FIELD_VISION``) whichever member held it."""
+    return {(FIELD_VISION if field == FIELD_VISION_RAW else field): decode_member(field, data)
+            for field, data in members.items() if not field.startswith("__")}
 
 
 def webdataset_decoder(key: str, data: bytes) -> Any:
     """A handler for ``webdataset.WebDataset(...).decode(webdataset_decoder)``.
 
-    webdataset passes the member's extension part (``vision.npy.zst``) as ``key``.
+    webdataset passes the member's extension part (``vision.npy.zst``, ``vision.npy``) as ``key``.
     """
     field = key.lstrip(".").lower()
     return decode_member(field, data)

@@ -81,11 +81,17 @@ def closest_depth(depth: int, choices) -> int:
 # --- members ---------------------------------------------------------------------
 #: Member field names (``<key>.<field>``) and what they hold.
 FIELD_VISION = "vision.npy.zst"  # uint8 [S, C, H, W, D], zstd-compressed .npy
+#: The same array as a plain ``.npy`` (spec 1.3, builds with ``--zstd-level 0``): read in place, no copy.
+FIELD_VISION_RAW = "vision.npy"
 FIELD_INPUT_IDS = "input_ids.npy"  # int32 [L]
 FIELD_LABELS = "labels.npy"  # int32 [L]
 FIELD_LOSS_WEIGHT = "loss_weight.npy"  # float32 [L]
 FIELD_META = "meta.json"
 FIELDS = (FIELD_INPUT_IDS, FIELD_LABELS, FIELD_LOSS_WEIGHT, FIELD_META, FIELD_VISION)
+#: The member sets a sample may have, in sorted field order: the image member is ``vision.npy.zst`` (default)
+#: or ``vision.npy`` (uncompressed), never both.
+FIELDS_RAW = (FIELD_INPUT_IDS, FIELD_LABELS, FIELD_LOSS_WEIGHT, FIELD_META, FIELD_VISION_RAW)
+SAMPLE_FIELDS = (FIELDS, FIELDS_RAW)
 
 KEY_RE = re.compile(r"^[a-z0-9_]+_[0-9a-f]{20}$")
 

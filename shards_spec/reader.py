@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from shards_spec.codec import decode_member
+from shards_spec.codec import decode_sample
 from shards_spec.tario import Member, iter_members, split_member_name
 
 
@@ -19,7 +19,8 @@ class RawSample:
     members: dict[str, Member]  # field -> member (with data)
 
     def decode(self) -> dict[str, Any]:
-        return {field: decode_member(field, m.data or b"") for field, m in self.members.items()}
+        """Field -> decoded member; the image under ``vision.npy.zst`` whichever member held it."""
+        return decode_sample({field: m.data or b"" for field, m in self.members.items()})
 
 
 #: (offset, magic bytes, what the file is) for files people pass by mistake; checked in order.

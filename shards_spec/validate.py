@@ -31,7 +31,9 @@ from shards_spec.layout import (
     FIELD_LOSS_WEIGHT,
     FIELD_META,
     FIELD_VISION,
+    FIELD_VISION_RAW,
     FIELDS,
+    FIELDS_RAW,
     IGNORE_INDEX,
     IMAGE_SPAN_LEN,
     KEY_RE,
@@ -221,12 +223,13 @@ def check_tar(tar: Path, report: Report, limits: Limits, seen_keys: set[str] | N
                     report.add(sw, "key", "duplicate key in dataset")
                 seen_keys.add(raw.key)
             fields = set(raw.members)
-            if fields != set(FIELDS):
-                report.add(sw, "members", f"has {sorted(fields)}, expected {sorted(FIELDS)}")
+            expected = FIELDS_RAW if FIELD_VISION_RAW in fields else FIELDS
+            if fields != set(expected):
+                report.add(sw, "members", f"has {sorted(fields)}, expected {sorted(expected)}")
                 summaries.append(None)
                 continue
             by_offset = [f for f, mm in sorted(raw.members.items(), key=lambda kv: kv[1].header_offset)]
-            if by_offset != sorted(FIELDS):
+            if by_offset != sorted(expected):
                 report.add(sw, "member-order", "members not in sorted field order")
             try:
                 decoded = raw.decode()

@@ -10,12 +10,14 @@ This is the stream's per-sample hot path (``train.stream``), measured against Mo
   with no read system call and no copy of the compressed bytes.
 * The token arrays are parsed in place (``shards_spec.codec.load_npy`` matches the common ``.npy`` header by a
   strict pattern) and copied out of the map (a few hundred bytes each); ``meta.json`` is parsed once; the image member is
-  decompressed straight from the map by a per-thread zstd context into its own array (a *stored* frame,
-  ``--zstd-level 0``, is a checksummed copy).
-* The checks that make a sample bad: an index entry without all five members or with a mistyped key, token
-  count or member offsets, spans past the end of the tar, undecodable members, a ``meta.json`` whose ``key`` is
-  not the index's or whose ``special_ids.base_vocab`` is not a positive int, inconsistent lengths, image-token
-  ids beyond the sample's images, negative labels other than -100, non-finite weights.
+  decompressed straight from the map by a per-thread zstd context into its own array; an uncompressed
+  ``vision.npy`` member (spec 1.3, ``--zstd-level 0``) is a read-only view of the map itself (no copy: the map
+  stays open while such an array lives, see :class:`FileCache`).
+* The checks that make a sample bad: an index entry without all five members (``vision.npy.zst`` or
+  ``vision.npy``, not both) or with a mistyped key, token count or member offsets, spans past the end of the tar,
+  undecodable members, a ``meta.json`` whose ``key`` is not the index's or whose ``special_ids.base_vocab`` is
+  not a positive int, inconsistent lengths, image-token ids beyond the sample's images, negative labels other
+  than -100, non-finite weights.
 
 What is checked is what the trainer uses, so that no value of a hostile shard can crash it and none is used
 unchecked. The full schema check of ``meta.json`` (``shards_spec.schema.SampleMeta``, every key and type) is the
@@ -26,16 +28,17 @@ hot path leaves it out. ``Sample.meta`` is the member as stored; code that reads
 
 from __future__ import annotations
 
+import functools
 import math
 import mmap
 import os
 import sys
 from collections import OrderedDict
-from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 
-from shards_spec.codec import DTYPES, DecodeError, decode_meta, decode_vision, load_npy
+from shards_spec.codec import DTYPES, DecodeError, decode_meta, decode_vision, decode_vision_raw, load_npy
 from shards_spec.jsonio import loads
 from shards_spec.layout import (
     FIELD_INPUT_IDS,
@@ -43,7 +46,9 @@ from shards_spec.layout import (
     FIELD_LOSS_WEIGHT,
     FIELD_META,
     FIELD_VISION,
+    FIELD_VISION_RAW,
     FIELDS,
+    FIELDS_RAW,
     IGNORE_INDEX,
     IMAGE_TOKENS_PER_IMAGE,
 )
@@ -65,15 +70,16 @@ def _warn(msg: str) -> None:
 
 
 # ============================================================================ index sidecars
-@dataclass(frozen=True)
-class Span:
+class Span(NamedTuple):
     """Where one sample's members lie: ``lo``/``size`` of the whole span and ``(start, stop)`` of each member
-    of ``FIELDS`` relative to ``lo``; or ``error`` for an entry that cannot be read."""
+    of ``FIELDS`` (or ``FIELDS_RAW``: ``raw_vision``) relative to ``lo``; or ``error`` for an entry that cannot
+    be read."""
 
     lo: int = 0
     size: int = 0
     members: tuple[tuple[int, int], ...] = ()
     error: str = ""
+    raw_vision: bool = False
 
 
 def _kind(value) -> str:
@@ -82,7 +88,28 @@ def _kind(value) -> str:
 
 def entry_span(entry: dict) -> Span:
     """The read span of an index entry, or a span carrying why the entry cannot be used (every value the trainer
-    takes from an entry is checked here: ``key``, ``n_tokens``, ``members``)."""
+    takes from an entry is checked: ``key``, ``n_tokens``, ``members``). The common case (a str key, an int token
+    count, five ``[int, int]`` pairs) takes a straight path."""
+    members = entry.get("members")
+    if type(members) is dict and type(entry.get("key")) is str and type(entry.get("n_tokens", 0)) is int:
+        raw = FIELD_VISION_RAW in members
+        try:
+            (a0, a1), (b0, b1), (c0, c1), (d0, d1), (v0, v1) = [members[f] for f in (FIELDS_RAW if raw else FIELDS)]
+        except (KeyError, TypeError, ValueError):
+            pass
+        else:
+            if (type(a0) is type(a1) is type(b0) is type(b1) is type(c0) is type(c1) is type(d0) is type(d1)
+                    is type(v0) is type(v1) is int) and not (raw and FIELD_VISION in members):
+                lo = min(a0, b0, c0, d0, v0)
+                hi = max(a0 + a1, b0 + b1, c0 + c1, d0 + d1, v0 + v1)
+                if lo >= 0 and hi - lo <= MAX_SPAN and min(a1, b1, c1, d1, v1) >= 0:
+                    return Span(lo, hi - lo, ((a0 - lo, a0 - lo + a1), (b0 - lo, b0 - lo + b1), (c0 - lo, c0 - lo + c1),
+                                              (d0 - lo, d0 - lo + d1), (v0 - lo, v0 - lo + v1)), "", raw)
+    return _entry_span_checked(entry)
+
+
+def _entry_span_checked(entry: dict) -> Span:
+    """:func:`entry_span` for anything unusual: says what is wrong."""
     if type(entry.get("key")) is not str:
         return Span(error=f"index entry key: expected str, got {_kind(entry.get('key'))}")
     n_tokens = entry.get("n_tokens", 0)
@@ -91,12 +118,17 @@ def entry_span(entry: dict) -> Span:
     members = entry.get("members")
     if not isinstance(members, dict):
         return Span(error="index entry has no members")
-    missing = [f for f in FIELDS if f not in members]
-    if missing:
-        return Span(error=f"index entry lacks members {missing}")
+    raw = FIELD_VISION_RAW in members
+    fields = FIELDS_RAW if raw else FIELDS
     try:
-        offsets = [members[f][0] for f in FIELDS]
-        sizes = [members[f][1] for f in FIELDS]
+        pairs = [members[f] for f in fields]
+    except KeyError:
+        return Span(error=f"index entry lacks members {[f for f in fields if f not in members]}")
+    if raw and FIELD_VISION in members:
+        return Span(error=f"index entry has both {FIELD_VISION} and {FIELD_VISION_RAW}")
+    try:
+        offsets = [p[0] for p in pairs]
+        sizes = [p[1] for p in pairs]
     except (TypeError, IndexError, KeyError):
         return Span(error="index entry has malformed member offsets")
     if not all(type(v) is int for v in offsets + sizes):
@@ -105,7 +137,7 @@ def entry_span(entry: dict) -> Span:
     hi = max([o + n for o, n in zip(offsets, sizes)])
     if lo < 0 or min(sizes) < 0 or hi - lo > MAX_SPAN:
         return Span(error=f"implausible member span [{lo}, {hi})")
-    return Span(lo, hi - lo, tuple([(o - lo, o - lo + n) for o, n in zip(offsets, sizes)]))
+    return Span(lo, hi - lo, tuple([(o - lo, o - lo + n) for o, n in zip(offsets, sizes)]), raw_vision=raw)
 
 
 def _scan_index(path: str) -> list[dict]:
@@ -230,13 +262,13 @@ def read_sample(files: FileCache, shard: ShardRef, entry: dict, epoch: int = 0, 
     if span.error:
         raise BadSample(span.error)
     mv = _read_span(files, shard.path, span.lo, span.size)
-    (i0, i1), (l0, l1), (w0, w1), (m0, m1), (v0, v1) = span.members  # FIELDS order
+    (i0, i1), (l0, l1), (w0, w1), (m0, m1), (v0, v1) = span.members  # FIELDS / FIELDS_RAW order
     try:
         ids = _tokens(FIELD_INPUT_IDS, mv[i0:i1])
         labels = _tokens(FIELD_LABELS, mv[l0:l1])
         weights = _tokens(FIELD_LOSS_WEIGHT, mv[w0:w1])
         meta = decode_meta(mv[m0:m1])
-        vision = decode_vision(mv[v0:v1])
+        vision = decode_vision_raw(mv[v0:v1]) if span.raw_vision else decode_vision(mv[v0:v1])
     except DecodeError as exc:
         raise BadSample(f"decode error: {exc}") from None
     if meta.get("key") != key:
@@ -265,7 +297,12 @@ def read_sample(files: FileCache, shard: ShardRef, entry: dict, epoch: int = 0, 
     if not math.isfinite(float(weights.sum(dtype=np.float64))):
         raise BadSample("loss_weight is not finite")
     return Sample(key=key, input_ids=ids, labels=labels, loss_weight=weights, vision=vision, epoch=epoch,
-                  shard=os.path.basename(shard.path), meta=meta)
+                  shard=_basename(shard.path), meta=meta)
+
+
+@functools.lru_cache(maxsize=4096)
+def _basename(path: str) -> str:
+    return os.path.basename(path)
 
 
 __all__ = ["BadSample", "FileCache", "IndexCache", "Span", "entry_span", "read_sample", "DEFAULT_BASE_VOCAB"]

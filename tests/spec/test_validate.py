@@ -95,6 +95,19 @@ def test_validator_catches_sample_violations(demo_shards, tmp_path, field, fn, r
     assert any(f": {rule}: " in v for v in found), found
 
 
+def test_uncompressed_image_member_is_valid_and_both_members_are_not(demo_shards, tmp_path):
+    """Spec 1.3: ``vision.npy`` (``--zstd-level 0``) instead of ``vision.npy.zst`` is valid; both at once are not."""
+    def raw(key, members):
+        members["vision.npy"] = codec.npy_bytes(codec.decode_member("vision.npy.zst", members.pop("vision.npy.zst")))
+        return key, members
+    assert violations_for(tmp_path / "raw", first_tar(demo_shards, "2d"), raw) == []
+
+    def both(key, members):
+        members["vision.npy"] = codec.npy_bytes(codec.decode_member("vision.npy.zst", members["vision.npy.zst"]))
+        return key, members
+    assert any(": members: " in v for v in violations_for(tmp_path / "both", first_tar(demo_shards, "2d"), both))
+
+
 def test_validator_catches_3d_depth(demo_shards, tmp_path):
     fn = lambda a, m: codec.encode_vision(np.repeat(a[..., :1], 6, axis=-1))  # depth 6
     found = violations_for(tmp_path, first_tar(demo_shards, "3d"), _edit("vision.npy.zst", fn))

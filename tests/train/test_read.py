@@ -91,7 +91,8 @@ def test_compressed_levels_are_unchanged():
 
 
 # ============================================================================================ read_sample
-def _write_shard(tmp_path: Path, samples: list[dict], level: int = 3) -> ShardRef:
+def _write_shard(tmp_path: Path, samples: list[dict], level: int | str = 3) -> ShardRef:
+    """``level="stored-1.2"``: the image as a spec 1.0-1.2 stored zstd frame (``vision.npy.zst`` at level 0)."""
     tar = tmp_path / "t-train-2d-000000.tar"
     entries = []
     with open(tar, "wb") as fh:
@@ -100,7 +101,9 @@ def _write_shard(tmp_path: Path, samples: list[dict], level: int = 3) -> ShardRe
             key = f"t_{i:020x}"
             members = codec.encode_sample(input_ids=s["ids"], labels=s["labels"], loss_weight=s["weights"],
                                           meta={"key": key, "special_ids": {"base_vocab": 100}},
-                                          vision=s["vision"], zstd_level=level)
+                                          vision=s["vision"], zstd_level=3 if level == "stored-1.2" else level)
+            if level == "stored-1.2":
+                members["vision.npy.zst"] = codec.encode_vision(s["vision"], level=0)
             recs = {f: sink.add(f"{key}.{f}", members[f]) for f in sorted(members)}
             entries.append({"key": key, "offset": min(r.header_offset for r in recs.values()), "size": 0,
                             "members": {f: [r.data_offset, r.size] for f, r in recs.items()},
@@ -155,6 +158,44 @@ def test_every_bad_sample_check(tmp_path, level):
         with pytest.raises(BadSample, match=reason):
             read_sample(files, shard, entry, 0, index)
     files.close()
+
+
+def test_uncompressed_image_member_is_a_view_of_the_map_and_old_stored_frames_still_read(tmp_path):
+    """Spec 1.3: ``--zstd-level 0`` writes ``vision.npy``; the reader returns it in place (read-only, no copy);
+    a garbled one is a bad sample; a spec 1.2 stored zstd frame (``vision.npy.zst`` at level 0) still reads."""
+    good = _good(36)
+    members = codec.encode_sample(input_ids=good["ids"], labels=good["labels"], loss_weight=good["weights"],
+                                  meta={}, vision=good["vision"], zstd_level=0)
+    assert "vision.npy" in members and "vision.npy.zst" not in members
+    assert members["vision.npy"] == codec.npy_bytes(good["vision"])
+    assert codec.decode_sample(members)["vision.npy.zst"].flags.writeable  # library callers get an owned array
+    with pytest.raises(codec.DecodeError):
+        codec.decode_member("vision.npy", members["vision.npy"][:-1])
+
+    shard = _write_shard(tmp_path, [good, good], 0)
+    index, files = IndexCache(), FileCache(2)
+    entries = index.get(shard)
+    smp = read_sample(files, shard, entries[0], 0, index)
+    assert np.array_equal(smp.vision, good["vision"]) and not smp.vision.flags.writeable
+    assert not smp.vision.flags.owndata and smp.vision.base is not None  # a view, not a copy
+    both = {**entries[1], "members": {**entries[1]["members"], "vision.npy.zst": entries[1]["members"]["vision.npy"]}}
+    with pytest.raises(BadSample, match="both"):
+        read_sample(files, shard, both, 0, index)
+    off, size = entries[1]["members"]["vision.npy"]
+    files.close()
+    with open(shard.path, "r+b") as fh:  # a header that no longer matches the payload
+        fh.seek(off + 10)
+        fh.write(b"{'descr': '<f8'")
+    with pytest.raises(BadSample, match="vision.npy"):
+        read_sample(FileCache(2), shard, entries[1], 0, IndexCache())
+
+    old = tmp_path / "old"
+    old.mkdir()
+    shard = _write_shard(old, [good], "stored-1.2")
+    entry = IndexCache().get(shard)[0]
+    assert "vision.npy.zst" in entry["members"]
+    smp = read_sample(FileCache(1), shard, entry, 0, IndexCache())
+    assert np.array_equal(smp.vision, good["vision"])
 
 
 def test_read_sample_equals_the_tar_walking_reader(demo_shards):
