@@ -2,7 +2,9 @@
 
     python -m pipelines.inspect PATH [--show N] [--montage out.png] [--validate]
 
-PATH is a shard ``.tar``, a directory (all shards below it) or a ``manifest.json``.
+PATH is a shard ``.tar``, a directory (all shards below it) or a ``manifest.json``; any of them may be an
+object-store URL (``s3://bucket/prefix/mimic``), read sample by sample through the index sidecars (ranged reads,
+never a whole shard; ``shards_spec.storage``).
 Prints a summary (samples per stream and task, image shapes, token lengths, loss-weight
 statistics, bytes per member). ``--show N`` decodes N samples, showing image spans as
 ``[IMG i]`` and keyword-weighted tokens as ``*token*``; ``--montage`` writes a contact
@@ -15,6 +17,7 @@ counts are bounded (``shards_spec.tario``).
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from collections import Counter, defaultdict
 from pathlib import Path
@@ -32,13 +35,22 @@ from shards_spec.layout import (
     FIELD_VISION,
     IGNORE_INDEX,
 )
-from shards_spec.reader import GroupingError, iter_raw_samples
+from shards_spec import storage
+from shards_spec.reader import GroupingError, iter_indexed_samples, iter_raw_samples
 from shards_spec.schema import Manifest, SampleMeta, SchemaError
 from shards_spec.tario import UnsafeTar
 from shards_spec.tokenizer import fingerprint_of
 
 
-def find_tars(path: Path) -> list[Path]:
+def find_tars(path: Path | str) -> list[Path] | list[str]:
+    if storage.is_remote(path):
+        url = str(path).rstrip("/")
+        if url.endswith(".tar"):
+            return [url]
+        if url.endswith(".json"):
+            manifest = Manifest.from_dict(json.loads(storage.read_bytes(url)))
+            return [str(storage.join(storage.parent(url), s.path)) for s in manifest.shards]
+        return sorted(loc for loc in storage.listing(url) if loc.endswith(".tar"))
     if path.is_file() and path.name.endswith(".tar"):
         return [path]
     if path.is_file():  # a manifest
@@ -148,12 +160,12 @@ def inspect(path: Path, show: int = 0, montage_path: Path | None = None, montage
     for tar in find_tars(path):
         summary.shards += 1
         try:
-            for raw in iter_raw_samples(tar):
+            for raw in (iter_indexed_samples(tar) if storage.is_remote(tar) else iter_raw_samples(tar)):
                 try:
                     decoded = raw.decode()
                     meta = SampleMeta.from_dict(decoded.get(FIELD_META))
                 except (DecodeError, SchemaError) as exc:
-                    summary.errors.append(f"{tar.name}#{raw.key}: {exc}")
+                    summary.errors.append(f"{storage.name(tar)}#{raw.key}: {exc}")
                     continue
                 summary.add(meta, decoded, {f: m.size for f, m in raw.members.items()})
                 if shown < show:
@@ -183,9 +195,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--validate", action="store_true", help="also run python -m shards_spec.validate on PATH")
     ap.add_argument("--tokenizer", default="default", help="the shards' tokenizer folder, for --show (default: the build default)")
     args = ap.parse_args(argv)
-    path = Path(args.path)
-    if not path.exists():
+    path = args.path if storage.is_remote(args.path) else Path(args.path)
+    if not storage.is_remote(path) and not path.exists():
         print(f"{path}: does not exist", file=sys.stderr)
+        return 2
+    if args.validate and storage.is_remote(path):
+        print("error: --validate checks local shard files; inspect the remote shards without it (or validate a local "
+              "copy)", file=sys.stderr)
         return 2
     tokenizer = None
     if args.show:
