@@ -25,6 +25,7 @@ from typing import Any
 
 import numpy as np
 
+from shards_spec import storage
 from shards_spec.codec import DecodeError
 from shards_spec.jsonio import read_json
 from shards_spec.layout import (
@@ -35,7 +36,6 @@ from shards_spec.layout import (
     FIELD_VISION,
     IGNORE_INDEX,
 )
-from shards_spec import storage
 from shards_spec.reader import GroupingError, iter_indexed_samples, iter_raw_samples
 from shards_spec.schema import Manifest, SampleMeta, SchemaError
 from shards_spec.tario import UnsafeTar
