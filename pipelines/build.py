@@ -558,7 +558,8 @@ def parser() -> argparse.ArgumentParser:
                    help="fail (after writing everything) when more than this share of the inputs is rejected "
                         "(default: the dataset's, 0.25 unless it declares another)")
     p.add_argument("--executor", choices=("ray", "serial"), default="ray")
-    p.add_argument("--workers", type=int, help="local Ray CPUs (default: all)")
+    p.add_argument("--workers", type=int, help="local Ray CPUs (default: all); with RAY_ADDRESS, at most this many shard "
+                   "tasks at once on the cluster")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     return p
 
