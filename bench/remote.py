@@ -192,6 +192,10 @@ def main() -> None:
     from bench.report import machine, table, write_section
 
     text = table(["client", "median pass (s)", "range reads/s", "MiB/s", "time vs pyarrow"], rows)
+    medians = {name: statistics.median(ts[1:]) for name, ts in times.items()}
+    best = min(medians, key=medians.get)
+    text += (f"\n\nFastest: {best} ({', '.join(f'{medians[n] / medians[best]:.2f}x its time for {n}' for n in medians if n != best)}). "
+             "shards_spec.storage uses obstore.")
     body = (f"`python bench/remote.py --samples {args.samples} --sample-kib {args.sample_kib} --threads {args.threads} "
             f"--passes {args.passes}{' --s3fs-python …' if args.s3fs_python else ''}` on {machine()}.\n\n"
             f"{len(spans)} sample spans ({total / 2**20:.0f} MiB) read once per pass, one ranged GET each, from "

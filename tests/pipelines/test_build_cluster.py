@@ -1,4 +1,4 @@
-"""A real multi-node Ray build: a head and three worker nodes on this machine (``ray.cluster_utils.Cluster``, each
+"""A real multi-node Ray build: a head and two worker nodes on this machine (``ray.cluster_utils.Cluster``, each
 node its own raylet and object store), the build joining it through ``RAY_ADDRESS`` with its output on the local S3
 server. The shards equal the local serial build byte for byte, also when a worker node is killed mid-build (Ray
 retries its shard tasks on the nodes left). Only the nodes started here are stopped."""
@@ -28,9 +28,10 @@ def test_multi_node_build_to_s3_survives_a_killed_node(demo_raw, demo_shards, s3
     s3_server.create_bucket("cluster")
     local = _local(demo_shards / "mimic")
     # the nodes inherit this environment (the S3 endpoint and credentials); the head runs no shard task
-    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 0, "include_dashboard": False})
+    cluster = Cluster()
     try:
-        nodes = [cluster.add_node(num_cpus=1) for _ in range(3)]
+        cluster.add_node(num_cpus=0, include_dashboard=False)  # the first node is the head
+        nodes = [cluster.add_node(num_cpus=1) for _ in range(2)]
         cluster.wait_for_nodes()
         env = {**os.environ, "PYTHONPATH": str(ROOT), "RAY_ADDRESS": cluster.address}
 
