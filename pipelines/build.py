@@ -1,6 +1,6 @@
 """Build WebDataset shards for one source dataset.
 
-    python -m pipelines.build --dataset mimic --raw DIR --out DIR [--mode radfm|native]
+    python -m pipelines.build --dataset mimic --raw DIR --out DIR|URL [--mode radfm|native]
         [--radfm-dir DIR] [--split train ...] [--channels auto|grey|rgb] [--executor ray|serial] [--workers N]
 
 As a library: ``build(BuildRequest(dataset="mimic", raw=..., out=...))`` returns the manifest.
@@ -11,6 +11,9 @@ to the raw root and its text cleaned) -> the dataset-wide vocabulary -> samples 
 shard whose completion marker is missing or whose fingerprint changed (one Ray task each; each sample isolated) ->
 write ``rejects.jsonl`` and ``manifest.json`` -> fail (exit 1) if any sample hit a bug of ours or too many inputs
 were rejected.
+
+``--out`` may be an object-store URL (``s3://bucket/prefix``, ``shards_spec.storage``): shards are spooled locally and
+published object by object in the same commit order, and reruns compare against one listing of the prefix.
 
 A rerun builds nothing when nothing changed; an interrupted build resumes where it stopped; ``--split`` leaves the
 other splits' files and manifest entries as they are; the same inputs and seed give byte-identical tars.

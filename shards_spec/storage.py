@@ -250,6 +250,17 @@ class Store:
 
         with_retries(f"deleting {self.root}/{key}", once, self.policy, "delete")
 
+    def size(self, key: str) -> int:
+        """The object's size (raises :class:`FileNotFoundError` when it is missing)."""
+        def once() -> int:
+            if self._store is not None:
+                import obstore
+
+                return int(obstore.head(self._store, key)["size"])
+            return int(self._fs.size(self._fskey(key)))
+
+        return with_retries(f"{self.root}/{key}", once, self.policy, "head")
+
     def listing(self, prefix: str) -> dict[str, int]:
         """``{key: size}`` of every object under ``prefix`` (a folder: ``prefix/...``)."""
         prefix = prefix.strip("/")
@@ -352,8 +363,9 @@ def listing(folder: Location) -> dict[str, int]:
 def exists(location: Location) -> bool:
     if not is_remote(location):
         return local_path(location).exists()
+    store, key = store_for(os.fspath(location))
     try:
-        read_range(location, 0, 1)
+        store.size(key)
     except FileNotFoundError:
         return False
     return True
