@@ -178,7 +178,8 @@ def main() -> None:
         raw.mkdir()
         print(f"writing {args.volumes} volumes of {shape} ...", flush=True)
         names = write_volumes(raw, args.volumes, shape)
-        print("building one 3D shard in a Ray worker ...", flush=True)
+        print("building a 3D shard of one volume, then one of all, each in a fresh Ray worker ...", flush=True)
+        one = measure_build(raw, Path(tmp, "one"), names[:1])
         build = measure_build(raw, out, names)
         manifest_dir = out / "bench"
         # a manifest-free source: the brace pattern of the one shard
@@ -190,7 +191,11 @@ def main() -> None:
 
     per_million = (plan["partitioned"] - plan["before"]) / args.records * 1e6
     volume_mib = voxels * 2 / MiB
+    grow_one, grow_all = (one["peak"] - one["rss_before"]) / MiB, (build["peak"] - build["rss_before"]) / MiB
     rows = [
+        ["build worker (Ray task, 3D shard)", f"1 CT series {shape[0]}x{shape[1]}x{shape[2]} int16",
+         f"{one['rss_before'] / MiB:,.0f}", f"{one['peak'] / MiB:,.0f}",
+         f"{grow_one:,.0f} ({grow_one / volume_mib:.1f} volumes)"],
         ["build worker (Ray task, 3D shard)", f"{args.volumes} CT series {shape[0]}x{shape[1]}x{shape[2]} int16 "
          f"({volume_mib:.0f} MiB of voxels each)", f"{build['rss_before'] / MiB:,.0f}", f"{build['peak'] / MiB:,.0f}",
          f"{(build['peak'] - build['rss_before']) / MiB:,.0f} ({(build['peak'] - build['rss_before']) / MiB / volume_mib:.1f} volumes)"],
@@ -208,9 +213,13 @@ def main() -> None:
             "baseline includes Ray's and the project's imports.\n\n"
             + table(["process", "work", "RSS before (MiB)", "peak RSS (MiB)", "growth"], rows)
             + f"\n\nThe shard task built {build['samples']} samples ({build['bytes'] / MiB:,.0f} MiB of tar) in "
-            f"{build['seconds']:.1f} s; samples are written to the tar as they are made, so the growth is counted in "
-            "volumes, not in shards. The planning figure is the driver's whole plan in memory: "
-            f"{16 * per_million / 2**30:,.1f} GiB for RadFM's 16M records.")
+            f"{build['seconds']:.1f} s. A shard of {args.volumes} volumes grows the worker by {grow_all / grow_one:.2f}x what a "
+            "shard of one volume does: samples are written to the tar as they are made, so the bound is per volume, "
+            f"not per shard: **a build worker needs about {build['rss_before'] / MiB:,.0f} MiB + "
+            f"{max(grow_one, grow_all) / volume_mib:.1f} x the largest input volume's voxel bytes**; a loader "
+            f"worker about {loader['peak'] / MiB:,.0f} MiB at batch 1 of 3D. The planning figure is the driver's "
+            f"whole plan in memory: {16 * per_million / 2**30:,.1f} GiB for RadFM's 16M records (a head node with "
+            "32 GiB or more holds it; the plan is not streamed).")
     print(body)
     if not args.no_docs:
         write_section("Memory: build worker, loader worker, planning", body)
