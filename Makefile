@@ -93,6 +93,8 @@ bench: setup $(BENCH_STAMP)
 	$(PYTHON) bench/embedding.py
 	$(PYTHON) bench/loader.py
 	$(PYTHON) bench/peers.py
+	$(PYTHON) bench/remote.py  # s3fs only with --s3fs-python (its aiobotocore pins an older botocore)
+	$(PYTHON) bench/memory.py
 
 ## clean: remove generated data, runs and caches (keeps .venv)
 clean:

@@ -1,6 +1,6 @@
 """Build WebDataset shards for one source dataset.
 
-    python -m pipelines.build --dataset mimic --raw DIR --out DIR [--mode radfm|native]
+    python -m pipelines.build --dataset mimic --raw DIR --out DIR|URL [--mode radfm|native]
         [--radfm-dir DIR] [--split train ...] [--channels auto|grey|rgb] [--executor ray|serial] [--workers N]
 
 As a library: ``build(BuildRequest(dataset="mimic", raw=..., out=...))`` returns the manifest.
@@ -11,6 +11,9 @@ to the raw root and its text cleaned) -> the dataset-wide vocabulary -> samples 
 shard whose completion marker is missing or whose fingerprint changed (one Ray task each; each sample isolated) ->
 write ``rejects.jsonl`` and ``manifest.json`` -> fail (exit 1) if any sample hit a bug of ours or too many inputs
 were rejected.
+
+``--out`` may be an object-store URL (``s3://bucket/prefix``, ``shards_spec.storage``): shards are spooled locally and
+published object by object in the same commit order, and reruns compare against one listing of the prefix.
 
 A rerun builds nothing when nothing changed; an interrupted build resumes where it stopped; ``--split`` leaves the
 other splits' files and manifest entries as they are; the same inputs and seed give byte-identical tars.
@@ -45,8 +48,9 @@ from pipelines.records import FileReject, Job, Record, Reject
 from pipelines.sources import REGISTRY, BuildContext, Source, Store, Vocabulary, get_source, users_of
 from pipelines.text import DEFAULT_TOKENIZER, TokenizerError, load_tokenizer
 from pipelines.worker import ShardPlan, WorkerEnv
+from shards_spec import storage
 from shards_spec.hashing import sample_key
-from shards_spec.jsonio import read_json, write_json
+from shards_spec.jsonio import json_bytes, read_json
 from shards_spec.layout import (
     INDEX_SUFFIX,
     SPEC_VERSION,
@@ -59,7 +63,6 @@ from shards_spec.layout import (
     stats_path,
 )
 from shards_spec.schema import Manifest, ManifestShard, RejectSummary
-from shards_spec.tario import atomic_write_bytes
 
 log = logging.getLogger("pipelines.build")  # not __name__: that is "__main__" under python -m
 
@@ -83,7 +86,7 @@ class BuildRequest:
 
     dataset: str  # a registry id (pipelines.sources.REGISTRY)
     raw: Path  # the dataset's raw root
-    out: Path  # output root; shards go to <out>/<dataset>/<stream>/<split>/
+    out: Path | str  # output root (a folder or an object-store URL); shards go to <out>/<dataset>/<stream>/<split>/
     mode: str | None = None  # None: the source's default mode
     radfm_dir: Path | None = None  # RadFM's split files (None: <raw>/radfm)
     path_maps: tuple[tuple[str, str], ...] = ()  # (OLD, NEW) prefixes of RadFM's paths mapped onto the raw root
@@ -198,64 +201,85 @@ def plan_shards(jobs: list[Job], out: Path, dataset: str, cfg: BuildConfig, envi
     return plans
 
 
-def read_stats(tar: Path) -> dict[str, Any] | None:
-    """A shard's completion marker, if it exists, parses and matches the tar's size."""
+Listing = dict[str, int]  # {location: size} of an object-store prefix, listed once per build
+
+
+def read_stats(tar: Path | str, listed: Listing | None = None) -> dict[str, Any] | None:
+    """A shard's completion marker, if it exists, parses and matches the tar's size. On object storage the
+    existence and sizes come from the build's one listing (``listed``)."""
     marker = stats_path(tar)
-    if not (marker.is_file() and tar.is_file()):
-        return None
+    if listed is None:
+        tar, marker = Path(tar), Path(marker)
+        if not (marker.is_file() and tar.is_file()):
+            return None
+        size = tar.stat().st_size
+    else:
+        if str(marker) not in listed or str(tar) not in listed:
+            return None
+        size = listed[str(tar)]
     try:
-        stats = read_json(marker)
+        stats = read_json(marker) if listed is None else json.loads(storage.read_bytes(marker))
     except (OSError, ValueError):
         return None
-    if not isinstance(stats, dict) or stats.get("bytes") != tar.stat().st_size:
+    if not isinstance(stats, dict) or stats.get("bytes") != size:
         return None
     return stats
 
 
-def is_complete(plan: ShardPlan) -> dict[str, Any] | None:
+def is_complete(plan: ShardPlan, listed: Listing | None = None) -> dict[str, Any] | None:
     """The stats of a finished shard built from exactly this plan, else None."""
-    stats = read_stats(Path(plan.tar_path))
+    stats = read_stats(plan.tar_path, listed)
     return stats if stats is not None and stats.get("fingerprint") == plan.fingerprint else None
 
 
-def _shard_files(out: Path, dataset: str, splits: set[str] | None) -> list[Path]:
+def _shard_files(out: Path | str, dataset: str, splits: set[str] | None, listed: Listing | None = None) -> list[Path | str]:
     """This dataset's shard files (tars, indexes, markers) in the given splits' folders (None: all)."""
+    if listed is None:
+        found = [(path, path.parent.parent.name, path.parent.name) for path in (Path(out) / dataset).glob("*/*/*")]
+    else:
+        base = storage.join(out, dataset)
+        found = [(loc, *parts[:2]) for loc in listed
+                 if len(parts := storage.relative(loc, base).split("/")) == 3]
     files = []
-    for path in sorted((out / dataset).glob("*/*/*")):
-        stream, split = path.parent.parent.name, path.parent.name
-        if stream in STREAMS and (splits is None or split in splits) and path.name.startswith(f"{dataset}-") \
-                and path.name.endswith((".tar", INDEX_SUFFIX, STATS_SUFFIX)):
+    for path, stream, split in sorted(found, key=lambda f: str(f[0])):
+        name = storage.name(path)
+        if stream in STREAMS and (splits is None or split in splits) and name.startswith(f"{dataset}-") \
+                and name.endswith((".tar", INDEX_SUFFIX, STATS_SUFFIX)):
             files.append(path)
     return files
 
 
-def remove_stale(out: Path, dataset: str, plans: list[ShardPlan], splits: set[str] | None = None) -> list[str]:
+def remove_stale(out: Path | str, dataset: str, plans: list[ShardPlan], splits: set[str] | None = None,
+                 listed: Listing | None = None) -> list[str]:
     """Delete shard files of this dataset, in the splits being built (None: all), that the plan does not contain.
     Other splits' files are never touched."""
-    wanted = {Path(p.tar_path).name[: -len(".tar")] for p in plans}
+    wanted = {storage.name(p.tar_path)[: -len(".tar")] for p in plans}
     removed = []
-    for path in _shard_files(out, dataset, splits):
-        stem = path.name[: -len(next(s for s in (".tar", INDEX_SUFFIX, STATS_SUFFIX) if path.name.endswith(s)))]
+    for path in _shard_files(out, dataset, splits, listed):
+        name = storage.name(path)
+        stem = name[: -len(next(s for s in (".tar", INDEX_SUFFIX, STATS_SUFFIX) if name.endswith(s)))]
         if stem not in wanted:
-            path.unlink()
-            removed.append(str(path.relative_to(out)))
+            storage.delete(path)
+            removed.append(storage.relative(path, out))
     return removed
 
 
-def kept_shards(out: Path, dataset: str, building: set[str], tokenizer: str) -> dict[str, dict[str, Any]]:
+def kept_shards(out: Path | str, dataset: str, building: set[str], tokenizer: str,
+                listed: Listing | None = None) -> dict[str, dict[str, Any]]:
     """The finished shards of the splits a ``--split`` build leaves alone (tar path -> stats), which stay in the
     manifest as they are. Raises :class:`BuildError` when they cannot share a manifest with this build."""
     kept = {}
-    for marker in _shard_files(out, dataset, None):
-        if not marker.name.endswith(STATS_SUFFIX) or marker.parent.name in building:
+    for marker in _shard_files(out, dataset, None, listed):
+        if not storage.name(marker).endswith(STATS_SUFFIX) or storage.name(storage.parent(marker)) in building:
             continue
-        tar = marker.with_name(marker.name[: -len(STATS_SUFFIX)] + ".tar")
-        stats = read_stats(tar)
+        tar = str(marker)[: -len(STATS_SUFFIX)] + ".tar"
+        tar = tar if listed is not None else Path(tar)
+        stats = read_stats(tar, listed)
         if stats is None:
             log.warning(f"{tar}: no valid completion marker; left on disk but not listed in the manifest")
             continue
         if stats.get("spec_version") != SPEC_VERSION or stats.get("tokenizer") != tokenizer:
-            raise BuildError(f"{tar.parent.name} shards in {out / dataset} were built with spec "
+            raise BuildError(f"{storage.name(storage.parent(tar))} shards in {storage.join(out, dataset)} were built with spec "
                              f"{stats.get('spec_version')} / tokenizer {stats.get('tokenizer')}, this build uses spec "
                              f"{SPEC_VERSION} / tokenizer {tokenizer}: one manifest cannot hold both; build every "
                              "split (omit --split)")
@@ -330,7 +354,7 @@ def make_context(source: Source, raw: Path, mode: str | None = None, radfm_dir: 
 
 
 # ------------------------------------------------------------------------------------------------- outputs
-def write_outputs(out: Path, dataset: str, stats: dict[str, dict], plan_rejects: list[Reject],
+def write_outputs(out: Path | str, dataset: str, stats: dict[str, dict], plan_rejects: list[Reject],
                   params: dict[str, Any], tokenizer: dict[str, Any]) -> Manifest:
     """``rejects.jsonl`` and ``manifest.json`` from every shard's stats (tar path -> stats; failed shards add their
     rejects only) and the planning rejects."""
@@ -342,14 +366,14 @@ def write_outputs(out: Path, dataset: str, stats: dict[str, dict], plan_rejects:
         if s.get("failed"):
             continue
         shards.append(ManifestShard(
-            path=str(Path(tar_path).relative_to(out / dataset)), split=s["split"], stream=s["stream"],
+            path=storage.relative(tar_path, storage.join(out, dataset)), split=s["split"], stream=s["stream"],
             samples=s["samples"], bytes=s["bytes"], sha256=s["sha256"], tasks=s["tasks"]))
         for task, n in s["tasks"].items():
             per_task[f"{s['stream']}/{s['split']}/{task}"] += n
         per_split[s["split"]] += s["samples"]
         per_stream[s["stream"]] += s["samples"]
     rejects.sort(key=lambda r: tuple(r[k] for k in ("stage", "source_id", "task", "reason", "file", "message")))
-    atomic_write_bytes(rejects_path(out, dataset), "".join(json.dumps(r, sort_keys=True) + "\n" for r in rejects).encode())
+    storage.write_bytes(rejects_path(out, dataset), "".join(json.dumps(r, sort_keys=True) + "\n" for r in rejects).encode())
     manifest = Manifest(
         spec_version=SPEC_VERSION,
         dataset=dataset,
@@ -359,21 +383,21 @@ def write_outputs(out: Path, dataset: str, stats: dict[str, dict], plan_rejects:
         counts={"task": dict(sorted(per_task.items())), "split": dict(sorted(per_split.items())),
                 "stream": dict(sorted(per_stream.items()))},
         rejects=RejectSummary(len(rejects), dict(sorted(Counter(r["reason"] for r in rejects).items())),
-                              rejects_path(out, dataset).name),
+                              storage.name(rejects_path(out, dataset))),
         shards=tuple(shards),
     )
-    write_json(manifest_path(out, dataset), manifest.to_dict())
+    storage.write_bytes(manifest_path(out, dataset), json_bytes(manifest.to_dict()))  # last: the build is published
     return manifest
 
 
-def _verdict(manifest: Manifest, out: Path, dataset: str, max_fraction: float) -> str | None:
+def _verdict(manifest: Manifest, out: Path | str, dataset: str, max_fraction: float) -> str | None:
     """Why a written build failed (``internal_error`` rejects, or too large a share of rejects), or None."""
     reasons = manifest.rejects.by_reason
     total = manifest.rejects.total
     problems = []
     internal = reasons.get("internal_error", 0)
     if internal:
-        first = next(json.loads(line) for line in rejects_path(out, dataset).read_text().splitlines()
+        first = next(json.loads(line) for line in storage.read_bytes(rejects_path(out, dataset)).decode().splitlines()
                      if '"internal_error"' in line)
         problems.append(f"{internal} internal error(s), bugs of this project rather than bad inputs (first: "
                         f"{first['source_id'] or first['file']}: {first['message']})")
@@ -407,6 +431,15 @@ def _output_dir(out: Path, dataset: str) -> Path:
     except OSError as exc:
         raise BuildError(f"cannot create the output directory {target}: {exc.strerror or exc}") from None
     return target
+
+
+def _remote_listing(out: str, dataset: str) -> Listing:
+    """Every object under ``<out>/<dataset>/`` (one listing: what an incremental rerun compares against)."""
+    try:
+        return storage.listing(storage.join(out, dataset))
+    except OSError as exc:
+        raise BuildError(f"cannot list the output {storage.join(out, dataset)}: {exc} (check the bucket name, "
+                         "credentials and AWS_ENDPOINT_URL / the store's environment)") from None
 
 
 def _nothing_to_build(source: Source, ctx: BuildContext, rejects: list[Reject]) -> BuildError:
@@ -448,11 +481,14 @@ def build(request: BuildRequest) -> dict[str, Any]:
     max_fraction = source.max_reject_fraction if request.max_reject_fraction is None else request.max_reject_fraction
     if not 0 <= max_fraction <= 1:
         raise BuildError(f"--max-reject-fraction must be between 0 and 1, not {max_fraction}")
-    raw, out = Path(request.raw).resolve(), Path(request.out).resolve()
+    raw = Path(request.raw).resolve()
+    remote = storage.is_remote(request.out)
+    out = str(request.out).rstrip("/") if remote else Path(request.out).resolve()
     _check_raw(raw)
     if isinstance(source, Store):
         return describe_store(source, raw)
-    _output_dir(out, request.dataset)
+    if not remote:
+        _output_dir(out, request.dataset)
     cfg = request.config
     ctx = make_context(source, raw, mode, request.radfm_dir, request.path_maps, request.stores, cfg,
                        follow_symlinks_outside=request.follow_symlinks_outside)
@@ -484,15 +520,16 @@ def build(request: BuildRequest) -> dict[str, Any]:
     identities = input_identities(raw, (ref for job in jobs for ref in job.record.images), request.input_identity,
                                   stores=dict(ctx.stores))
     plans = plan_shards(jobs, out, request.dataset, cfg, environment, identities)
-    stats: dict[str, dict] = kept_shards(out, request.dataset, building, tokenizer.fingerprint) if building else {}
+    listed = _remote_listing(out, request.dataset) if remote else None
+    stats: dict[str, dict] = kept_shards(out, request.dataset, building, tokenizer.fingerprint, listed) if building else {}
     if any(s.get("environment") != env_digest for s in stats.values()):
         log.warning(f"{request.dataset}: shards of the splits not being built were made with other build parameters; "
                     "the manifest's 'build' describes this build")
-    removed = remove_stale(out, request.dataset, plans, building)
+    removed = remove_stale(out, request.dataset, plans, building, listed)
 
     todo = []
     for plan in plans:
-        done_stats = is_complete(plan)
+        done_stats = is_complete(plan, listed)
         if done_stats is None:
             todo.append(plan)
         else:
@@ -542,7 +579,7 @@ def request_from_args(args: argparse.Namespace) -> BuildRequest:
         seed=args.seed,
     )
     return BuildRequest(
-        dataset=args.dataset, raw=Path(args.raw), out=Path(args.out), mode=args.mode,
+        dataset=args.dataset, raw=Path(args.raw), out=args.out if storage.is_remote(args.out) else Path(args.out), mode=args.mode,
         radfm_dir=Path(args.radfm_dir) if args.radfm_dir else None, path_maps=tuple(parse_path_maps(args.path_map)),
         stores=parse_stores(args.store),
         splits=tuple(args.split) if args.split else None, tokenizer=args.tokenizer, keywords=args.keywords,
@@ -568,7 +605,8 @@ def parser() -> argparse.ArgumentParser:
     p = _RequestParser(prog="python -m pipelines.build", description=__doc__.split("\n\n")[0])
     p.add_argument("--dataset", required=True, choices=sorted(REGISTRY))
     p.add_argument("--raw", required=True, help="the dataset's raw root (native layout)")
-    p.add_argument("--out", required=True, help="output root; shards go to <out>/<dataset>/<stream>/<split>/")
+    p.add_argument("--out", required=True, help="output root, a folder or an object-store URL (s3://bucket/prefix, gs://…, "
+                   "any fsspec URL); shards go to <out>/<dataset>/<stream>/<split>/")
     p.add_argument("--mode", help="radfm (RadFM split files) or native (the dataset's own label/split files)")
     p.add_argument("--radfm-dir", "--radfm-csv", dest="radfm_dir",
                    help="directory of RadFM's split files, CSV and JSON (default: <raw>/radfm)")
@@ -597,7 +635,8 @@ def parser() -> argparse.ArgumentParser:
                    help="fail (after writing everything) when more than this share of the inputs is rejected "
                         "(default: the dataset's, 0.25 unless it declares another)")
     p.add_argument("--executor", choices=("ray", "serial"), default="ray")
-    p.add_argument("--workers", type=int, help="local Ray CPUs (default: all)")
+    p.add_argument("--workers", type=int, help="local Ray CPUs (default: all); with RAY_ADDRESS, at most this many shard "
+                   "tasks at once on the cluster")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     return p
 

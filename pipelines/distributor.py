@@ -2,8 +2,11 @@
 
 Ray runs on a local instance by default and joins a cluster when ``RAY_ADDRESS`` is set
 (then this project's packages travel to the workers as ``py_modules``; the raw root and
-output directory must be on storage every node sees). At most ``2 x CPUs`` shard tasks are
-in flight, so the driver's memory stays bounded however many shards there are.
+output directory must be on storage every node sees: a shared file system, or an object store
+given as ``--out s3://…``, which every node reaches with its own credentials). At most
+``2 x CPUs`` shard tasks are in flight, so the driver's memory stays bounded however many
+shards there are. ``--workers N`` is the number of CPUs of a local Ray; on a cluster it caps
+the shard tasks running at once at N (the cluster's size is the cluster's).
 
 A shard task that fails as a whole (a write error; under Ray also a worker process that died, after one retry) does
 not stop the others: its stats say ``failed`` and carry an ``internal_error`` reject per job
@@ -49,6 +52,8 @@ def run_ray(plans: list[ShardPlan], env: WorkerEnv, done: Done, workers: int | N
         remote = ray.remote(num_cpus=1, max_retries=1)(build_shard)
         cpus = int(ray.cluster_resources().get("CPU", 1))
         max_in_flight = max(1, 2 * cpus)
+        if workers and os.environ.get("RAY_ADDRESS"):
+            max_in_flight = min(max_in_flight, workers)
         env_ref = ray.put(env)
         pending: dict[Any, ShardPlan] = {}
         queue: Iterator[ShardPlan] = iter(plans)

@@ -2,7 +2,9 @@
 
     python -m pipelines.inspect PATH [--show N] [--montage out.png] [--validate]
 
-PATH is a shard ``.tar``, a directory (all shards below it) or a ``manifest.json``.
+PATH is a shard ``.tar``, a directory (all shards below it) or a ``manifest.json``; any of them may be an
+object-store URL (``s3://bucket/prefix/mimic``), read sample by sample through the index sidecars (ranged reads,
+never a whole shard; ``shards_spec.storage``).
 Prints a summary (samples per stream and task, image shapes, grey and colour images, token
 lengths, loss-weight statistics, bytes per member). ``--show N`` decodes N samples
 (``--per-task``: N of every dataset and task), showing image spans as ``[IMG i]`` where they
@@ -35,8 +37,9 @@ from typing import Any
 
 import numpy as np
 
+from shards_spec import storage
 from shards_spec.codec import DecodeError, decode_member
-from shards_spec.jsonio import read_json
+from shards_spec.jsonio import loads, read_json
 from shards_spec.layout import (
     FIELD_INPUT_IDS,
     FIELD_LABELS,
@@ -48,7 +51,7 @@ from shards_spec.layout import (
     MANIFEST_NAME,
     is_plain_relative,
 )
-from shards_spec.reader import file_kind, iter_raw_samples, read_as_tar, run_cli
+from shards_spec.reader import file_kind, iter_indexed_samples, iter_raw_samples, read_as_tar, run_cli
 from shards_spec.schema import SampleMeta, SchemaError, parse_manifest
 from shards_spec.tokenizer import fingerprint_of
 
@@ -60,9 +63,37 @@ def _reason(exc: BaseException) -> str:
     return text if text else type(exc).__name__
 
 
-def find_tars(path: Path) -> tuple[list[Path], list[str]]:
-    """The shards ``path`` names (a tar, a manifest's shards, every tar below a folder) and one problem line
-    for each thing that is not readable as one."""
+def _find_remote_tars(url: str) -> tuple[list[str], list[str]]:
+    """:func:`find_tars` for an object-store URL: a shard, a manifest's shards, or every shard under a prefix."""
+    if url.endswith(".tar"):
+        return [url], []
+    try:
+        if url.endswith(".json"):
+            _, entries, problems = parse_manifest(loads(storage.read_bytes(url)))
+            problems = [f"{url}: {p}" for p in problems]
+            tars = []
+            for i, entry in entries:
+                if is_plain_relative(entry.path):
+                    tars.append(str(storage.join(storage.parent(url), entry.path)))
+                else:
+                    problems.append(f"{url}: shards[{i}].path {entry.path!r} leaves the manifest's folder; not read")
+            return tars, problems
+        tars = sorted(loc for loc in storage.listing(url) if loc.endswith(".tar"))
+    except (OSError, ValueError) as exc:
+        return [], [f"{url}: unreadable: {_reason(exc)}"]
+    return tars, ([] if tars else [f"{url}: no shards (*.tar) under this prefix"])
+
+
+def _reason(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text if text else type(exc).__name__
+
+
+def find_tars(path: Path | str) -> tuple[list, list[str]]:
+    """The shards ``path`` names (a tar, a manifest's shards, every tar below a folder, local or on object storage)
+    and one problem line for each thing that is not readable as one."""
+    if storage.is_remote(path):
+        return _find_remote_tars(str(path).rstrip("/"))
     if path.is_dir():
         tars = sorted(path.rglob("*.tar"))
         if not tars:
@@ -235,7 +266,7 @@ def inspect(path: Path, show: int = 0, montage_path: Path | None = None, montage
     for tar in tars:
         summary.shards += 1
         try:
-            for raw in iter_raw_samples(tar):
+            for raw in (iter_indexed_samples(tar) if storage.is_remote(tar) else iter_raw_samples(tar)):
                 where = f"{tar}#{raw.key}"
                 missing = [f for f in FIELDS if f not in raw.members]
                 if missing:
@@ -280,9 +311,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--validate", action="store_true", help="also run python -m shards_spec.validate on PATH")
     ap.add_argument("--tokenizer", default="default", help="the shards' tokenizer folder, for --show (default: the build default)")
     args = ap.parse_args(argv)
-    path = Path(args.path)
-    if not path.exists():
+    path = args.path if storage.is_remote(args.path) else Path(args.path)
+    if not storage.is_remote(path) and not path.exists():
         print(f"{path}: does not exist", file=sys.stderr)
+        return 2
+    if args.validate and storage.is_remote(path):
+        print("error: --validate checks local shard files; inspect the remote shards without it (or validate a local "
+              "copy)", file=sys.stderr)
         return 2
     tokenizer = None
     if args.show:

@@ -25,7 +25,7 @@ from pipelines.keywords import KeywordMatcher, make_matcher
 from pipelines.paths import UnresolvedPath, confine_tree, store_root
 from pipelines.records import Job, Reject
 from pipelines.text import Tokenizer, TooLong, encode_text, load_tokenizer
-from pipelines.writer import SampleSummary, ShardWriter
+from pipelines.writer import SampleSummary, open_writer
 from shards_spec.codec import encode_sample
 from shards_spec.layout import SPEC_VERSION
 from shards_spec.schema import ImageEntry, ImageSpan, SampleMeta
@@ -149,7 +149,7 @@ def build_sample(job: Job, env: WorkerEnv, stage: _Stage | None = None) -> tuple
 def build_shard(plan: ShardPlan, env: WorkerEnv) -> dict[str, Any]:
     """Write ``plan``'s shard and return its stats (also written as the completion marker)."""
     started = time.perf_counter()
-    writer = ShardWriter(Path(plan.tar_path), env.config.shard.mtime)
+    writer = open_writer(plan.tar_path, env.config.shard.mtime)
     delay_s = float(os.environ.get(DELAY_ENV) or 0)
     rejects: list[dict] = []
     tasks: Counter[str] = Counter()
@@ -195,7 +195,7 @@ def failed_shard(plan: ShardPlan, exc: BaseException) -> dict[str, Any]:
     """Stats of a shard whose task failed as a whole (a write error, a crashed worker process): no tar, and every
     job an ``internal_error`` reject, so the build reports it and fails after writing everything else."""
     cause = getattr(exc, "cause", None)  # Ray wraps a task's exception (RayTaskError.cause): report the original
-    message = f"shard {Path(plan.tar_path).name} failed: {describe(cause if isinstance(cause, BaseException) else exc)}"
+    message = f"shard {plan.tar_path.rsplit('/', 1)[-1]} failed: {describe(cause if isinstance(cause, BaseException) else exc)}"
     files = [_failing_file(job, exc) for job in plan.jobs]
     return {
         "failed": True,

@@ -4,6 +4,10 @@ Commit order: the old marker is removed, then tar -> index -> stats, each writte
 renamed, so the stats file (the completion marker) exists only when everything before it is complete, and a file
 under its final name is never partial. A build killed anywhere in between rebuilds that shard when rerun.
 
+On object storage (``--out s3://…``, :class:`RemoteShardWriter`) the tar is spooled to a local temporary file, then
+the same order holds with one PUT per object (an object appears whole or not at all): the old marker is deleted,
+then the tar, the index and the marker are uploaded.
+
 Fault injection for tests (an environment variable, never a command-line flag): ``RADFM_TEST_KILL_AT=<point>[:N]``
 kills the process with SIGKILL at that point of its N-th shard commit (default the first). Points: ``tar`` (the tar
 renamed, no index or marker yet), ``index`` (the index written, no marker yet).
@@ -14,12 +18,14 @@ from __future__ import annotations
 import hashlib
 import os
 import signal
+import tempfile
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from shards_spec.jsonio import write_json
+from shards_spec import storage
+from shards_spec.jsonio import json_bytes, write_json
 from shards_spec.layout import SPEC_VERSION, index_path, stats_path
 from shards_spec.schema import IndexEntry, ShardIndex
 from shards_spec.tario import TarSink
@@ -147,3 +153,44 @@ class ShardWriter:
             self._fh.close()
         finally:
             self._tmp.unlink(missing_ok=True)
+
+
+class RemoteShardWriter(ShardWriter):
+    """A shard on object storage: spooled locally (``RADFM_SPOOL_DIR``, default the system's temporary folder),
+    published object by object in the commit order of the module docstring."""
+
+    def __init__(self, tar_url: str, mtime: int):
+        self.tar_url = tar_url
+        self.tar_path = Path(storage.name(tar_url))  # the name, for the index's "shard" field
+        spool = os.environ.get("RADFM_SPOOL_DIR") or None
+        fd, tmp = tempfile.mkstemp(prefix=f".{self.tar_path.name}.", suffix=".spool", dir=spool)
+        self._tmp = Path(tmp)
+        self._fh = os.fdopen(fd, "wb")
+        self._hfile = _HashingFile(self._fh)
+        self._sink = TarSink(self._hfile, mtime)
+        self.entries = []
+
+    def commit(self, stats: dict[str, Any]) -> dict[str, Any]:
+        storage.delete(stats_path(self.tar_url))  # from here on the shard counts as unfinished
+        self._sink.close()
+        self._fh.close()
+        try:
+            storage.upload(self._tmp, self.tar_url)
+        finally:
+            self._tmp.unlink(missing_ok=True)
+        _fault_point("tar")
+        sha = self._hfile.sha256.hexdigest()
+        index = ShardIndex(SPEC_VERSION, self.tar_path.name, sha, tuple(self.entries)).to_dict()
+        storage.write_bytes(index_path(self.tar_url), json_bytes(index))
+        _fault_point("index")
+        stats = {**stats, "spec_version": SPEC_VERSION, "shard": self.tar_path.name, "sha256": sha,
+                 "bytes": self._hfile.size, "samples": len(self.entries)}
+        storage.write_bytes(stats_path(self.tar_url), json_bytes(stats))
+        return stats
+
+
+def open_writer(tar_path: str | Path, mtime: int) -> ShardWriter:
+    """The writer for a shard at a local path or an object-store URL."""
+    if storage.is_remote(tar_path):
+        return RemoteShardWriter(str(tar_path), mtime)
+    return ShardWriter(Path(tar_path), mtime)

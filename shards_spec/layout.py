@@ -108,19 +108,29 @@ def shard_name(dataset: str, split: str, stream: str, index: int) -> str:
     return f"{dataset}-{split}-{stream}-{index:06d}.tar"
 
 
-def shard_path(out: Path | str, dataset: str, stream: str, split: str, index: int) -> Path:
-    """``<out>/<dataset>/<stream>/<split>/<dataset>-<split>-<stream>-NNNNNN.tar``."""
-    return Path(out) / dataset / stream / split / shard_name(dataset, split, stream, index)
+def _remote(location) -> bool:
+    text = str(location)
+    return "://" in text and not text.startswith("file://")
 
 
-def index_path(tar_path: Path | str) -> Path:
+def _under(out, *parts: str):
+    """``out/part/...``: a Path for a local folder, a string for an object-store URL (``shards_spec.storage``)."""
+    if _remote(out):
+        return "/".join([str(out).rstrip("/"), *parts])
+    return Path(out).joinpath(*parts)
+
+
+def _sibling(tar_path, suffix: str):
+    text = str(tar_path)
+    if _remote(text):
+        return text[: -len(".tar")] + suffix
     p = Path(tar_path)
-    return p.with_name(p.name[: -len(".tar")] + INDEX_SUFFIX)
+    return p.with_name(p.name[: -len(".tar")] + suffix)
 
 
-def stats_path(tar_path: Path | str) -> Path:
-    p = Path(tar_path)
-    return p.with_name(p.name[: -len(".tar")] + STATS_SUFFIX)
+def shard_path(out: Path | str, dataset: str, stream: str, split: str, index: int) -> Path | str:
+    """``<out>/<dataset>/<stream>/<split>/<dataset>-<split>-<stream>-NNNNNN.tar`` (a string when ``out`` is a URL)."""
+    return _under(out, dataset, stream, split, shard_name(dataset, split, stream, index))
 
 
 def is_plain_relative(path: str) -> bool:
@@ -130,9 +140,17 @@ def is_plain_relative(path: str) -> bool:
     return bool(path) and not p.is_absolute() and ".." not in p.parts
 
 
-def manifest_path(out: Path | str, dataset: str) -> Path:
-    return Path(out) / dataset / MANIFEST_NAME
+def index_path(tar_path: Path | str) -> Path | str:
+    return _sibling(tar_path, INDEX_SUFFIX)
 
 
-def rejects_path(out: Path | str, dataset: str) -> Path:
-    return Path(out) / dataset / REJECTS_NAME
+def stats_path(tar_path: Path | str) -> Path | str:
+    return _sibling(tar_path, STATS_SUFFIX)
+
+
+def manifest_path(out: Path | str, dataset: str) -> Path | str:
+    return _under(out, dataset, MANIFEST_NAME)
+
+
+def rejects_path(out: Path | str, dataset: str) -> Path | str:
+    return _under(out, dataset, REJECTS_NAME)

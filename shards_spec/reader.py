@@ -107,3 +107,28 @@ def run_cli(main) -> None:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # the interpreter's final flush must not fail
         status = 1
     raise SystemExit(status)
+
+
+def iter_indexed_samples(tar: str, **limits) -> Iterator[RawSample]:
+    """The samples of a shard on object storage, read through its index sidecar: one ranged read per sample, never
+    the whole object. Member sizes are bounded as in :func:`shards_spec.tario.iter_members`; a span that does not
+    hold its members raises ``ValueError``."""
+    import json
+
+    from shards_spec import storage
+    from shards_spec.layout import index_path
+    from shards_spec.tario import MAX_MEMBER_BYTES, UnsafeTar
+
+    max_member = limits.get("max_member_bytes", MAX_MEMBER_BYTES)
+    index = json.loads(storage.read_bytes(index_path(tar)))
+    for entry in index["samples"]:
+        members = {field: (int(o), int(n)) for field, (o, n) in entry["members"].items()}
+        if any(n > max_member or n < 0 or o < 0 for o, n in members.values()):
+            raise UnsafeTar(f"{entry['key']}: member sizes out of bounds in the index")
+        lo = min(o for o, _ in members.values())
+        hi = max(o + n for o, n in members.values())
+        span = storage.read_range(tar, lo, hi - lo)
+        if len(span) < hi - lo:
+            raise ValueError(f"{entry['key']}: the shard ends at byte {lo + len(span)}, its members at {hi}")
+        yield RawSample(entry["key"], {field: Member(f"{entry['key']}.{field}", o - 512, o, n, span[o - lo:o - lo + n])
+                                       for field, (o, n) in members.items()})

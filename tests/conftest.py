@@ -134,3 +134,35 @@ def big_jpeg(tmp_path_factory: pytest.TempPathFactory, chest_u8: np.ndarray) -> 
     path = tmp_path_factory.mktemp("jpeg") / "chest.jpg"
     Image.fromarray(chest_u8).resize((2500, 3000), Image.Resampling.BICUBIC).save(path, quality=90)
     return path
+
+
+# --------------------------------------------------------------------------- object storage (tests/spec/test_storage.py …)
+
+
+@pytest.fixture(scope="session")
+def s3_server():
+    """A real S3 server (moto) on 127.0.0.1 for the session, with injectable faults (``tools.s3_local``); the
+    environment points every client at it, with short retry delays."""
+    from tools.s3_local import LocalS3
+
+    with LocalS3() as s3:
+        env = {**s3.env(), "RADFM_STORAGE_BACKOFF_S": "0.01"}
+        saved = {k: os.environ.get(k) for k in env}
+        os.environ.update(env)
+        try:
+            yield s3
+        finally:
+            s3.clear_faults()
+            for k, v in saved.items():
+                if v is None:
+                    os.environ.pop(k, None)
+                else:
+                    os.environ[k] = v
+
+
+@pytest.fixture(scope="session")
+def remote_demo(demo_raw, demo_shards, s3_server) -> str:
+    """MIMIC's demo shards built straight to ``s3://demo/shards`` (same parameters as ``demo_shards``)."""
+    s3_server.create_bucket("demo")
+    build_shards(demo_raw, "s3://demo/shards", "mimic", samples_per_shard_2d=6, samples_per_shard_3d=4)
+    return "s3://demo/shards"

@@ -38,6 +38,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from shards_spec import storage
 from shards_spec.codec import DTYPES, DecodeError, decode_meta, decode_vision, decode_vision_raw, load_npy
 from shards_spec.jsonio import loads
 from shards_spec.layout import (
@@ -171,15 +172,24 @@ class IndexCache:
         return self._cache[shard.path]
 
     def _load(self, shard: ShardRef) -> None:
+        remote = storage.is_remote(shard.path)
         try:
-            with open(shard.index, "rb") as fh:
-                data = loads(fh.read())
+            if remote:
+                data = loads(storage.read_bytes(shard.index))
+                storage.note_version(shard.path, data.get("sha256"))
+            else:
+                with open(shard.index, "rb") as fh:
+                    data = loads(fh.read())
             entries = data["samples"]
             if not isinstance(entries, list) or not all(isinstance(e, dict) for e in entries):
                 raise ValueError("'samples' is not a list of objects")
         except (OSError, ValueError, KeyError, TypeError) as exc:
-            _warn(f"{shard.index}: unreadable index sidecar ({exc}); indexing by walking the tar")
-            entries = _scan_index(shard.path)
+            if remote:  # walking would download the whole shard
+                _warn(f"{shard.index}: unreadable index sidecar ({exc}); the shard is skipped")
+                entries = []
+            else:
+                _warn(f"{shard.index}: unreadable index sidecar ({exc}); indexing by walking the tar")
+                entries = _scan_index(shard.path)
         if shard.samples >= 0 and len(entries) != shard.samples:
             _warn(f"{shard.name}: index lists {len(entries)} samples, manifest {shard.samples}; using the index")
         self._cache[shard.path] = entries
@@ -237,7 +247,16 @@ class FileCache:
 
 
 def _read_span(files: FileCache, path: str, lo: int, size: int) -> memoryview:
-    """A view of the ``size`` bytes at ``lo`` in ``path`` (raises :class:`BadSample` past the end)."""
+    """A view of the ``size`` bytes at ``lo`` in ``path`` (raises :class:`BadSample` past the end). A URL is read
+    with one ranged request (``shards_spec.storage.read_span``: retries, optional local cache)."""
+    if "://" in path:
+        try:
+            data = storage.read_span(path, lo, size)
+        except OSError as exc:
+            raise BadSample(f"read error: {exc}") from None
+        if len(data) < size:
+            raise BadSample(f"truncated shard: members end at byte {lo + size}, object ends at {lo + len(data)}")
+        return memoryview(data)
     try:
         mm = files.get(path)
     except OSError as exc:

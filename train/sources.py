@@ -11,7 +11,10 @@ A source ``path`` may be
 
 Manifests are filtered by ``splits`` (default ``["train"]``); URL patterns only when ``splits`` is given.
 Shards come back in a fixed order (source order, then path), so every rank derives the same list.
-Only local files are supported: the stream seeks inside shards using their index sidecars (SPEC §4).
+Any of these may also be an object-store URL (``s3://bucket/prefix/mimic``, ``gs://…``; ``shards_spec.storage``):
+the dataset folders are found by one listing, and the stream reads each sample's span with a ranged request driven
+by the index sidecar (SPEC §4), never a whole shard. ``pipe:`` and plain ``http(s)`` tar streams are refused: the
+stream seeks by index.
 Shards listed in a manifest but missing on disk are reported and left out (they cannot be read on any rank);
 shards with zero samples are left out.
 """
@@ -22,6 +25,7 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
+from shards_spec import storage
 from shards_spec.codec import MAX_META_BYTES
 from shards_spec.jsonio import loads, read_json
 from shards_spec.layout import FIELD_META, MANIFEST_NAME, SHARD_RE, SPEC_VERSION, STREAMS, index_path, is_plain_relative
@@ -49,7 +53,7 @@ class ShardRef:
 
     @property
     def name(self) -> str:
-        return Path(self.path).name
+        return storage.name(self.path)
 
 
 class SourceError(ValueError):
@@ -64,13 +68,16 @@ def _check_version(version: object, where: str) -> None:
         raise SourceError(f"{where}: spec_version {version!r} is not readable by this trainer (spec {SPEC_VERSION})")
 
 
-def _from_manifest(manifest: Path, src: SourceConfig, source_idx: int) -> list[ShardRef]:
+def _from_manifest(manifest: Path | str, src: SourceConfig, source_idx: int) -> list[ShardRef]:
+    remote = storage.is_remote(manifest)
     try:
-        raw = read_json(manifest)
+        raw = loads(storage.read_bytes(manifest)) if remote else read_json(manifest)
     except UnicodeDecodeError:
         raise SourceError(f"{manifest}: not a manifest (not UTF-8 text)") from None
     except ValueError as exc:
         raise SourceError(f"{manifest}: not a manifest (not valid JSON: {exc})") from None
+    except FileNotFoundError:
+        raise SourceError(f"{manifest}: no such manifest") from None
     except OSError as exc:
         raise SourceError(f"{manifest}: cannot be read ({exc.strerror or exc})") from None
     _check_version(raw.get("spec_version") if isinstance(raw, dict) else None, str(manifest))
@@ -79,7 +86,8 @@ def _from_manifest(manifest: Path, src: SourceConfig, source_idx: int) -> list[S
     except SchemaError as exc:
         raise SourceError(f"{manifest}: not a valid manifest ({exc})") from None
     splits = set(src.splits or DEFAULT_SPLITS)
-    root = manifest.parent
+    root = storage.parent(manifest)
+    present = storage.listing(root) if remote else None  # one listing instead of a request per shard
     out = []
     for entry in data.shards:
         if entry.split not in splits:
@@ -89,8 +97,8 @@ def _from_manifest(manifest: Path, src: SourceConfig, source_idx: int) -> list[S
         if not is_plain_relative(entry.path):
             raise SourceError(f"{manifest}: shard path {entry.path!r} is not a relative path inside the manifest's "
                               "folder (python -m shards_spec.validate checks a manifest)")
-        path = (root / entry.path).resolve()
-        if not path.is_file():
+        path = storage.join(root, entry.path) if remote else (root / entry.path).resolve()
+        if not (str(path) in present if remote else path.is_file()):
             log.warning(f"{manifest}: shard {entry.path} is listed but missing; left out")
             continue
         if entry.samples <= 0:
@@ -99,11 +107,11 @@ def _from_manifest(manifest: Path, src: SourceConfig, source_idx: int) -> list[S
     return out
 
 
-def count_index_samples(tar: Path) -> int:
+def count_index_samples(tar: Path | str) -> int:
     """Samples listed in a shard's index sidecar (-1 if the sidecar is missing or unreadable)."""
     idx = index_path(tar)
     try:
-        return len(loads(idx.read_text())["samples"])
+        return len(loads(storage.read_bytes(idx))["samples"])
     except (OSError, ValueError, KeyError, TypeError):
         return -1
 
@@ -113,7 +121,26 @@ def _from_pattern(pattern: str, src: SourceConfig, source_idx: int) -> list[Shar
 
     urls = expand_urls(pattern)
     out = []
+    listed: dict[str, dict[str, int]] = {}  # remote folder -> its listing
     for url in urls:
+        if storage.is_remote(url) and not url.startswith(("pipe:", "http://", "https://")):
+            folder = str(storage.parent(url))
+            if folder not in listed:
+                listed[folder] = storage.listing(folder)
+            if url not in listed[folder]:
+                raise SourceError(f"{pattern}: {url} does not exist")
+            m = SHARD_RE.match(storage.name(url))
+            if not m:
+                raise SourceError(f"{storage.name(url)}: not a shard name <dataset>-<split>-<stream>-NNNNNN.tar")
+            if src.splits is not None and m["split"] not in src.splits:
+                continue
+            samples = count_index_samples(url)
+            if samples < 0:
+                raise SourceError(f"{url}: no readable index sidecar ({storage.name(index_path(url))}); a remote "
+                                  "shard is read through its index")
+            if samples:
+                out.append(ShardRef(url, m["stream"], m["split"], m["dataset"], samples, src.weight, source_idx))
+            continue
         if url.startswith("file://"):
             url = url[len("file://"):]
         elif url.startswith("file:"):
@@ -144,10 +171,31 @@ def _from_pattern(pattern: str, src: SourceConfig, source_idx: int) -> list[Shar
     return out
 
 
+def _remote_source(src: SourceConfig, source_idx: int) -> list[ShardRef]:
+    """A manifest URL, a dataset prefix holding ``manifest.json``, or a prefix of dataset prefixes."""
+    url = src.path.rstrip("/")
+    if url.endswith(".json"):
+        return _from_manifest(url, src, source_idx)
+    try:
+        listed = storage.listing(url)
+    except OSError as exc:
+        raise SourceError(f"source {url}: cannot list it ({exc})") from None
+    own = f"{url}/{MANIFEST_NAME}"
+    if own in listed:
+        return _from_manifest(own, src, source_idx)
+    manifests = sorted(loc for loc in listed if storage.relative(loc, url).count("/") == 1
+                       and loc.endswith("/" + MANIFEST_NAME))
+    if not manifests:
+        raise SourceError(f"{url}: no {MANIFEST_NAME} in it or in its sub-prefixes")
+    return [s for m in manifests for s in _from_manifest(m, src, source_idx)]
+
+
 def resolve_source(src: SourceConfig, source_idx: int = 0) -> list[ShardRef]:
     p = Path(src.path)
     if any(ch in src.path for ch in "{}") or src.path.endswith(".tar"):
         shards = _from_pattern(src.path, src, source_idx)
+    elif storage.is_remote(src.path) and not src.path.startswith(("pipe:", "http://", "https://")):
+        shards = _remote_source(src, source_idx)
     elif p.is_file() and p.name.endswith(".json"):
         shards = _from_manifest(p, src, source_idx)
     elif p.is_dir() and (p / MANIFEST_NAME).is_file():
@@ -190,11 +238,10 @@ def shard_tokenizers(by_stream: dict[str, list[ShardRef]]) -> dict[str, Tokenize
         if shard.dataset in found:
             continue
         try:
-            entry = loads(Path(shard.index).read_text())["samples"][0]
+            entry = loads(storage.read_bytes(shard.index))["samples"][0]
             offset, size = entry["members"][FIELD_META]
-            with open(shard.path, "rb") as fh:
-                fh.seek(offset)
-                found[shard.dataset] = TokenizerIdentity.from_meta(decode_meta(fh.read(min(size, MAX_META_BYTES + 1))))
+            meta = storage.read_range(shard.path, offset, min(size, MAX_META_BYTES + 1))
+            found[shard.dataset] = TokenizerIdentity.from_meta(decode_meta(meta))
         except (OSError, ValueError, KeyError, IndexError, TypeError, AttributeError) as exc:
             # a bad first sample: the dataset's next shard is tried
             log.warning(f"{shard.path}: cannot read the tokenizer fingerprint ({exc})")
