@@ -50,13 +50,11 @@ def load_model(checkpoint: str | Path, preset: str = "radfm-13b", device: torch.
                dtype: torch.dtype | None = None):
     from model import RadFMForCausalLM, get_config
     from model.checkpoint import load_official_checkpoint
-    from model.modeling import CONFIG_NAME
 
     checkpoint_config(checkpoint, preset)  # raises CheckpointError for anything that is not a checkpoint
     path = Path(checkpoint)
     if path.is_dir():
-        folder = path if (path / CONFIG_NAME).is_file() else path / "final"
-        model = RadFMForCausalLM.from_pretrained(folder, device=device, dtype=dtype)
+        model = RadFMForCausalLM.from_pretrained(model_folder(path), device=device, dtype=dtype)
     else:
         model, _ = load_official_checkpoint(path, config=get_config(preset), device=device, dtype=dtype)
     return model.eval()
@@ -82,19 +80,27 @@ def load_tokenizer_for(config, path: str | Path | None = None) -> Tokenizer:
                          "tokenizer's folder, e.g. RadFM's Quick_demo/Language_files)")
 
 
+def model_folder(path: Path) -> Path:
+    """The ``save_pretrained`` folder of a checkpoint folder: the folder itself when it holds the weights, else its
+    ``final/`` (a training ``output_dir`` also holds a ``config.json``: the training run's, not the model's)."""
+    from model.modeling import WEIGHTS_NAME
+
+    return path if (path / WEIGHTS_NAME).is_file() else path / "final"
+
+
 def checkpoint_config(checkpoint: str | Path, preset: str = "radfm-13b"):
     """The ``RadFMConfig`` a checkpoint will load with, without reading its weights (to check shards and tokenizer
     before loading a large model)."""
     import dataclasses
 
     from model import RadFMConfig, get_config
-    from model.modeling import CONFIG_NAME
+    from model.modeling import CONFIG_NAME, WEIGHTS_NAME
     from shards_spec.tokenizer import RADFM_RELEASED
 
     path = Path(checkpoint)
     if path.is_dir():
-        folder = path if (path / CONFIG_NAME).is_file() else path / "final"
-        if (folder / CONFIG_NAME).is_file():
+        folder = model_folder(path)
+        if (folder / CONFIG_NAME).is_file() and (folder / WEIGHTS_NAME).is_file():
             return RadFMConfig.from_json_file(folder / CONFIG_NAME)
         raise CheckpointError(f"{path}: neither a saved model (config.json + model.safetensors) nor a training "
                               "output_dir with final/ in it; train one with `make train` or pass RadFM's "

@@ -109,3 +109,19 @@ def test_radfms_released_format_loads_and_asks_for_its_tokenizer(tmp_path, dicom
 def test_a_missing_image_is_one_line(tiny_model, tmp_path, capsys):
     assert main(["--checkpoint", str(tiny_model), "--image", str(tmp_path / "none.dcm"), "--question", "Q?"]) == 2
     assert "no such file or folder" in capsys.readouterr().err
+
+
+def test_a_training_output_dir_loads_its_final_model_not_its_training_config(tiny_model, tmp_path):
+    import json
+    import shutil
+
+    from evaluation.loading import CheckpointError, checkpoint_config, load_model
+
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "config.json").write_text(json.dumps({"model": "tiny", "steps": 30}))  # what the trainer writes there
+    with pytest.raises(CheckpointError, match="final/"):
+        checkpoint_config(run)
+    shutil.copytree(tiny_model, run / "final")
+    assert checkpoint_config(run) == checkpoint_config(tiny_model)
+    assert load_model(run).config == load_model(tiny_model).config
