@@ -114,8 +114,13 @@ def test_block_order_permutes_within_blocks_and_groups_lengths():
 
 
 # ============================================================================================ streams on demo shards
+#: the demo datasets the stream tests read (MIMIC's 2D and Rad3D's 3D shards: their sizes make the tests cross
+#: epochs); the demo root holds every registered source's shards
+STREAM_DATASETS = ("mimic", "rad3d")
+
+
 def _demo(demo_shards: Path) -> dict[str, list[ShardRef]]:
-    return resolve_sources([SourceConfig(str(demo_shards))])
+    return resolve_sources([SourceConfig(str(demo_shards / name)) for name in STREAM_DATASETS])
 
 
 def _cfg(name: str, bs: int, **kw) -> StreamConfig:
@@ -124,11 +129,13 @@ def _cfg(name: str, bs: int, **kw) -> StreamConfig:
 
 
 def test_sources_resolve_all_forms(demo_shards):
-    root = _demo(demo_shards)
+    root = resolve_sources([SourceConfig(str(demo_shards))])  # a folder of datasets
     assert len(root["2d"]) >= 3 and len(root["3d"]) >= 3
     assert all(s.split == "train" for s in root["2d"] + root["3d"])
+    assert {s.dataset for s in root["2d"] + root["3d"]} == {p.name for p in demo_shards.iterdir() if p.is_dir()}
     mimic = resolve_source(SourceConfig(str(demo_shards / "mimic")))
-    assert [s.path for s in mimic] == [s.path for s in root["2d"]]
+    assert mimic and [s.path for s in mimic] == [s.path for s in root["2d"] if s.dataset == "mimic"]
+    root = _demo(demo_shards)
     manifest = resolve_source(SourceConfig(str(demo_shards / "mimic" / "manifest.json"), splits=["test"]))
     assert manifest and all(s.split == "test" for s in manifest)
     first = Path(root["2d"][0].path)
@@ -394,7 +401,7 @@ def test_sources_must_share_the_models_tokenizer(demo_shards, tmp_path):
     """Shards built with another tokenizer (or for another vocabulary) are refused before training starts."""
     shards = resolve_sources([SourceConfig(path=str(demo_shards))])
     found = tokenizer_fingerprints(shards)
-    assert set(found) == {"mimic", "rad3d"} and len(set(found.values())) == 1
+    assert set(found) == {p.name for p in demo_shards.iterdir() if p.is_dir()} and len(set(found.values())) == 1
     assert check_tokenizers(shards, 32000).base_vocab == 32000
     with pytest.raises(SourceError, match="vocab_size is 32100"):
         check_tokenizers(shards, 32100)
