@@ -94,6 +94,40 @@ def radfm_row(source: Source, ctx: BuildContext, name: str, split: str, row: Row
                                                                              extra.choices, "en"), extra.modality)
 
 
+@dataclass(frozen=True)
+class PublisherJson:
+    """How a publisher's VQA JSON names things (VQA-RAD, SLAKE): the keys an entry must have, the image's key, the
+    image folder, and the optional language and modality keys."""
+
+    required: tuple[str, ...]
+    image_key: str
+    folders: tuple[str, ...]
+    language_key: str = ""  # an entry whose language is not ``en`` is skipped (``not_english``)
+    modality_key: str = ""
+
+
+def publisher_entry(source: Source, ctx: BuildContext, layout: PublisherJson, name: str, split: str, index: int,
+                    entry: object, id_prefix: str = "") -> Record | Reject:
+    """The record of entry ``index`` of the publisher's JSON file ``name``, or a reject naming it (``name[index]``):
+    not an object with the required keys or an empty question or answer (``bad_row``), another language
+    (``not_english``), an image that does not resolve. Its source id is the entry's ``qid`` when it has one."""
+    where = f"{name}[{index}]"
+    if not isinstance(entry, dict) or any(k not in entry for k in layout.required):
+        return source.reject(where, name, "bad_row", f"{where}: expected an object with keys {', '.join(layout.required)}")
+    if layout.language_key and (language := text(entry[layout.language_key]).lower()) != "en":
+        return source.reject(where, name, "not_english", f"{where}: {layout.language_key} {language!r} (English rows only)")
+    question, answer = text(entry["question"]), text(entry["answer"])
+    if not question or not answer:
+        return source.reject(where, name, "bad_row", f"{where}: empty {'question' if not question else 'answer'}")
+    image = resolve_image(ctx, source.name, text(entry[layout.image_key]), where, folders=layout.folders)
+    if isinstance(image, Reject):
+        return image
+    qid = text(entry.get("qid"))
+    fields = VqaFields(question, answer, answer_type(entry.get("answer_type")))
+    modality = text(entry.get(layout.modality_key)) if layout.modality_key else ""
+    return record(source, f"{id_prefix}qid:{qid}" if qid else f"{image.path}|{question}", split, image, fields, modality)
+
+
 def record(source: Source, source_id: str, split: str, image: ImageRef, fields: VqaFields, modality: str = "") -> Record:
     return Record(dataset=source.name, source_id=source_id, split=split, stream="2d", images=(image,), fields=fields,
                   modality=modality)

@@ -114,9 +114,13 @@ def test_block_order_permutes_within_blocks_and_groups_lengths():
 
 
 # ============================================================================================ streams on demo shards
+#: the demo datasets the stream tests read (MIMIC's 2D and Rad3D's 3D shards: their sizes make the tests cross
+#: epochs); the demo root holds every registered source's shards
+STREAM_DATASETS = ("mimic", "rad3d")
+
+
 def _demo(demo_shards: Path) -> dict[str, list[ShardRef]]:
-    """The demo's MIMIC (2D) and Rad3D (3D) shards: the stream tests need not grow with the source registry."""
-    return resolve_sources([SourceConfig(str(demo_shards / "mimic")), SourceConfig(str(demo_shards / "rad3d"))])
+    return resolve_sources([SourceConfig(str(demo_shards / name)) for name in STREAM_DATASETS])
 
 
 def _cfg(name: str, bs: int, **kw) -> StreamConfig:
@@ -128,9 +132,10 @@ def test_sources_resolve_all_forms(demo_shards):
     root = resolve_sources([SourceConfig(str(demo_shards))])  # every dataset below the root
     assert len(root["2d"]) >= 3 and len(root["3d"]) >= 3
     assert all(s.split == "train" for s in root["2d"] + root["3d"])
-    mimic = resolve_source(SourceConfig(str(demo_shards / "mimic")))
-    assert [s.path for s in mimic] == [s.path for s in root["2d"] if s.dataset == "mimic"]
     assert {s.dataset for s in root["2d"] + root["3d"]} == {p.parent.name for p in demo_shards.glob("*/manifest.json")}
+    mimic = resolve_source(SourceConfig(str(demo_shards / "mimic")))
+    assert mimic and [s.path for s in mimic] == [s.path for s in root["2d"] if s.dataset == "mimic"]
+    root = _demo(demo_shards)
     manifest = resolve_source(SourceConfig(str(demo_shards / "mimic" / "manifest.json"), splits=["test"]))
     assert manifest and all(s.split == "test" for s in manifest)
     first = Path(root["2d"][0].path)

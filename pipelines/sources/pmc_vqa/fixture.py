@@ -19,6 +19,7 @@ from pipelines.demo.fixture import DemoOptions, Fixture
 from pipelines.demo.synth import distinct_ints
 from pipelines.demo.writers import write_bytes, write_csv
 from pipelines.sources.pmc_vqa.source import CHOICE_COLUMNS, IMAGE_FOLDER, LETTERS, NATIVE_FILES
+from pipelines.sources.radfm_vqa import COLUMNS as RADFM_COLUMNS
 
 RADFM_ROOT = "/gpfs/home/cs/leijiayu/data/PMC-VQA/images"
 MODALITY_ANSWER = {"xray": "Chest X-ray", "ct": "Computed tomography", "mri": "Magnetic resonance imaging",
@@ -89,7 +90,7 @@ class PmcVqaFixture(Fixture):
             rows[NATIVE_FILES[split]] = write_csv(root / NATIVE_FILES[split], header, table)
         for split, table in radfm.items():
             rows[f"radfm/pmcvqa_{split}.csv"] = write_csv(root / f"radfm/pmcvqa_{split}.csv",
-                                                          ["img_root_dir", "Figure_path", "Question", "Answer"], table)
+                                                          RADFM_COLUMNS, table)
         info = {"root": str(root), "figures": size, "colour_figures": sum(p.colour for _, p in figures),
                 "rows": rows, "radfm_prefix": RADFM_ROOT}
         return info, planted

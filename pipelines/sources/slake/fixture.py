@@ -17,6 +17,7 @@ from pipelines.demo.faults import fault
 from pipelines.demo.figures import FIGURE_FILES, describe, draw_figure, figure_jpeg
 from pipelines.demo.fixture import DemoOptions, Fixture
 from pipelines.demo.writers import write_bytes, write_csv, write_json
+from pipelines.sources.radfm_vqa import COLUMNS as RADFM_COLUMNS
 from pipelines.sources.slake.source import IMAGE_FOLDER, SPLIT_FILES
 
 RADFM_ROOT = "/gpfs/home/cs/leijiayu/data/SLAKE/imgs"
@@ -85,7 +86,7 @@ class SlakeFixture(Fixture):
             rows[SPLIT_FILES[split]] = len(entries)
         for split, table in radfm.items():
             rows[f"radfm/slakevqa_{split}.csv"] = write_csv(root / f"radfm/slakevqa_{split}.csv",
-                                                            ["img_root_dir", "Figure_path", "Question", "Answer"], table)
+                                                            RADFM_COLUMNS, table)
         info = {"root": str(root), "images": size, "questions": qid, "rows": rows, "radfm_prefix": RADFM_ROOT}
         return info, planted
 

@@ -24,14 +24,14 @@ from collections.abc import Iterator
 from pipelines.records import Record, Reject, SampleSpec
 from pipelines.sources import radfm_vqa
 from pipelines.sources.base import BuildContext, Source, Vocabulary
-from pipelines.sources.images import resolve_image
 from pipelines.sources.radfm_vqa import Extra, VqaFields, answer_type, text
-from pipelines.sources.tables import Item, json_items, optional_json
+from pipelines.sources.tables import json_items, optional_json
 
 SPLIT_FILES = {"train": "train.json", "validate": "validate.json", "test": "test.json"}
 IMAGE_FOLDER = "imgs"
 RADFM_FILES = {"train": "slakevqa_train.csv", "test": "slakevqa_test.csv"}
 REQUIRED = ("img_name", "question", "answer", "q_lang")
+LAYOUT = radfm_vqa.PublisherJson(REQUIRED, "img_name", (IMAGE_FOLDER,), language_key="q_lang", modality_key="modality")
 
 
 class Slake(Source):
@@ -44,7 +44,8 @@ class Slake(Source):
         if ctx.mode == "native":
             for split, name in SPLIT_FILES.items():
                 for item in json_items(self.name, ctx.raw / name, "SLAKE question file"):
-                    yield item if isinstance(item, Reject) else self._entry(ctx, name, split, item)
+                    yield item if isinstance(item, Reject) else radfm_vqa.publisher_entry(
+                        self, ctx, LAYOUT, name, split, item.index, item.value, f"{split}:")
             return
         extras, bad = self._extras(ctx)
         yield from bad
@@ -58,32 +59,14 @@ class Slake(Source):
         """Answer types, languages and modalities of the publisher's files, for RadFM's rows."""
         extras, bad = {}, []
         for name in SPLIT_FILES.values():
-            data, reject = optional_json(self.name, ctx.raw / name)
+            data, reject = optional_json(self.name, ctx.raw / name, list)
             bad += [reject] if reject is not None else []
-            for entry in data if isinstance(data, list) else []:
+            for entry in data or []:
                 if isinstance(entry, dict) and all(k in entry for k in REQUIRED):
                     extras[radfm_vqa.key(text(entry["img_name"]), text(entry["question"]), 2)] = Extra(
                         answer_type(entry.get("answer_type")), (), text(entry["q_lang"]).lower() or "en",
                         text(entry.get("modality")))
         return extras, bad
-
-    def _entry(self, ctx: BuildContext, name: str, split: str, item: Item) -> Record | Reject:
-        where = f"{name}[{item.index}]"
-        entry = item.value
-        if not isinstance(entry, dict) or any(k not in entry for k in REQUIRED):
-            return self.reject(where, name, "bad_row", f"{where}: expected an object with keys {', '.join(REQUIRED)}")
-        question, answer, language = text(entry["question"]), text(entry["answer"]), text(entry["q_lang"]).lower()
-        if language != "en":
-            return self.reject(where, name, "not_english", f"{where}: q_lang {language!r} (English rows only)")
-        if not question or not answer:
-            return self.reject(where, name, "bad_row", f"{where}: empty {'question' if not question else 'answer'}")
-        image = resolve_image(ctx, self.name, text(entry["img_name"]), where, folders=(IMAGE_FOLDER,))
-        if isinstance(image, Reject):
-            return image
-        qid = text(entry.get("qid"))
-        fields = VqaFields(question, answer, answer_type(entry.get("answer_type")))
-        return radfm_vqa.record(self, f"{split}:qid:{qid}" if qid else f"{image.path}|{question}", split, image, fields,
-                                text(entry.get("modality")))
 
 
 SOURCE = Slake()

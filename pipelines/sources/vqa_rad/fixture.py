@@ -19,6 +19,7 @@ from pipelines.demo.figures import FIGURE_FILES, describe, draw_figure, figure_j
 from pipelines.demo.fixture import DemoOptions, Fixture
 from pipelines.demo.synth import distinct_ints
 from pipelines.demo.writers import write_bytes, write_csv, write_json
+from pipelines.sources.radfm_vqa import COLUMNS as RADFM_COLUMNS
 from pipelines.sources.vqa_rad.source import IMAGE_FOLDER, PUBLIC_JSON
 
 RADFM_ROOT = "/gpfs/home/cs/leijiayu/data/VQA_RAD/VQA_RAD Image Folder"
@@ -93,7 +94,7 @@ class VqaRadFixture(Fixture):
         rows = {PUBLIC_JSON: len(entries)}
         for split, table in radfm.items():
             rows[f"radfm/vqarad_{split}.csv"] = write_csv(root / f"radfm/vqarad_{split}.csv",
-                                                          ["img_root_dir", "Figure_path", "Question", "Answer"], table)
+                                                          RADFM_COLUMNS, table)
         info = {"root": str(root), "images": size, "questions": qid, "rows": rows, "radfm_prefix": RADFM_ROOT}
         return info, planted
 

@@ -24,14 +24,14 @@ from collections.abc import Iterator
 from pipelines.records import Record, Reject, SampleSpec
 from pipelines.sources import radfm_vqa
 from pipelines.sources.base import BuildContext, Source, Vocabulary
-from pipelines.sources.images import resolve_image
 from pipelines.sources.radfm_vqa import Extra, VqaFields, answer_type, text
-from pipelines.sources.tables import Item, json_items, optional_json
+from pipelines.sources.tables import json_items, optional_json
 
 PUBLIC_JSON = "VQA_RAD Dataset Public.json"
 IMAGE_FOLDER = "VQA_RAD Image Folder"
 RADFM_FILES = {"train": "vqarad_train.csv", "test": "vqarad_test.csv"}
 REQUIRED = ("image_name", "question", "answer")
+LAYOUT = radfm_vqa.PublisherJson(REQUIRED, "image_name", (IMAGE_FOLDER,))
 
 
 def split_of(entry: dict) -> str:
@@ -46,7 +46,7 @@ class VqaRad(Source):
     def records(self, ctx: BuildContext) -> Iterator[Record | Reject]:
         if ctx.mode == "native":
             for item in json_items(self.name, ctx.raw / PUBLIC_JSON, "VQA-RAD's question file"):
-                yield item if isinstance(item, Reject) else self._entry(ctx, item)
+                yield item if isinstance(item, Reject) else self._entry(ctx, item.index, item.value)
             return
         extras, bad = self._extras(ctx)
         if bad is not None:
@@ -59,28 +59,17 @@ class VqaRad(Source):
 
     def _extras(self, ctx: BuildContext) -> tuple[dict, Reject | None]:
         """Answer types of the publisher's JSON, for RadFM's rows (none when it is absent)."""
-        data, bad = optional_json(self.name, ctx.raw / PUBLIC_JSON)
+        data, bad = optional_json(self.name, ctx.raw / PUBLIC_JSON, list)
         extras = {}
-        for entry in data if isinstance(data, list) else []:
+        for entry in data or []:
             if isinstance(entry, dict) and all(k in entry for k in REQUIRED):
                 extras[radfm_vqa.key(text(entry["image_name"]), text(entry["question"]))] = Extra(
                     answer_type(entry.get("answer_type")))
         return extras, bad
 
-    def _entry(self, ctx: BuildContext, item: Item) -> Record | Reject:
-        where = f"{PUBLIC_JSON}[{item.index}]"
-        entry = item.value
-        if not isinstance(entry, dict) or any(k not in entry for k in REQUIRED):
-            return self.reject(where, PUBLIC_JSON, "bad_row", f"{where}: expected an object with keys {', '.join(REQUIRED)}")
-        question, answer = text(entry["question"]), text(entry["answer"])
-        if not question or not answer:
-            return self.reject(where, PUBLIC_JSON, "bad_row", f"{where}: empty {'question' if not question else 'answer'}")
-        image = resolve_image(ctx, self.name, text(entry["image_name"]), where, folders=(IMAGE_FOLDER,))
-        if isinstance(image, Reject):
-            return image
-        qid = text(entry.get("qid"))
-        fields = VqaFields(question, answer, answer_type(entry.get("answer_type")))
-        return radfm_vqa.record(self, f"qid:{qid}" if qid else f"{image.path}|{question}", split_of(entry), image, fields)
+    def _entry(self, ctx: BuildContext, index: int, entry: object) -> Record | Reject:
+        split = split_of(entry) if isinstance(entry, dict) else "train"  # a malformed entry is rejected anyway
+        return radfm_vqa.publisher_entry(self, ctx, LAYOUT, PUBLIC_JSON, split, index, entry)
 
 
 SOURCE = VqaRad()
