@@ -3,7 +3,7 @@
 ``TASK_KINDS`` maps a task name to its kind, either directly (``"report": "text"``) or per ``variant``
 (``modality``: the direct question is a modality answer, the yes/no variants are yes/no), or through a function
 of the sample (VQA: closed when the truth is yes/no, or when the source marks the variant ``closed``). A source
-that adds a task adds one line here (``"diagnosis_open": "findings"`` is already there for the X-ray sources).
+that adds a task adds one line here (a test checks that every task of ``pipelines.tasks.TASKS`` has one).
 
 ``KINDS`` maps a kind to its metric names (``evaluation.metrics.METRICS``) and the headline number plotted by the
 trainer. Kinds:
@@ -56,6 +56,14 @@ def vqa_kind(variant: str, truth: str) -> str:
     return "yesno" if normalize_yes_no(truth) and len(truth.split()) <= 2 else "open"
 
 
+def medpix_image_kind(variant: str, truth: str) -> str:
+    """MedPix image questions: a caption is text, the yes/no variants yes/no, the modality question a modality
+    answer, the plane question an open answer (a short phrase: ``axial``, ``PA``)."""
+    if variant.endswith(("_yes", "_no")):
+        return "yesno"
+    return {"caption": "text", "modality": "modality"}.get(variant, "open")
+
+
 KindRule = str | Mapping[str, str] | Callable[[str, str], str]
 
 #: task -> kind, or {variant: kind}, or f(variant, truth) -> kind
@@ -67,6 +75,12 @@ TASK_KINDS: dict[str, KindRule] = {
     "vqa": vqa_kind,
     "diagnosis_open": "findings",
     "diagnosis_yesno": "yesno",
+    # literature, VQA and case sources: running text and free answers are scored as text, short answers as open VQA
+    "interleaved": "text",
+    "case_vqa": "text",
+    "medpix_case": "text",
+    "medpix_image": medpix_image_kind,
+    "medpix_qa": "open",
 }
 
 #: (dataset, task) -> RadFM's dataset name (``belong_to`` in its output CSV)
