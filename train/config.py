@@ -80,7 +80,7 @@ class TrainConfig:
     #: Train although the shards' tokenizer differs from the one the model was trained with (experiments only:
     #: the same ids then mean other pieces). A differing base vocabulary is refused regardless.
     allow_tokenizer_mismatch: bool = False
-    gradient_checkpointing: bool = False
+    gradient_checkpointing: bool = True  # activation checkpointing in the LLM decoder layers, as RadFM (always on there)
     #: build the model inside deepspeed.zero.Init (partitioned at construction); "auto": ZeRO-3 without checkpoint
     zero_init: str | bool = "auto"
 

@@ -308,3 +308,22 @@ def test_elastic_resume_2_to_1_to_2_ranks(demo_shards, tmp_path):
     flat = [[[k for rank in r["keys"] for k in rank] for r in log] for log in (a, b)]
     assert flat[0] == flat[1]
     assert [len(r["keys"]) for r in b] == [2, 2, 2, 1, 1, 1, 2, 2, 2]  # ranks per step: 2, then 1, then 2
+
+
+@pytest.mark.timeout(400)
+def test_a100_recipe_runs_at_reduced_size(demo_shards, tmp_path):
+    """The A100 recipe itself (its YAML and DeepSpeed JSON: ZeRO-3, bf16, activation checkpointing, RadFM's
+    optimizer settings) trains on 2 CPU ranks with the 13B preset cut to 2 narrow layers."""
+    recipe = ROOT / "train" / "configs" / "radfm-13b-a100.yaml"
+    small = {"hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 2, "num_attention_heads": 4,
+             "vision_dim": 48, "vision_depth": 1, "vision_heads": 4, "vision_dim_head": 12, "vision_mlp_dim": 96,
+             "perceiver_depth": 1, "perceiver_heads": 4, "perceiver_dim_head": 12}
+    overrides = [f"sources=[{{path: {demo_shards}}}]", f"output_dir={tmp_path / 'a100'}", "steps=3",
+                 f"model_overrides={json.dumps(small)}", "image_size=64", "num_workers=1", "progress=false",
+                 "checkpoint_interval=0", "export_final=false", "stream_ratio_2d=0.5"]
+    out = _launch(recipe, *[a for o in overrides for a in ("--set", o)], module=True)
+    assert "world 2 (cpu/gloo), ZeRO-3, bf16" in out and "finished at step 3" in out
+    log = read_jsonl(tmp_path / "a100" / "log.jsonl")
+    assert len(log) == 3 and all(r["loss"] == r["loss"] and r["loss"] > 0 for r in log)
+    saved = json.loads((tmp_path / "a100" / "config.json").read_text())
+    assert saved["gradient_checkpointing"] is True and saved["lr"] == 5e-5
