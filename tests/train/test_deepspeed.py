@@ -327,3 +327,32 @@ def test_a100_recipe_runs_at_reduced_size(demo_shards, tmp_path):
     assert len(log) == 3 and all(r["loss"] == r["loss"] and r["loss"] > 0 for r in log)
     saved = json.loads((tmp_path / "a100" / "config.json").read_text())
     assert saved["gradient_checkpointing"] is True and saved["lr"] == 5e-5
+
+
+@pytest.mark.timeout(600)
+def test_two_simulated_nodes_match_one_node(demo_shards, tmp_path):
+    """Two nodes on this machine (`torchrun --nnodes 2 --node_rank 0/1`, static rendezvous on 127.0.0.1), one rank
+    each, train like one node with two ranks: the same batch keys and the same losses at every step."""
+    common = dict(steps=4, num_workers=1, stream_ratio_2d=0.5, export_final=False, image_size=64)
+    sources = [{"path": str(demo_shards)}]
+    _launch(_config(tmp_path, "one_node", sources, **common))
+    cfg = _config(tmp_path, "two_nodes", sources, **common)
+    port = str(_port())
+    procs = [subprocess.Popen([sys.executable, "-m", "torch.distributed.run", "--nnodes", "2", "--node_rank", str(n),
+                               "--nproc_per_node", "1", "--master_addr", "127.0.0.1", "--master_port", port,
+                               str(RUN), "--config", str(cfg)], cwd=ROOT, stdout=subprocess.PIPE,
+                              stderr=subprocess.STDOUT, text=True, start_new_session=True) for n in range(2)]
+    outs = []
+    try:
+        for p in procs:
+            outs.append(p.communicate(timeout=400)[0])
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                _kill_tree(p.pid)
+    assert [p.returncode for p in procs] == [0, 0], "\n".join(o[-4000:] for o in outs)
+    assert "world 2" in outs[0] and "finished at step 4" in outs[0]
+    one, two = read_jsonl(tmp_path / "one_node" / "log.jsonl"), read_jsonl(tmp_path / "two_nodes" / "log.jsonl")
+    assert [r["keys"] for r in one] == [r["keys"] for r in two] and len(two) == 4
+    assert [r["stream"] for r in one] == [r["stream"] for r in two]
+    assert [r["loss"] for r in two] == pytest.approx([r["loss"] for r in one], abs=1e-5)
