@@ -124,8 +124,10 @@ def load(engine, ckpt_dir: Path, tag: str, rank: int, world_size: int | None = N
     """Load the engine state and this rank's trainer state; returns ``(common, rank_state)``.
 
     On another world size than the checkpoint's (elastic resume) ``rank_state`` is None for ranks the old run
-    did not have; DeepSpeed re-splits ZeRO-1/2 optimizer partitions only from checkpoints saved with
-    ``zero_optimization.elastic_checkpoint`` (our ZeRO-2 configs set it), never ZeRO-3 partitions."""
+    did not have. DeepSpeed (0.19) refuses to re-split ZeRO optimizer partitions for a new world size (short of
+    its offline universal-checkpoint conversion), so under ZeRO-1/2 the module (its full copy in
+    ``mp_rank_00_model_states.pt``; the fp32 master weights are refreshed from it), the learning-rate schedule
+    and the step counters are restored and Adam's moments restart (warned); ZeRO-3 checkpoints are refused."""
     tag_dir = Path(ckpt_dir) / tag
     saved = saved_world_size(tag_dir)
     if world_size is not None and saved != world_size:
@@ -134,17 +136,25 @@ def load(engine, ckpt_dir: Path, tag: str, rank: int, world_size: int | None = N
             raise ResumeError(f"{tag_dir} was written by {saved} ranks under ZeRO-3, whose partitions DeepSpeed "
                               f"cannot re-split for {world_size}: resume on {saved} ranks (runs that change size "
                               "use ZeRO-2, train/configs/ds_zero2.json)")
-        if stage in (1, 2) and not engine.zero_elastic_checkpoint():
-            raise ResumeError(f"{tag_dir} was written by {saved} ranks, now {world_size}: set "
-                              "zero_optimization.elastic_checkpoint: true in the DeepSpeed config (before saving)")
     path = state_file(tag_dir, rank)
     if not path.is_file() and (world_size is None or saved == world_size):
         raise FileNotFoundError(f"{path} is missing: the checkpoint is incomplete")
-    load_path, client = engine.load_checkpoint(str(ckpt_dir), tag=tag)
+    resized = world_size is not None and saved != world_size
+    if resized and rank == 0:
+        print(f"[train] warning: {tag_dir} was written by {saved} ranks, now {world_size}: weights, lr schedule and "
+              "data position are restored, Adam's moments restart (DeepSpeed cannot re-split them)", flush=True)
+    # resized: the full bf16/fp32 module (mp_rank_00, the same for any world size), fp32 masters refreshed from it
+    load_path, client = engine.load_checkpoint(str(ckpt_dir), tag=tag, load_module_only=resized)
     if load_path is None:
         raise RuntimeError(f"DeepSpeed could not load {ckpt_dir}/{tag}")
+    client = client or {}
+    if resized:
+        if engine.lr_scheduler is not None and client.get("lr_scheduler") is not None:
+            engine.lr_scheduler.load_state_dict(client["lr_scheduler"])
+        engine.global_steps = int(client.get("global_steps", engine.global_steps))
+        engine.global_samples = int(client.get("global_samples", engine.global_samples))
     rank_state = torch.load(path, map_location="cpu", weights_only=True) if path.is_file() else None
-    return (client or {}).get("trainer", {}), rank_state
+    return client.get("trainer", {}), rank_state
 
 
 def export_pretrained(engine, directory: str | Path, rank: int) -> Path | None:

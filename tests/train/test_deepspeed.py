@@ -290,7 +290,7 @@ def test_single_process_plain_python_fp32(demo_shards, tmp_path):
 @pytest.mark.timeout(900)
 def test_elastic_resume_2_to_1_to_2_ranks(demo_shards, tmp_path):
     """Run A: 2 ranks, 9 steps. Run B: 2 ranks to step 3, resumed on 1 rank to step 6, resumed on 2 ranks to 9
-    (ZeRO-2 with elastic_checkpoint re-splits the optimizer state). B's global batches (the ranks' keys
+    (ZeRO-2: the module, lr schedule and data position are restored, Adam moments restart). B's global batches (the ranks' keys
     concatenated) equal A's at every step, and so does the 2D/3D schedule."""
     common = dict(steps=9, checkpoint_interval=3, num_workers=1, stream_ratio_2d=0.5, deepspeed=ZERO2,
                   save_final=True, export_final=False, batch_size_2d=2, image_size=64)
