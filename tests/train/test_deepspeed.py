@@ -355,4 +355,7 @@ def test_two_simulated_nodes_match_one_node(demo_shards, tmp_path):
     one, two = read_jsonl(tmp_path / "one_node" / "log.jsonl"), read_jsonl(tmp_path / "two_nodes" / "log.jsonl")
     assert [r["keys"] for r in one] == [r["keys"] for r in two] and len(two) == 4
     assert [r["stream"] for r in one] == [r["stream"] for r in two]
-    assert [r["loss"] for r in two] == pytest.approx([r["loss"] for r in one], abs=1e-5)
+    assert two[0]["loss"] == pytest.approx(one[0]["loss"], abs=1e-5)  # same data, same initial weights
+    # later steps: gradients are all-reduced by DeepSpeed's shared-memory op within a node but by gloo across
+    # nodes, summing bf16 values in another order (measured: relative differences up to 9e-5)
+    assert [r["loss"] for r in two] == pytest.approx([r["loss"] for r in one], rel=1e-3)
