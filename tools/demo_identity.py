@@ -17,9 +17,10 @@ old build rebuild once; how many differ is printed), and messages that name the 
 compared with that root replaced by a placeholder. Prints one line per difference and a summary; exits 1 when
 anything differs.
 
-``batches`` prints, with one checkout's trainer, the sample keys of the first batches each (rank, worker) slot of
-both streams delivers over two epochs, for a few world sizes and worker counts: equal output from two checkouts
-(on byte-identical shards) means the same batches in training.
+``batches`` prints, with one checkout's trainer, the sample keys of the first 40 global batches of both streams
+for one and two lanes (``train.plan.global_batch_keys``; the order does not depend on world size or workers):
+equal output from two checkouts (on byte-identical shards) means the same batches in training. (Checkouts from
+before the elastic order lack ``global_batch_keys``.)
 
 To compare a branch with the commit it started from::
 
@@ -64,17 +65,16 @@ def build(code: Path, out: Path) -> None:
 
 
 BATCH_KEYS = r"""
-import itertools, json, sys
+import json, sys
 from train.config import SourceConfig
 from train.sources import resolve_sources
-from train.stream import SlotPlan, StreamConfig
+from train.stream import StreamConfig, global_batch_keys
 shards = resolve_sources([SourceConfig(sys.argv[1], splits=["train", "validate", "test"])])
 out = {}
 for stream, batch in (("2d", 4), ("3d", 1)):
-    for world, workers in ((1, 1), (2, 2), (3, 1)):
-        for rank, worker in itertools.product(range(world), range(workers)):
-            plan = SlotPlan(shards[stream], StreamConfig(stream, batch, block_size=8, seed=3), rank, world, worker, workers)
-            out[f"{stream} rank {rank}/{world} worker {worker}/{workers}"] = [plan.keys(epoch) for epoch in (0, 1)]
+    for lanes in (1, 2):
+        cfg = StreamConfig(stream, batch * lanes, block_size=8, seed=3, lanes=lanes)
+        out[f"{stream} global batch {batch * lanes} in {lanes} lanes"] = global_batch_keys(shards[stream], cfg, 1, 40)
 print(json.dumps(out, indent=1, sort_keys=True))
 """
 

@@ -11,6 +11,6 @@ Modules, in the order the trainer uses them:
 ``train.stream``      one endless, exactly resumable stream per modality (dealing, interleave, block shuffle)
 ``train.collate``     RadFM's batch size rules, dynamic token padding, train-time augmentation
 ``train.logs``        per-step JSON lines, loss-curve PNG
-``train.checkpoint``  trainer state next to DeepSpeed's checkpoints (step, stream cursors, RNG states)
+``train.checkpoint``  trainer state next to DeepSpeed's checkpoints (step, stream positions, RNG states)
 ``train.run``         the training loop
 """

@@ -9,7 +9,9 @@ Layout (``<output>/checkpoints``)::
 
 Every rank calls :func:`save` (``engine.save_checkpoint`` must run on all ranks). DeepSpeed writes its
 ``client_state`` only from data-parallel rank 0, but stream cursors and RNG states differ per rank, so each rank
-also writes ``trainer_state_rankNNN.pt``. ``latest`` is written by rank 0 only after every rank has finished
+also writes ``trainer_state_rankNNN.pt``. The common state (``client_state``) also holds every stream's merged position
+(``train.stream.merge_states``), which is all an elastic resume on another world size needs.
+``latest`` is written by rank 0 only after every rank has finished
 (DeepSpeed's own ``latest`` is disabled: it can appear before slower ranks are done), so a run killed while
 saving resumes from the previous complete checkpoint. The state files hold only tensors, lists and numbers
 (``torch.load(weights_only=True)``).
@@ -109,16 +111,50 @@ def find(resume: str | bool, ckpt_dir: str | Path) -> tuple[Path, str] | None:
     raise FileNotFoundError(f"resume: {p} is neither a checkpoint tag directory nor holds a '{LATEST}' file")
 
 
-def load(engine, ckpt_dir: Path, tag: str, rank: int) -> tuple[dict, dict]:
-    """Load the engine state and this rank's trainer state; returns ``(common, rank_state)``."""
-    path = state_file(Path(ckpt_dir) / tag, rank)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path} is missing: was this checkpoint written with a different world size?")
-    load_path, client = engine.load_checkpoint(str(ckpt_dir), tag=tag)
+class ResumeError(ValueError):
+    """A checkpoint that cannot be resumed as configured; the message says what to do."""
+
+
+def saved_world_size(tag_dir: Path) -> int:
+    """Ranks that wrote the checkpoint (one trainer state file each)."""
+    return len(list(Path(tag_dir).glob("trainer_state_rank*.pt")))
+
+
+def load(engine, ckpt_dir: Path, tag: str, rank: int, world_size: int | None = None) -> tuple[dict, dict | None]:
+    """Load the engine state and this rank's trainer state; returns ``(common, rank_state)``.
+
+    On another world size than the checkpoint's (elastic resume) ``rank_state`` is None for ranks the old run
+    did not have. DeepSpeed (0.19) refuses to re-split ZeRO optimizer partitions for a new world size (short of
+    its offline universal-checkpoint conversion), so under ZeRO-1/2 the module (its full copy in
+    ``mp_rank_00_model_states.pt``; the fp32 master weights are refreshed from it), the learning-rate schedule
+    and the step counters are restored and Adam's moments restart (warned); ZeRO-3 checkpoints are refused."""
+    tag_dir = Path(ckpt_dir) / tag
+    saved = saved_world_size(tag_dir)
+    if world_size is not None and saved != world_size:
+        stage = engine.zero_optimization_stage()
+        if stage == 3:
+            raise ResumeError(f"{tag_dir} was written by {saved} ranks under ZeRO-3, whose partitions DeepSpeed "
+                              f"cannot re-split for {world_size}: resume on {saved} ranks (runs that change size "
+                              "use ZeRO-2, train/configs/ds_zero2.json)")
+    path = state_file(tag_dir, rank)
+    if not path.is_file() and (world_size is None or saved == world_size):
+        raise FileNotFoundError(f"{path} is missing: the checkpoint is incomplete")
+    resized = world_size is not None and saved != world_size
+    if resized and rank == 0:
+        print(f"[train] warning: {tag_dir} was written by {saved} ranks, now {world_size}: weights, lr schedule and "
+              "data position are restored, Adam's moments restart (DeepSpeed cannot re-split them)", flush=True)
+    # resized: the full bf16/fp32 module (mp_rank_00, the same for any world size), fp32 masters refreshed from it
+    load_path, client = engine.load_checkpoint(str(ckpt_dir), tag=tag, load_module_only=resized)
     if load_path is None:
         raise RuntimeError(f"DeepSpeed could not load {ckpt_dir}/{tag}")
-    rank_state = torch.load(path, map_location="cpu", weights_only=True)
-    return (client or {}).get("trainer", {}), rank_state
+    client = client or {}
+    if resized:
+        if engine.lr_scheduler is not None and client.get("lr_scheduler") is not None:
+            engine.lr_scheduler.load_state_dict(client["lr_scheduler"])
+        engine.global_steps = int(client.get("global_steps", engine.global_steps))
+        engine.global_samples = int(client.get("global_samples", engine.global_samples))
+    rank_state = torch.load(path, map_location="cpu", weights_only=True) if path.is_file() else None
+    return client.get("trainer", {}), rank_state
 
 
 def export_pretrained(engine, directory: str | Path, rank: int) -> Path | None:

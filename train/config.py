@@ -64,6 +64,13 @@ class TrainConfig:
     sources: list[SourceConfig] = field(default_factory=list)
     batch_size_2d: int = 4  # RadFM's batch_size_2D
     batch_size_3d: int = 1  # RadFM's batch_size_3D
+    #: Samples of a stream per micro-step over all ranks; the batch order is a function of this (and the seed, the
+    #: lanes and the data), never of the world size. None: batch_size x the world size of the run's first launch,
+    #: then kept by its checkpoints (a resume on another world size changes the per-rank batch, not the order).
+    global_batch_size_2d: int | None = None
+    global_batch_size_3d: int | None = None
+    #: Canonical partitions of each stream (divide the global batch sizes). None: the first launch's world size.
+    lanes: int | None = None
     #: Fraction of micro-batches that are 2D; None = proportional to the two streams' (weighted) batch counts.
     stream_ratio_2d: float | None = None
     num_workers: int = 1  # DataLoader workers per stream and rank (0 = in the training process)
@@ -94,7 +101,7 @@ class TrainConfig:
     #: Train although the shards' tokenizer differs from the one the model was trained with (experiments only:
     #: the same ids then mean other pieces). A differing base vocabulary is refused regardless.
     allow_tokenizer_mismatch: bool = False
-    gradient_checkpointing: bool = False
+    gradient_checkpointing: bool = True  # activation checkpointing in the LLM decoder layers, as RadFM (always on there)
     #: build the model inside deepspeed.zero.Init (partitioned at construction); "auto": ZeRO-3 without checkpoint
     zero_init: str | bool = "auto"
 
@@ -142,6 +149,9 @@ class TrainConfig:
             raise ConfigError("config: batch sizes must be >= 1")
         if self.steps < 1:
             raise ConfigError("config: steps must be >= 1")
+        for key in ("global_batch_size_2d", "global_batch_size_3d", "lanes"):
+            if getattr(self, key) is not None and getattr(self, key) < 1:
+                raise ConfigError(f"config: {key} must be >= 1 (or null)")
         if self.gradient_accumulation_steps < 1:
             raise ConfigError("config: gradient_accumulation_steps must be >= 1")
         if self.lr_schedule not in LR_SCHEDULES:

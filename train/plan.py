@@ -1,6 +1,12 @@
-"""Planning of the streams: which samples each (rank, DataLoader worker) slot reads, in which order, epoch by
-epoch. Pure functions of the seed, the slot and the shards' index sidecars; the design is described in
-``train.stream`` (steps 1-5 there). Reading is ``train.read``, batching ``train.stream``."""
+"""Planning of the streams: the global sequence of batches, as pure functions of the seed, the global batch size,
+the number of lanes and the shards' index sidecars -- never of the world size or the DataLoader workers.
+
+A stream is planned as ``lanes`` canonical partitions (*lanes*, MosaicML Streaming's "canonical nodes"). Each
+lane reads its own shards, epoch by epoch (steps 1-5 in ``train.stream``), cut into *lane batches* of
+``batch_size // lanes`` samples. Global batch ``b`` is lane batch ``b`` of lane 0, then of lane 1, ...; rank
+``r`` of ``W`` takes positions ``[r*G/W, (r+1)*G/W)`` of it (:func:`rank_pieces`), and DataLoader worker ``w``
+of ``N`` produces the rank's batches ``b = start + w, start + w + N, ...``. Reading is ``train.read``, batching
+and bad-sample handling ``train.stream``."""
 
 from __future__ import annotations
 
@@ -18,18 +24,32 @@ from .sources import ShardRef
 @dataclass(frozen=True)
 class StreamConfig:
     name: str  # "2d" / "3d"
+    #: global batch size G: samples of this stream per micro-step over all ranks (each rank takes G / W)
     batch_size: int
     block_size: int = 256
     interleave: int = 4
     length_grouping: bool = True
     seed: int = 0
     collate: CollateConfig = CollateConfig()
+    #: canonical partitions L of the stream (must divide G); fixed for the life of a run
+    lanes: int = 1
+
+    def __post_init__(self) -> None:
+        if self.batch_size < 1 or self.lanes < 1 or self.batch_size % self.lanes:
+            raise ValueError(f"stream {self.name}: the global batch size ({self.batch_size}) must be a positive "
+                             f"multiple of the number of lanes ({self.lanes})")
+
+    @property
+    def lane_batch(self) -> int:
+        """Samples each lane contributes to a global batch."""
+        return self.batch_size // self.lanes
 
     @property
     def effective_block(self) -> int:
-        """K rounded up to a multiple of the batch size when grouping, so grouped batches align with blocks."""
-        if self.length_grouping and self.batch_size > 1:
-            return int(math.ceil(self.block_size / self.batch_size) * self.batch_size)
+        """K rounded up to a multiple of the lane batch when grouping, so grouped batches align with blocks."""
+        g = self.lane_batch
+        if self.length_grouping and g > 1:
+            return int(math.ceil(self.block_size / g) * g)
         return self.block_size
 
 
@@ -143,12 +163,28 @@ def pad_to_batches(order: list[int], batch_size: int, length_grouping: bool) -> 
     return order + fill
 
 
-# ============================================================================ per-slot plan
 def _length(entry: dict) -> int:
     """The entry's token count for length grouping; 0 when it is not an int (such an entry is a bad sample when
     read: ``train.read.entry_span``)."""
     n = entry.get("n_tokens")
     return n if type(n) is int else 0
+
+
+# ============================================================================ lanes and ranks
+def check_world(cfg: StreamConfig, world_size: int) -> None:
+    """Raise (one line, what to do) unless ``world_size`` ranks can share the stream's global batches."""
+    if world_size < 1 or cfg.batch_size % world_size:
+        raise ValueError(f"stream {cfg.name}: the global batch size {cfg.batch_size} is not divisible by the world "
+                         f"size {world_size}; set global_batch_size_{cfg.name} to a multiple of {world_size}")
+
+
+def rank_pieces(cfg: StreamConfig, world_size: int, rank: int) -> list[tuple[int, int, int]]:
+    """``(lane, lo, hi)``: the rank's share of every global batch, as offsets ``[lo, hi)`` into lane batches."""
+    check_world(cfg, world_size)
+    g, per = cfg.lane_batch, cfg.batch_size // world_size
+    lo, hi = rank * per, (rank + 1) * per
+    return [(lane, max(lo, lane * g) - lane * g, min(hi, (lane + 1) * g) - lane * g)
+            for lane in range(lo // g, (hi - 1) // g + 1)]
 
 
 
@@ -158,30 +194,90 @@ class EpochPlan:
     order: list[tuple[int, dict]]  # (shard index, index entry) in emitted order
 
 
-class SlotPlan:
-    """The emitted sample order of one (rank, worker) slot, epoch by epoch."""
+class LanePlan:
+    """The emitted sample order of one lane, epoch by epoch (whole lane batches per epoch)."""
 
-    def __init__(self, shards: list[ShardRef], cfg: StreamConfig, rank: int, world_size: int, worker: int,
-                 num_workers: int, index: IndexCache | None = None):
-        self.shards, self.cfg = shards, cfg
-        self.rank, self.world_size, self.worker, self.num_workers = rank, world_size, worker, num_workers
+    def __init__(self, shards: list[ShardRef], cfg: StreamConfig, lane: int, index: IndexCache | None = None):
+        if not 0 <= lane < cfg.lanes:
+            raise ValueError(f"lane {lane} out of range 0..{cfg.lanes - 1}")
+        self.shards, self.cfg, self.lane = shards, cfg, lane
         self.index = index or IndexCache()
 
     def epoch(self, epoch: int) -> EpochPlan:
         cfg = self.cfg
         order = epoch_shard_order(self.shards, cfg.seed, cfg.name, epoch)
-        assigned = deal(len(order), self.world_size, self.num_workers, self.rank, self.worker)
         lists = []
-        for pos, part, nparts in assigned:
+        for pos, part, nparts in deal(len(order), cfg.lanes, 1, self.lane, 0):
             sid = order[pos]
             entries = self.index.get(self.shards[sid])
             lists.append([(sid, entries[j]) for j in part_indices(len(entries), part, nparts)])
         read = [item for _, item in interleave(lists, cfg.interleave)]
         lengths = [_length(e) for _, e in read]
-        seed_parts = (cfg.seed, cfg.name, epoch, self.rank, self.world_size, self.worker, self.num_workers)
-        emitted = block_order(lengths, cfg.effective_block, cfg.batch_size, cfg.length_grouping, seed_parts)
-        emitted = pad_to_batches(emitted, cfg.batch_size, cfg.length_grouping)
+        seed_parts = (cfg.seed, cfg.name, epoch, self.lane, cfg.lanes)
+        emitted = block_order(lengths, cfg.effective_block, cfg.lane_batch, cfg.length_grouping, seed_parts)
+        emitted = pad_to_batches(emitted, cfg.lane_batch, cfg.length_grouping)
         return EpochPlan(epoch, [read[p] for p in emitted])
 
     def keys(self, epoch: int) -> list[str]:
         return [e["key"] for _, e in self.epoch(epoch).order]
+
+
+#: consecutive empty lane epochs (all shards drawn away by fractional weights) before giving up
+MAX_EMPTY_EPOCHS = 1000
+
+
+class LaneCursor:
+    """Lane batch number -> (epoch plan, position of the batch's first sample), moving forward only.
+
+    ``(epoch, first)`` says that lane batch ``first`` is the first batch of ``epoch``; it is the marker a
+    checkpoint stores, so a resumed worker plans one epoch instead of every epoch since the start."""
+
+    def __init__(self, plan: LanePlan, epoch: int = 0, first: int = 0):
+        self.plan, self.epoch, self.first = plan, int(epoch), int(first)
+        self._ep: EpochPlan | None = None
+
+    def at(self, batch: int) -> tuple[EpochPlan, int]:
+        if batch < self.first:
+            raise ValueError(f"lane {self.plan.lane}: batch {batch} lies before the cursor's epoch {self.epoch} "
+                             f"(which starts at batch {self.first})")
+        g, empty = self.plan.cfg.lane_batch, 0
+        while True:
+            if self._ep is None:
+                self._ep = self.plan.epoch(self.epoch)
+            n = len(self._ep.order) // g
+            if batch < self.first + n:
+                return self._ep, (batch - self.first) * g
+            empty = empty + 1 if n == 0 else 0
+            if empty > MAX_EMPTY_EPOCHS:
+                raise RuntimeError(f"stream {self.plan.cfg.name}: lane {self.plan.lane} drew no shard in "
+                                   f"{MAX_EMPTY_EPOCHS} epochs; raise the sources' weights")
+            self.first += n
+            self.epoch += 1
+            self._ep = None
+
+
+def planned_batch(cursors: dict[int, LaneCursor], pieces: list[tuple[int, int, int]], batch: int
+                  ) -> list[tuple[int, EpochPlan, int]]:
+    """``(lane, epoch plan, position)`` of every sample of one rank's share of global batch ``batch``."""
+    out = []
+    for lane, lo, hi in pieces:
+        ep, first = cursors[lane].at(batch)
+        out.extend((lane, ep, first + off) for off in range(lo, hi))
+    return out
+
+
+def global_batch_keys(shards: list[ShardRef], cfg: StreamConfig, world_size: int, batches: int,
+                      index: IndexCache | None = None) -> list[list[list[str]]]:
+    """Planned keys ``[batch][rank] -> keys`` of the first ``batches`` global batches on ``world_size`` ranks
+    (before bad-sample substitution): the elastic contract, as a pure function."""
+    index = index or IndexCache()
+    out = []
+    per_rank = []
+    for rank in range(world_size):
+        pieces = rank_pieces(cfg, world_size, rank)
+        cursors = {lane: LaneCursor(LanePlan(shards, cfg, lane, index)) for lane, _, _ in pieces}
+        per_rank.append((pieces, cursors))
+    for b in range(batches):
+        out.append([[ep.order[pos][1]["key"] for _, ep, pos in planned_batch(cursors, pieces, b)]
+                    for pieces, cursors in per_rank])
+    return out

@@ -9,7 +9,7 @@
 Launched as a script (``train/run.py``) it imports the installed ``train`` package (``make setup`` installs the
 project); launched as a module from the repository root it needs nothing installed.
 
-Without ``--config`` it runs ``train/configs/radfm.yaml`` (RadFM's recipe: RadFM-13B, ZeRO-3 bf16, on every
+Without ``--config`` it runs ``train/configs/radfm-13b-a100.yaml`` (RadFM's recipe: RadFM-13B, ZeRO-3 bf16, on every
 dataset under ``data/shards``) when CUDA is available, else ``train/configs/demo-cpu.yaml`` (the tiny model on
 the same shards), and says which it chose; ``--set`` still applies.
 
@@ -52,7 +52,7 @@ from train.config import REPO_ROOT, ConfigError, TrainConfig, load_config, resol
 from train.logs import StepLogger
 from train.schedule import STREAM_2D, STREAM_3D, StepSchedule, default_ratio_2d
 from train.sources import ShardRef, SourceError, bind_model_tokenizer, resolve_sources, weighted_samples
-from train.stream import StreamConfig, StreamLoader
+from train.stream import StreamConfig, StreamLoader, merge_states
 
 MODEL_INPUTS = ("input_ids", "attention_mask", "vision_x", "labels", "loss_weight")
 
@@ -63,7 +63,7 @@ warnings.filterwarnings("ignore", message=r".*all_gather_into_tensor.*is depreca
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description="RadFM streaming trainer (DeepSpeed)")
     p.add_argument("--config", default=None,
-                   help="YAML config (see train/configs/); default: train/configs/radfm.yaml where CUDA is available, "
+                   help="YAML config (see train/configs/); default: train/configs/radfm-13b-a100.yaml where CUDA is available, "
                         "else train/configs/demo-cpu.yaml")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override a config key (dotted, YAML value); repeatable")
@@ -74,7 +74,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 #: The config a run without ``--config`` uses: RadFM's recipe where there is a GPU, the demo where there is none.
-DEFAULT_CONFIG_GPU = REPO_ROOT / "train" / "configs" / "radfm.yaml"
+DEFAULT_CONFIG_GPU = REPO_ROOT / "train" / "configs" / "radfm-13b-a100.yaml"
 DEFAULT_CONFIG_CPU = REPO_ROOT / "train" / "configs" / "demo-cpu.yaml"
 
 
@@ -122,11 +122,14 @@ def seed_all(seed: int) -> None:
 
 
 # ----------------------------------------------------------------------------------------------- data
-def stream_ratio(cfg: TrainConfig, shards: dict[str, list[ShardRef]]) -> float:
-    """The share of 2D micro-batches: ``stream_ratio_2d``, or proportional to the streams' batch counts."""
+def stream_ratio(cfg: TrainConfig, shards: dict[str, list[ShardRef]], global_batches: tuple[int, int] | None = None,
+                 world: int = 1) -> float:
+    """The share of 2D micro-batches: ``stream_ratio_2d``, or proportional to the streams' global batch counts
+    (``global_batches``: the streams' global batch sizes; default the per-rank sizes x ``world``)."""
     n2, n3 = weighted_samples(shards[STREAM_2D]), weighted_samples(shards[STREAM_3D])
     if cfg.stream_ratio_2d is None:
-        return default_ratio_2d(n2, n3, cfg.batch_size_2d, cfg.batch_size_3d)
+        g2, g3 = global_batches or (cfg.batch_size_2d * world, cfg.batch_size_3d * world)
+        return default_ratio_2d(n2, n3, g2, g3)
     ratio = cfg.stream_ratio_2d
     if (ratio > 0 and n2 == 0) or (ratio < 1 and n3 == 0):
         raise ConfigError(f"config: stream_ratio_2d={ratio} but the 2D stream has {n2:g} and the 3D stream {n3:g} "
@@ -141,11 +144,34 @@ def steps_for_epochs(cfg: TrainConfig, shards: dict[str, list[ShardRef]], world:
     return max(1, math.ceil(cfg.epochs * micro / (world * cfg.gradient_accumulation_steps)))
 
 
+def global_order(cfg: TrainConfig, stream: str, world: int, state: dict | None) -> tuple[int, int]:
+    """``(global batch size, lanes)`` of a stream: the config's, else the checkpoint's, else the per-rank batch
+    size x the world size and the world size (a first launch). The batch order is a function of these two."""
+    per_rank = cfg.batch_size_2d if stream == STREAM_2D else cfg.batch_size_3d
+    wanted = cfg.global_batch_size_2d if stream == STREAM_2D else cfg.global_batch_size_3d
+    state = state or {}
+    if state and "global_batch" not in state:
+        raise ckpt.ResumeError("the checkpoint holds the per-worker stream cursors of an older trainer: resume it "
+                               "with that version, or start a new run (resume=false or a new output_dir)")
+    g = wanted or int(state.get("global_batch") or per_rank * world)
+    lanes = cfg.lanes or int(state.get("lanes") or world)
+    if state and (g, lanes) != (int(state["global_batch"]), int(state["lanes"])):
+        raise ckpt.ResumeError(
+            f"stream {stream}: the checkpoint's batch order uses a global batch of {state['global_batch']} in "
+            f"{state['lanes']} lanes, the config {g} in {lanes}: drop global_batch_size_{stream} / lanes to keep "
+            "the checkpoint's, or start a new run")
+    if g % lanes or g % world:
+        raise ckpt.ResumeError(f"stream {stream}: the global batch size {g} must be a multiple of the lanes ({lanes}) "
+                               f"and of the world size ({world}); set global_batch_size_{stream} / lanes")
+    return g, lanes
+
+
 def build_streams(cfg: TrainConfig, rank: int, world: int, states: dict,
                   shards: dict[str, list[ShardRef]] | None = None) -> tuple[StepSchedule, dict, dict]:
     shards = resolve_sources(cfg.sources) if shards is None else shards
     n2, n3 = weighted_samples(shards[STREAM_2D]), weighted_samples(shards[STREAM_3D])
-    ratio = stream_ratio(cfg, shards)
+    order = {name: global_order(cfg, name, world, states.get(name)) for name in (STREAM_2D, STREAM_3D)}
+    ratio = stream_ratio(cfg, shards, (order[STREAM_2D][0], order[STREAM_3D][0]))
     base = dict(
         depth_choices=tuple(cfg.depth_choices), image_size_default=cfg.image_size_default,
         image_size_single_3d=cfg.image_size_single_3d, many_images_threshold=cfg.many_images_threshold,
@@ -153,17 +179,18 @@ def build_streams(cfg: TrainConfig, rank: int, world: int, states: dict,
         crop_scale=tuple(cfg.crop_scale), crop_ratio=tuple(cfg.crop_ratio), seed=cfg.seed,
         vision_dtype=cfg.vision_dtype, dense_vision=cfg.dense_vision)
     loaders = {}
-    for name, bs, block, augment in ((STREAM_2D, cfg.batch_size_2d, cfg.shuffle_block_2d, cfg.augment),
-                                     (STREAM_3D, cfg.batch_size_3d, cfg.shuffle_block_3d, False)):
+    for name, block, augment in ((STREAM_2D, cfg.shuffle_block_2d, cfg.augment),
+                                 (STREAM_3D, cfg.shuffle_block_3d, False)):
         if not shards[name]:
             continue
-        scfg = StreamConfig(name=name, batch_size=bs, block_size=block, interleave=cfg.interleave,
-                            length_grouping=cfg.length_grouping, seed=cfg.seed,
+        scfg = StreamConfig(name=name, batch_size=order[name][0], block_size=block, interleave=cfg.interleave,
+                            length_grouping=cfg.length_grouping, seed=cfg.seed, lanes=order[name][1],
                             collate=CollateConfig(augment=augment, **base))
         loaders[name] = StreamLoader(shards[name], scfg, rank, world, cfg.num_workers, cfg.prefetch_factor,
                                      state=states.get(name))
     info = {"shards": {k: len(v) for k, v in shards.items()}, "weighted_samples": {STREAM_2D: n2, STREAM_3D: n3},
-            "ratio_2d": ratio}
+            "ratio_2d": ratio, "global_batch": {k: f"{g}/{lanes} lanes" for k, (g, lanes) in order.items()
+                                                 if shards[k]}}
     return StepSchedule(cfg.seed, ratio), loaders, info
 
 
@@ -383,13 +410,20 @@ def main(argv: list[str] | None = None) -> int:
     # ---- resume
     start_step, stream_states, bad_totals = 0, {}, {STREAM_2D: 0, STREAM_3D: 0}
     found = ckpt.find(cfg.resume, ckpt_dir)
+    saved_rank_state = None
     if found is not None:
-        common, saved_rank_state = ckpt.load(engine, found[0], found[1], rank)
-        start_step = int(saved_rank_state["step"])
-        stream_states = saved_rank_state["streams"]
+        common, saved_rank_state = ckpt.load(engine, found[0], found[1], rank, world)
+        start_step = int(common.get("step", saved_rank_state and saved_rank_state["step"]))
+        # every rank's stream positions, merged; (older checkpoints: this rank's own)
+        stream_states = common.get("streams") or (saved_rank_state or {}).get("streams", {})
         bad_totals.update(common.get("bad_totals", {}))
+        if int(common.get("world_size", world)) != world:
+            saved_rank_state = None  # RNG states belong to the old ranks: reseed, per rank and step
+            seed_all(cfg.seed + 1000003 * rank + 7919 * start_step)
         if rank == 0:
-            print(f"[train] resumed from {found[0]}/{found[1]} at step {start_step}", flush=True)
+            print(f"[train] resumed from {found[0]}/{found[1]} at step {start_step}"
+                  + (f" (written by {common.get('world_size')} ranks, now {world}: same batches, new RNG states)"
+                     if int(common.get("world_size", world)) != world else ""), flush=True)
             if start_step >= cfg.steps:
                 print(f"[train] nothing to do: the run is already at step {start_step} of {cfg.steps} "
                       "(raise 'steps', or use resume=false / a new output_dir to start over)", flush=True)
@@ -403,7 +437,7 @@ def main(argv: list[str] | None = None) -> int:
                                f"{expected[name]} after {start_step} steps (was the seed or ratio changed?)")
     for loader in loaders.values():
         loader.start()  # (starting a DataLoader draws from torch's RNG: restore the saved states after it)
-    if found is not None:
+    if saved_rank_state is not None:
         ckpt.set_rng_state(saved_rank_state["rng"])
     if rank == 0:
         precision = "bf16" if (ds_config.get("bf16") or {}).get("enabled") else "fp32"
@@ -411,6 +445,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"[train] world {world} ({'cpu/gloo' if on_cpu else 'cuda/nccl'}), ZeRO-{stage}, {precision}, "
               f"shards {data_info['shards']}, "
               f"weighted samples {data_info['weighted_samples']}, 2D share of steps {data_info['ratio_2d']:.3f}, "
+              f"global batch {data_info['global_batch']}, "
               f"steps {start_step}->{cfg.steps}", flush=True)
 
     tokenizer = None
@@ -427,9 +462,12 @@ def main(argv: list[str] | None = None) -> int:
         bar = tqdm(total=cfg.steps, initial=start_step, desc="train", dynamic_ncols=True)
 
     def save(step: int) -> None:
+        states = {k: v.state_dict() for k, v in loaders.items()}
+        every_rank = _gather(states, world)
         common = {"step": step, "streams_batches": {k: v.batches for k, v in loaders.items()},
+                  "streams": {k: merge_states([r[k] for r in every_rank]) for k in states},
                   "bad_totals": bad_totals, "world_size": world, "seed": cfg.seed}
-        rank_state = {"streams": {k: v.state_dict() for k, v in loaders.items()}, "rng": ckpt.rng_state()}
+        rank_state = {"streams": states, "rng": ckpt.rng_state(), "world_size": world}
         ckpt.save(engine, ckpt_dir, step, rank, common, rank_state, keep=cfg.keep_checkpoints)
         logger.plot()
 
@@ -531,6 +569,6 @@ def main(argv: list[str] | None = None) -> int:
 if __name__ == "__main__":
     try:
         sys.exit(main())
-    except (SourceError, ConfigError) as exc:  # a problem the user fixes (the message says how): one line
+    except (SourceError, ConfigError, ckpt.ResumeError) as exc:  # a problem the user fixes (the message says how): one line
         print(f"[train] error: {exc}", file=sys.stderr, flush=True)
         sys.exit(2)

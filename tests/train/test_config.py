@@ -65,5 +65,27 @@ def test_shipped_configs_load_and_validate():
     for path in sorted((REPO_ROOT / "train" / "configs").glob("*.yaml")):
         cfg = load_config(path)
         assert resolve_deepspeed_path(cfg).is_file(), path
-    radfm = load_config(REPO_ROOT / "train" / "configs" / "radfm.yaml")
+    radfm = load_config(REPO_ROOT / "train" / "configs" / "radfm-13b-a100.yaml")
     assert (radfm.model, radfm.batch_size_2d, radfm.batch_size_3d, radfm.lr, radfm.epochs) == ("radfm-13b", 4, 1, 5e-5, 3)
+
+
+def test_a100_recipe_has_radfms_settings():
+    """train/configs/radfm-13b-a100.yaml parses, names an existing DeepSpeed JSON, and holds RadFM's settings:
+    batch sizes 4 / 1 per GPU, AdamW with transformers' defaults (RadFM sets none), activation checkpointing,
+    bf16 and ZeRO-3 (the project's)."""
+    from train.config import REPO_ROOT, load_config
+    from train.run import deepspeed_config
+
+    cfg = load_config(REPO_ROOT / "train" / "configs" / "radfm-13b-a100.yaml")
+    assert cfg.model == "radfm-13b" and cfg.gradient_checkpointing is True
+    assert (cfg.batch_size_2d, cfg.batch_size_3d) == (4, 1)
+    assert (cfg.lr, cfg.lr_schedule, cfg.warmup_steps, cfg.min_lr_ratio) == (5e-5, "linear", 0, 0.0)
+    assert (cfg.adam_betas, cfg.adam_eps, cfg.weight_decay, cfg.grad_clip) == ([0.9, 0.999], 1e-8, 0.0, 1.0)
+    ds = deepspeed_config(cfg, on_cpu=False)
+    assert ds["bf16"]["enabled"] and ds["zero_optimization"]["stage"] == 3 and ds["gradient_clipping"] == 1.0
+
+
+def test_activation_checkpointing_is_on_by_default():
+    from train.config import SourceConfig, TrainConfig
+
+    assert TrainConfig(sources=[SourceConfig("x")]).gradient_checkpointing is True  # RadFM always enables it

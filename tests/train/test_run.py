@@ -114,7 +114,7 @@ def test_the_trainer_cli_says_so_in_one_line_and_exits_2(tmp_path):
         assert "world" not in res.stdout and time.monotonic() - t0 < 60
 
 
-@pytest.mark.parametrize("cuda, name", [(True, "radfm.yaml"), (False, "demo-cpu.yaml")])
+@pytest.mark.parametrize("cuda, name", [(True, "radfm-13b-a100.yaml"), (False, "demo-cpu.yaml")])
 def test_without_config_the_default_depends_on_the_gpu(monkeypatch, cuda, name):
     from train import run
 

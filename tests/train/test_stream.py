@@ -28,7 +28,7 @@ from train.collate import (
 from train.config import SourceConfig
 from train.sources import ShardRef, SourceError, check_tokenizers, resolve_source, resolve_sources, tokenizer_fingerprints
 from train.stream import (
-    SlotPlan,
+    LanePlan,
     StreamConfig,
     StreamDataset,
     StreamLoader,
@@ -125,7 +125,7 @@ def _demo(demo_shards: Path) -> dict[str, list[ShardRef]]:
 
 def _cfg(name: str, bs: int, **kw) -> StreamConfig:
     return StreamConfig(name=name, batch_size=bs, block_size=kw.pop("block", 8), interleave=kw.pop("interleave", 2),
-                        seed=kw.pop("seed", 3), collate=CollateConfig(image_size=64, **kw))
+                        seed=kw.pop("seed", 3), lanes=kw.pop("lanes", 1), collate=CollateConfig(image_size=64, **kw))
 
 
 def test_sources_resolve_all_forms(demo_shards):
@@ -152,20 +152,21 @@ def _keys(batches) -> list[list[str]]:
 
 
 def test_block_shuffle_seek_resume_equivalence(demo_shards):
-    """A worker restarted at any batch's cursor emits exactly what the uninterrupted worker emitted next,
-    across epoch boundaries."""
+    """A rank's stream restarted at any batch with the lanes' epoch markers emits exactly what the uninterrupted
+    stream emitted next, across epoch boundaries; worker w of N emits batches w, w+N, ... of that stream."""
     shards = _demo(demo_shards)["2d"]
-    cfg = _cfg("2d", 3, block=6)
-    ds = StreamDataset(shards, cfg, rank=1, world_size=2)
-    it = ds.batches(worker=1, num_workers=2)
+    cfg = _cfg("2d", 6, block=6, lanes=2)
+    it = StreamDataset(shards, cfg, rank=1, world_size=2).batches(worker=0, num_workers=1)
     full = [next(it) for _ in range(14)]
+    assert [b["index"] for b in full] == list(range(14))
     assert any(b["epoch"] >= 2 for b in full), "the test should cross epoch boundaries"
     for k in (0, 3, 7, 11):
-        epoch, pos = full[k]["cursor"]
-        resumed = StreamDataset(shards, cfg, rank=1, world_size=2, start={1: (epoch, pos)}).batches(1, 2)
-        assert _keys([next(resumed) for _ in range(14 - k - 1)]) == _keys(full[k + 1:])
-    # an epoch is the slot's dealt samples, padded with fewer than batch_size repeats to whole batches
-    plan = SlotPlan(shards, cfg, 1, 2, 1, 2)
+        resumed = StreamDataset(shards, cfg, rank=1, world_size=2, start=k + 1, lane_epochs=full[k]["lanes"])
+        assert _keys(b for _, b in zip(range(14 - k - 1), resumed.batches(0, 1))) == _keys(full[k + 1:])
+    odd = StreamDataset(shards, cfg, rank=1, world_size=2).batches(worker=1, num_workers=2)
+    assert _keys(b for _, b in zip(range(7), odd)) == _keys(full[1::2])
+    # an epoch is the lane's dealt samples, padded with fewer than lane_batch repeats to whole lane batches
+    plan = LanePlan(shards, cfg, 1)
     keys0 = plan.keys(0)
     assert len(keys0) % 3 == 0 and len(keys0) - len(set(keys0)) < 3
     assert plan.keys(0) == keys0 and plan.keys(1) != keys0
@@ -193,10 +194,10 @@ def test_batches_stay_aligned_with_length_groups_across_epochs(demo_shards):
     assert eff > 0.9 and eff > eff_plain
 
 
-def test_slots_partition_an_epoch(demo_shards):
+def test_lanes_partition_an_epoch(demo_shards):
     shards = _demo(demo_shards)["3d"]
-    cfg = _cfg("3d", 1)
-    all_keys = [k for r in range(2) for w in range(2) for k in SlotPlan(shards, cfg, r, 2, w, 2).keys(0)]
+    cfg = _cfg("3d", 4, lanes=4)
+    all_keys = [k for lane in range(4) for k in LanePlan(shards, cfg, lane).keys(0)]
     expected = sum(s.samples for s in shards)
     assert len(all_keys) == expected and len(set(all_keys)) == expected  # disjoint and complete
 
@@ -204,7 +205,7 @@ def test_slots_partition_an_epoch(demo_shards):
 def test_loader_state_resume_with_workers(demo_shards):
     """StreamLoader with 2 DataLoader workers: stop after n batches, resume from state_dict -> same batches."""
     shards = _demo(demo_shards)["2d"]
-    cfg = _cfg("2d", 2, block=4)
+    cfg = _cfg("2d", 4, block=4)  # global batch 4 on 2 ranks: 2 per rank, one lane
     ref = StreamLoader(shards, cfg, 0, 2, num_workers=2)
     full = [ref.next()["keys"] for _ in range(11)]
     first = StreamLoader(shards, cfg, 0, 2, num_workers=2)
@@ -214,7 +215,7 @@ def test_loader_state_resume_with_workers(demo_shards):
     second = StreamLoader(shards, cfg, 0, 2, num_workers=2, state=state)
     tail = [second.next()["keys"] for _ in range(6)]
     assert head + tail == full
-    assert state["batches"] == 5 and set(state["cursors"]) == {"0", "1"}
+    assert state["batches"] == 5 and state["global_batch"] == 4 and set(state["cursors"]) == {"0"}
     # the broadcast vision_x view survives the worker -> main process hand-over
     b = second.next()
     v = b["vision_x"]
@@ -349,18 +350,32 @@ def _corrupt_copy(demo_shards: Path, tmp_path: Path) -> tuple[Path, str]:
     return tar, entry["key"]
 
 
-def test_corrupt_sample_is_counted_skipped_and_resume_stays_exact(demo_shards, tmp_path):
+def test_corrupt_sample_is_replaced_counted_once_and_world_size_blind(demo_shards, tmp_path):
+    """A bad sample's place is taken by the next good sample of its lane's epoch (which keeps its own place too);
+    it is reported once, by the rank holding its position; batches, reports and resumption are the same on 1 or
+    2 ranks (the substitution never moves a batch boundary)."""
     tar, bad_key = _corrupt_copy(demo_shards, tmp_path)
     shards = resolve_source(SourceConfig(brace(shard_tars(tar.parent, 2))))
-    cfg = _cfg("2d", 3, block=6)
+    cfg = _cfg("2d", 4, block=6)
     it = StreamDataset(shards, cfg).batches(0, 1)
     batches = [next(it) for _ in range(8)]
     bad = [b for batch in batches for b in batch["bad"]]
     assert bad and all(b["key"] == bad_key and b["shard"] == str(tar) for b in bad)
     assert "decode error" in bad[0]["reason"]
-    assert all(len(b["keys"]) == 3 and bad_key not in b["keys"] for b in batches)
+    assert all(len(b["keys"]) == 4 and bad_key not in b["keys"] for b in batches)
     k = next(i for i, b in enumerate(batches) if b["bad"])
-    resumed = StreamDataset(shards, cfg, start={0: batches[k - 1]["cursor"]} if k else None).batches(0, 1)
+    order = LanePlan(shards, cfg, 0).keys(batches[k]["epoch"])
+    first = (k - sum(1 for b in batches[:k] if b["epoch"] < batches[k]["epoch"])) * 4
+    planned = order[first:first + 4]
+    pos = planned.index(bad_key)
+    after = order[first + pos + 1:] + order[:first + pos]
+    substitute = next(key for key in after if key != bad_key)
+    assert batches[k]["keys"] == planned[:pos] + [substitute] + planned[pos + 1:]
+    two = [StreamDataset(shards, cfg, rank=r, world_size=2).batches(0, 1) for r in range(2)]
+    halves = [[next(two[0]), next(two[1])] for _ in range(8)]
+    assert [h[0]["keys"] + h[1]["keys"] for h in halves] == _keys(batches)
+    assert [len(h[0]["bad"]) + len(h[1]["bad"]) for h in halves] == [len(b["bad"]) for b in batches]
+    resumed = StreamDataset(shards, cfg, start=k, lane_epochs=batches[k - 1]["lanes"] if k else None).batches(0, 1)
     again = [next(resumed) for _ in range(8 - k)]
     assert _keys(again) == _keys(batches[k:]) and [len(b["bad"]) for b in again] == [len(b["bad"]) for b in batches[k:]]
 
