@@ -75,10 +75,11 @@ def test_zero3_training_run_logs_periodic_evaluations(demo_shards, tmp_path):
         s.bind(("127.0.0.1", 0))
         port = str(s.getsockname()[1])
     out = tmp_path / "run"
-    cfg = {"sources": [{"path": str(demo_shards)}], "model": "tiny", "deepspeed": str(ROOT / "train/configs/ds_zero3.json"),
+    demo = [str(demo_shards / "mimic"), str(demo_shards / "rad3d")]  # 5 (dataset, task) pairs; the registry grows
+    cfg = {"sources": [{"path": p} for p in demo], "model": "tiny", "deepspeed": str(ROOT / "train/configs/ds_zero3.json"),
            "output_dir": str(out), "steps": 4, "batch_size_2d": 2, "batch_size_3d": 1, "lr": 1e-3, "warmup_steps": 0,
            "num_workers": 0, "image_size": 64, "progress": False, "save_final": False, "export_final": False,
-           "resume": False, "eval_every": 2, "eval_shards": [str(demo_shards)], "eval_limit": 1,
+           "resume": False, "eval_every": 2, "eval_shards": demo, "eval_limit": 1,
            "eval_batch_size": 2, "eval_max_new_tokens": 3}
     (tmp_path / "cfg.yaml").write_text(yaml.safe_dump(cfg))
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", port,

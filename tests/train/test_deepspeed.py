@@ -318,7 +318,7 @@ def test_a100_recipe_runs_at_reduced_size(demo_shards, tmp_path):
     small = {"hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 2, "num_attention_heads": 4,
              "vision_dim": 48, "vision_depth": 1, "vision_heads": 4, "vision_dim_head": 12, "vision_mlp_dim": 96,
              "perceiver_depth": 1, "perceiver_heads": 4, "perceiver_dim_head": 12}
-    overrides = [f"sources=[{{path: {demo_shards}}}]", f"output_dir={tmp_path / 'a100'}", "steps=3",
+    overrides = [f"sources=[{{path: {demo_shards}}}]", f"output_dir={tmp_path / 'a100'}", "epochs=null", "steps=3",
                  f"model_overrides={json.dumps(small)}", "image_size=64", "num_workers=1", "progress=false",
                  "checkpoint_interval=0", "export_final=false", "stream_ratio_2d=0.5"]
     out = _launch(recipe, *[a for o in overrides for a in ("--set", o)], module=True)
