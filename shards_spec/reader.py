@@ -113,16 +113,23 @@ def iter_indexed_samples(tar: str, **limits) -> Iterator[RawSample]:
     """The samples of a shard on object storage, read through its index sidecar: one ranged read per sample, never
     the whole object. Member sizes are bounded as in :func:`shards_spec.tario.iter_members`; a span that does not
     hold its members raises ``ValueError``."""
-    import json
-
     from shards_spec import storage
+    from shards_spec.jsonio import loads
     from shards_spec.layout import index_path
     from shards_spec.tario import MAX_MEMBER_BYTES, UnsafeTar
 
     max_member = limits.get("max_member_bytes", MAX_MEMBER_BYTES)
-    index = json.loads(storage.read_bytes(index_path(tar)))
-    for entry in index["samples"]:
-        members = {field: (int(o), int(n)) for field, (o, n) in entry["members"].items()}
+    index = loads(storage.read_bytes(index_path(tar)))  # ValueError for any text that does not parse
+    entries = index.get("samples") if isinstance(index, dict) else None
+    if not isinstance(entries, list):
+        raise ValueError(f"{index_path(tar)}: not an index sidecar (no 'samples' list)")
+    for i, entry in enumerate(entries):
+        try:  # a mistyped entry stops this shard in one line, like a truncated tar
+            members = {str(field): (o, n) for field, (o, n) in entry["members"].items()}
+            if not isinstance(entry["key"], str) or not all(type(v) is int for pair in members.values() for v in pair):
+                raise TypeError("mistyped key or member offsets")
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise ValueError(f"{index_path(tar)}: samples[{i}] is not a valid index entry ({exc})") from None
         if any(n > max_member or n < 0 or o < 0 for o, n in members.values()):
             raise UnsafeTar(f"{entry['key']}: member sizes out of bounds in the index")
         lo = min(o for o, _ in members.values())

@@ -59,3 +59,27 @@ def test_parse_bytes():
     assert storage.parse_bytes("1000") == 1000
     with pytest.raises(ValueError):
         storage.parse_bytes("lots")
+
+
+def test_indexed_reads_turn_a_mistyped_index_entry_into_one_value_error(demo_shards, tmp_path):
+    """The index-driven reader (what inspect uses on object storage) never lets a hostile sidecar raise anything
+    but ``ValueError`` (one line in inspect); it works on local paths too."""
+    import json
+    import shutil
+
+    from shards_spec.layout import index_path
+    from shards_spec.reader import iter_indexed_samples
+
+    tar = sorted((demo_shards / "mimic").rglob("*.tar"))[0]
+    copy = tmp_path / tar.name
+    shutil.copy(tar, copy)
+    index = json.loads(index_path(tar).read_text())
+    index_path(copy).write_text(json.dumps(index))
+    assert len(list(iter_indexed_samples(str(copy)))) == len(index["samples"])
+    index["samples"][1]["members"]["labels.npy"] = ["0", "12"]
+    index_path(copy).write_text(json.dumps(index))
+    with pytest.raises(ValueError, match=r"samples\[1\] is not a valid index entry"):
+        list(iter_indexed_samples(str(copy)))
+    index_path(copy).write_text("[" * 100_000)
+    with pytest.raises(ValueError):
+        list(iter_indexed_samples(str(copy)))
