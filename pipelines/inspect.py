@@ -69,24 +69,12 @@ def _find_remote_tars(url: str) -> tuple[list[str], list[str]]:
         return [url], []
     try:
         if url.endswith(".json"):
-            _, entries, problems = parse_manifest(loads(storage.read_bytes(url)))
-            problems = [f"{url}: {p}" for p in problems]
-            tars = []
-            for i, entry in entries:
-                if is_plain_relative(entry.path):
-                    tars.append(str(storage.join(storage.parent(url), entry.path)))
-                else:
-                    problems.append(f"{url}: shards[{i}].path {entry.path!r} leaves the manifest's folder; not read")
-            return tars, problems
+            return _manifest_tars(url, loads(storage.read_bytes(url)),
+                                  lambda rel: str(storage.join(storage.parent(url), rel)))
         tars = sorted(loc for loc in storage.listing(url) if loc.endswith(".tar"))
     except (OSError, ValueError) as exc:
         return [], [f"{url}: unreadable: {_reason(exc)}"]
     return tars, ([] if tars else [f"{url}: no shards (*.tar) under this prefix"])
-
-
-def _reason(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text if text else type(exc).__name__
 
 
 def find_tars(path: Path | str) -> tuple[list, list[str]]:
@@ -116,16 +104,22 @@ def find_tars(path: Path | str) -> tuple[list, list[str]]:
         return [], [f"{path}: {NOT_SHARDS}: not valid JSON ({exc})"]
     except (OSError, ValueError) as exc:
         return [], [f"{path}: unreadable: {_reason(exc)}"]
+    return _manifest_tars(path, raw, lambda rel: path.parent / rel if (path.parent / rel).is_file() else None)
+
+
+def _manifest_tars(where, raw, locate) -> tuple[list, list[str]]:
+    """The shards a parsed manifest lists, located by ``locate(relative path)`` (None: missing), and one problem
+    line per bad entry; a path leaving the manifest's folder is never located."""
     _, entries, problems = parse_manifest(raw)
-    problems = [f"{path}: {p}" for p in problems]
+    problems = [f"{where}: {p}" for p in problems]
     tars = []
     for i, entry in entries:
         if not is_plain_relative(entry.path):
-            problems.append(f"{path}: shards[{i}].path {entry.path!r} leaves the manifest's folder; not read")
-        elif not (path.parent / entry.path).is_file():
-            problems.append(f"{path}: listed shard {entry.path} does not exist")
+            problems.append(f"{where}: shards[{i}].path {entry.path!r} leaves the manifest's folder; not read")
+        elif (found := locate(entry.path)) is None:
+            problems.append(f"{where}: listed shard {entry.path} does not exist")
         else:
-            tars.append(path.parent / entry.path)
+            tars.append(found)
     return tars, problems
 
 
