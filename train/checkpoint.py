@@ -120,41 +120,123 @@ def saved_world_size(tag_dir: Path) -> int:
     return len(list(Path(tag_dir).glob("trainer_state_rank*.pt")))
 
 
+#: Subdirectory of a tag holding its DeepSpeed *universal* checkpoint (written on the first resume on another
+#: world size, or beforehand with ``python -m deepspeed.checkpoint.ds_to_universal``; see :func:`to_universal`).
+UNIVERSAL = "universal"
+
+
+def needs_universal(ckpt_dir: str | Path, tag: str, world_size: int) -> bool:
+    """True when the checkpoint was written by another number of ranks than ``world_size`` and holds ZeRO
+    optimizer partitions: DeepSpeed re-splits those only from a universal checkpoint."""
+    tag_dir = Path(ckpt_dir) / tag
+    saved = saved_world_size(tag_dir)
+    return saved > 0 and saved != world_size and any(tag_dir.glob("*_optim_states.pt"))
+
+
+def to_universal(tag_dir: str | Path) -> Path:
+    """Convert the ZeRO checkpoint in ``tag_dir`` to DeepSpeed's universal layout in ``tag_dir/universal``
+    (one file per parameter and state: ``fp32``, ``exp_avg``, ``exp_avg_sq``, unpartitioned); returns that
+    directory. Run it on one process (the trainer: rank 0, the others wait). An existing ``universal`` directory
+    is used as it is; a new one appears whole (converted into a temporary directory, then renamed), so a run
+    killed while converting converts again. DeepSpeed's own output goes to ``universal/convert.log``."""
+    import argparse
+    from contextlib import redirect_stderr, redirect_stdout
+
+    tag_dir = Path(tag_dir)
+    out = tag_dir / UNIVERSAL
+    if out.is_dir():
+        return out
+    work = tag_dir / f".{UNIVERSAL}.tmp"
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir()
+    log_path = work / "convert.log"
+    args = argparse.Namespace(input_folder=str(tag_dir), output_folder=str(work / UNIVERSAL), num_extract_workers=1,
+                              num_merge_workers=1, keep_temp_folder=False, strict=True,
+                              inject_missing_state=True)  # our checkpoints carry no universal_checkpoint_info
+    try:
+        from deepspeed.checkpoint import ds_to_universal
+
+        with open(log_path, "w") as log, redirect_stdout(log), redirect_stderr(log):
+            ds_to_universal.main(args)
+    except Exception as exc:  # DeepSpeed's converter: assertions, KeyErrors, NotImplementedError ...
+        raise ResumeError(f"{tag_dir}: DeepSpeed's universal-checkpoint conversion failed "
+                          f"({type(exc).__name__}: {_first_line(exc)}; log {log_path}): resume on "
+                          f"{saved_world_size(tag_dir)} ranks") from None
+    os.replace(log_path, work / UNIVERSAL / "convert.log")
+    os.replace(work / UNIVERSAL, out)
+    shutil.rmtree(work, ignore_errors=True)  # also the converter's 'latest_universal' pointer
+    return out
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else "no message"
+
+
+def prepare_resume(ckpt_dir: str | Path, tag: str, rank: int, world_size: int) -> bool:
+    """Before ``deepspeed.initialize``: if resuming ``tag`` needs a universal checkpoint (another world size),
+    rank 0 converts it while the others wait. Returns whether the engine must be configured with
+    ``"checkpoint": {"load_universal": true}`` (DeepSpeed reads that switch from its config)."""
+    if not needs_universal(ckpt_dir, tag, world_size):
+        return False
+    tag_dir = Path(ckpt_dir) / tag
+    error = None
+    if rank == 0:
+        if not (tag_dir / UNIVERSAL).is_dir():
+            print(f"[train] {tag_dir} was written by {saved_world_size(tag_dir)} ranks, now {world_size}: converting "
+                  f"it to a DeepSpeed universal checkpoint in {tag_dir / UNIVERSAL}", flush=True)
+        try:
+            to_universal(tag_dir)
+        except ResumeError as exc:
+            error = str(exc)
+    if dist.is_initialized() and dist.get_world_size() > 1:
+        box = [error]
+        dist.broadcast_object_list(box, src=0)
+        error = box[0]
+    if error is not None:
+        raise ResumeError(error)
+    return True
+
+
 def load(engine, ckpt_dir: Path, tag: str, rank: int, world_size: int | None = None) -> tuple[dict, dict | None]:
     """Load the engine state and this rank's trainer state; returns ``(common, rank_state)``.
 
     On another world size than the checkpoint's (elastic resume) ``rank_state`` is None for ranks the old run
-    did not have. DeepSpeed (0.19) refuses to re-split ZeRO optimizer partitions for a new world size (short of
-    its offline universal-checkpoint conversion), so under ZeRO-1/2 the module (its full copy in
-    ``mp_rank_00_model_states.pt``; the fp32 master weights are refreshed from it), the learning-rate schedule
-    and the step counters are restored and Adam's moments restart (warned); ZeRO-3 checkpoints are refused."""
+    did not have, and the engine state comes from the tag's universal checkpoint (:func:`prepare_resume` made it
+    and configured the engine with ``load_universal``): weights, fp32 masters, Adam's moments and step, the
+    learning-rate schedule and the step counters all carry over, re-split for the new world size (ZeRO-1/2/3)."""
     tag_dir = Path(ckpt_dir) / tag
     saved = saved_world_size(tag_dir)
-    if world_size is not None and saved != world_size:
-        stage = engine.zero_optimization_stage()
-        if stage == 3:
-            raise ResumeError(f"{tag_dir} was written by {saved} ranks under ZeRO-3, whose partitions DeepSpeed "
-                              f"cannot re-split for {world_size}: resume on {saved} ranks (runs that change size "
-                              "use ZeRO-2, train/configs/ds_zero2.json)")
-    path = state_file(tag_dir, rank)
-    if not path.is_file() and (world_size is None or saved == world_size):
-        raise FileNotFoundError(f"{path} is missing: the checkpoint is incomplete")
     resized = world_size is not None and saved != world_size
-    if resized and rank == 0:
-        print(f"[train] warning: {tag_dir} was written by {saved} ranks, now {world_size}: weights, lr schedule and "
-              "data position are restored, Adam's moments restart (DeepSpeed cannot re-split them)", flush=True)
-    # resized: the full bf16/fp32 module (mp_rank_00, the same for any world size), fp32 masters refreshed from it
-    load_path, client = engine.load_checkpoint(str(ckpt_dir), tag=tag, load_module_only=resized)
+    path = state_file(tag_dir, rank)
+    if not path.is_file() and not resized:
+        raise FileNotFoundError(f"{path} is missing: the checkpoint is incomplete")
+    universal = bool(engine.load_universal_checkpoint())
+    if resized and not universal and any(tag_dir.glob("*_optim_states.pt")):
+        raise ResumeError(f"{tag_dir} was written by {saved} ranks, now {world_size}: its ZeRO optimizer partitions "
+                          "load only as a universal checkpoint (train.checkpoint.prepare_resume before "
+                          "deepspeed.initialize)")
+    if universal:
+        load_path, client = engine.load_checkpoint(str(tag_dir), tag=UNIVERSAL)
+        _unshare_optimizer_steps(engine)
+    else:
+        load_path, client = engine.load_checkpoint(str(ckpt_dir), tag=tag)
     if load_path is None:
         raise RuntimeError(f"DeepSpeed could not load {ckpt_dir}/{tag}")
     client = client or {}
-    if resized:
-        if engine.lr_scheduler is not None and client.get("lr_scheduler") is not None:
-            engine.lr_scheduler.load_state_dict(client["lr_scheduler"])
-        engine.global_steps = int(client.get("global_steps", engine.global_steps))
-        engine.global_samples = int(client.get("global_samples", engine.global_samples))
     rank_state = torch.load(path, map_location="cpu", weights_only=True) if path.is_file() else None
     return client.get("trainer", {}), rank_state
+
+
+def _unshare_optimizer_steps(engine) -> None:
+    """Give every optimizer state its own ``step`` tensor. DeepSpeed's ZeRO-3 universal load (0.19) puts one
+    tensor object into every sub-group's state; torch's Adam increments ``step`` in place, so each optimizer
+    step would advance it once per sub-group (measured: 3 -> 5 after one step with two groups), skewing Adam's
+    bias correction from then on."""
+    base = getattr(engine.optimizer, "optimizer", engine.optimizer)
+    for state in getattr(base, "state", {}).values():
+        if torch.is_tensor(state.get("step")):
+            state["step"] = state["step"].clone()
 
 
 def export_pretrained(engine, directory: str | Path, rank: int) -> Path | None:

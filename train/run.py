@@ -398,6 +398,10 @@ def main(argv: list[str] | None = None) -> int:
     if "optimizer" not in ds_config:
         optimizer = torch.optim.AdamW(param_groups(model, cfg.weight_decay), lr=cfg.lr,
                                       betas=tuple(cfg.adam_betas), eps=cfg.adam_eps)
+    # a resume on another world size loads DeepSpeed's universal checkpoint (converted here, once, by rank 0)
+    found = ckpt.find(cfg.resume, ckpt_dir)
+    if found is not None and ckpt.prepare_resume(found[0], found[1], rank, world):
+        ds_config.setdefault("checkpoint", {})["load_universal"] = True
     scheduler = None
     if "scheduler" not in ds_config:
         fn = lr_lambda(cfg)
@@ -409,7 +413,6 @@ def main(argv: list[str] | None = None) -> int:
 
     # ---- resume
     start_step, stream_states, bad_totals = 0, {}, {STREAM_2D: 0, STREAM_3D: 0}
-    found = ckpt.find(cfg.resume, ckpt_dir)
     saved_rank_state = None
     if found is not None:
         common, saved_rank_state = ckpt.load(engine, found[0], found[1], rank, world)
@@ -422,7 +425,8 @@ def main(argv: list[str] | None = None) -> int:
             seed_all(cfg.seed + 1000003 * rank + 7919 * start_step)
         if rank == 0:
             print(f"[train] resumed from {found[0]}/{found[1]} at step {start_step}"
-                  + (f" (written by {common.get('world_size')} ranks, now {world}: same batches, new RNG states)"
+                  + (f" (written by {common.get('world_size')} ranks, now {world}: same batches and optimizer "
+                     "state, new RNG states)"
                      if int(common.get("world_size", world)) != world else ""), flush=True)
             if start_step >= cfg.steps:
                 print(f"[train] nothing to do: the run is already at step {start_step} of {cfg.steps} "
