@@ -298,9 +298,24 @@ def load_config(path: str | Path | None, overrides: list[str] | None = None) -> 
     raw["sources"] = [s if not isinstance(s, SourceConfig) else dataclasses.asdict(s) for s in raw.get("sources") or []]
     for a in overrides or []:
         apply_override(raw, a)
+    _settle_run_length(raw, str(path), overrides or [])
     cfg = TrainConfig.from_dict(raw)
     cfg._config_path = str(path) if path is not None else None  # type: ignore[attr-defined]
     return cfg
+
+
+def _settle_run_length(raw: dict[str, Any], path: str, overrides: list[str]) -> None:
+    """``steps`` or ``epochs``: the command line names the run's length over the file. ``--set steps=N`` over a
+    file's ``epochs`` drops the epochs (N steps run); ``--set epochs=X`` over a file's ``steps`` derives the
+    steps from X. Both given (non-null) in the same place -- the file, or the ``--set`` list -- is refused."""
+    in_set = {key for key in ("steps", "epochs") if raw.get(key) is not None
+              and any(a.split("=", 1)[0].strip() == key for a in overrides)}
+    both = raw.get("steps") is not None and raw.get("epochs") is not None
+    if len(in_set) == 2 or (both and not in_set):
+        where = "--set" if in_set else path
+        raise ConfigError(f"{where}: both 'steps' and 'epochs' are set; set one of them (epochs=null to count steps)")
+    if in_set == {"steps"}:
+        raw["epochs"] = None
 
 
 def resolve_deepspeed_path(cfg: TrainConfig) -> Path:

@@ -24,6 +24,28 @@ def test_config_overrides_and_validation(tmp_path):
 
 
 
+
+def test_explicit_steps_win_over_the_files_epochs(tmp_path):
+    """``--set steps=N`` on a config that sets ``epochs`` runs N steps (the epochs are dropped); ``--set epochs``
+    over a file's ``steps`` counts epochs; both in one place is one line that says what to do."""
+    from train.config import ConfigError, REPO_ROOT
+
+    recipe = REPO_ROOT / "train" / "configs" / "radfm-13b-a100.yaml"  # sets epochs: 3
+    cfg = load_config(recipe, ["steps=7"])
+    assert (cfg.steps, cfg.epochs) == (7, None)
+    assert load_config(recipe).epochs == 3
+    p = tmp_path / "c.yaml"
+    p.write_text("sources: [/a]\nsteps: 5\n")
+    assert (load_config(p, ["epochs=2"]).epochs, load_config(p).epochs) == (2, None)
+    p.write_text("sources: [/a]\nsteps: 5\nepochs: 2\n")
+    with pytest.raises(ConfigError, match=r"c.yaml: both 'steps' and 'epochs' are set; set one of them") as err:
+        load_config(p)
+    assert "\n" not in str(err.value)
+    assert (load_config(p, ["steps=9"]).steps, load_config(p, ["steps=9"]).epochs) == (9, None)
+    assert load_config(p, ["epochs=null"]).steps == 5
+    with pytest.raises(ConfigError, match=r"^--set: both 'steps' and 'epochs' are set"):
+        load_config(recipe, ["steps=7", "epochs=1"])
+
 # ------------------------------------------------------------------------------------------ newcomer errors
 def test_unknown_keys_suggest_the_nearest_known_one(tmp_path):
     from train.config import ConfigError
