@@ -96,6 +96,74 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+class StaleLockError(RuntimeError):
+    """A JIT-build lock left by a killed run, on which DeepSpeed would wait forever; the message names it."""
+
+
+#: A build lock nobody on this machine holds open and whose build directory has not changed for this long was
+#: left by a killed build (a live build writes its objects and ninja log well within it).
+STALE_LOCK_MINUTES = 10.0
+
+
+def _held_open(path: Path) -> bool | None:
+    """Whether a process on this machine has ``path`` open (torch's build lock keeps its descriptor open until
+    released); None where ``/proc`` cannot tell. Processes of other users, unreadable, are not seen."""
+    proc = Path("/proc")
+    if not (proc / "self" / "fd").is_dir():
+        return None
+    target = os.path.realpath(path)
+    for fd_dir in proc.glob("[0-9]*/fd"):
+        try:
+            for fd in os.scandir(fd_dir):
+                try:
+                    if os.readlink(fd.path) == target:
+                        return True
+                except OSError:
+                    continue
+        except OSError:  # the process ended, or belongs to another user
+            continue
+    return False
+
+
+def extension_locks(root: str | Path | None = None, minutes: float = STALE_LOCK_MINUTES,
+                    now: float | None = None) -> tuple[list[Path], list[Path]]:
+    """``(stale, unheld)`` torch JIT-build locks (``<root>/<extension>/lock``, or ``<root>/py311_cpu/...`` under
+    torch's default root) that no process on this machine holds open: ``stale`` when nothing in the build
+    directory changed for ``minutes``, ``unheld`` when more recently (a build killed a moment ago, or one
+    running on another node that shares the directory)."""
+    if root is None:
+        from torch.utils.cpp_extension import get_default_build_root
+
+        root = os.environ.get("TORCH_EXTENSIONS_DIR") or get_default_build_root()
+    root = Path(root)
+    now = time.time() if now is None else now
+    stale, unheld = [], []
+    for lock in sorted({*root.glob("*/lock"), *root.glob("*/*/lock")}):
+        try:
+            changed = max([lock.stat().st_mtime] + [e.stat().st_mtime for e in os.scandir(lock.parent)])
+        except OSError:  # released meanwhile
+            continue
+        if _held_open(lock):
+            continue
+        (stale if now - changed >= minutes * 60 else unheld).append(lock)
+    return stale, unheld
+
+
+def check_extension_locks(root: str | Path | None = None, minutes: float = STALE_LOCK_MINUTES) -> None:
+    """Before DeepSpeed JIT-builds or loads an op: a lock left by a killed build would make it wait forever
+    without a word. A stale one stops the run with one line naming the file to delete (removing it here could
+    race with another rank's build); a recent unheld one is named in a warning."""
+    stale, unheld = extension_locks(root, minutes)
+    if stale:
+        raise StaleLockError(f"{stale[0]} is a JIT-build lock left by a killed run (no process holds it, nothing "
+                             f"changed for {minutes:g} min) on which DeepSpeed would wait forever: delete it "
+                             f"(rm {' '.join(str(p) for p in stale)}) and start again")
+    for lock in unheld:
+        print(f"[train] warning: {lock} exists but no process here holds it: DeepSpeed waits until it is gone; "
+              "if no other node is building this extension, it was left by a killed run: delete it",
+              file=sys.stderr, flush=True)
+
+
 def setup_distributed():
     """Pick the accelerator (CPU when there is no CUDA), then initialise torch.distributed via DeepSpeed."""
     on_cpu = not torch.cuda.is_available()
@@ -103,6 +171,7 @@ def setup_distributed():
         os.environ.setdefault("DS_ACCELERATOR", "cpu")
         # DeepSpeed JIT-builds its CPU communication op once; keep it with the repository's other caches.
         os.environ.setdefault("TORCH_EXTENSIONS_DIR", str(Path(__file__).resolve().parents[1] / ".cache" / "torch_extensions"))
+    check_extension_locks()
     for k, v in (("RANK", "0"), ("WORLD_SIZE", "1"), ("LOCAL_RANK", "0"), ("MASTER_ADDR", "127.0.0.1")):
         os.environ.setdefault(k, v)
     if "MASTER_PORT" not in os.environ:
@@ -573,6 +642,6 @@ def main(argv: list[str] | None = None) -> int:
 if __name__ == "__main__":
     try:
         sys.exit(main())
-    except (SourceError, ConfigError, ckpt.ResumeError) as exc:  # a problem the user fixes (the message says how): one line
+    except (SourceError, ConfigError, ckpt.ResumeError, StaleLockError) as exc:  # a problem the user fixes (the message says how): one line
         print(f"[train] error: {exc}", file=sys.stderr, flush=True)
         sys.exit(2)

@@ -114,6 +114,66 @@ def test_the_trainer_cli_says_so_in_one_line_and_exits_2(tmp_path):
         assert "world" not in res.stdout and time.monotonic() - t0 < 60
 
 
+def test_extension_build_locks_left_by_a_killed_run(tmp_path):
+    """torch's JIT-build lock (``<TORCH_EXTENSIONS_DIR>/<op>/lock``, held open by the building process): one that
+    no process holds and whose build directory has been quiet for the threshold is stale; one held open is a live
+    build; an unheld recent one is only named. Layouts with and without torch's ``pyXY_cpu`` level."""
+    import os
+    import time
+
+    from train.run import StaleLockError, check_extension_locks, extension_locks
+
+    old = time.time() - 3600
+    stale = tmp_path / "deepspeed_shm_comm" / "lock"
+    nested = tmp_path / "py311_cpu" / "other_op" / "lock"
+    held = tmp_path / "held_op" / "lock"
+    recent = tmp_path / "recent_op" / "lock"
+    for lock in (stale, nested, held, recent):
+        lock.parent.mkdir(parents=True)
+        (lock.parent / "build.ninja").write_text("")
+        lock.write_bytes(b"")
+        if lock is not recent:
+            for f in lock.parent.iterdir():
+                os.utime(f, (old, old))
+    fd = os.open(held, os.O_RDONLY)  # as torch's FileBaton keeps it while building
+    try:
+        assert extension_locks(tmp_path, minutes=10) == ([stale, nested], [recent])
+        with pytest.raises(StaleLockError) as err:
+            check_extension_locks(tmp_path, minutes=10)
+    finally:
+        os.close(fd)
+    message = str(err.value)
+    assert "\n" not in message and f"rm {stale} {nested}" in message and "wait forever" in message
+    (tmp_path / "deepspeed_shm_comm" / "build.ninja").write_text("being rebuilt")  # activity: not stale
+    assert stale not in extension_locks(tmp_path, minutes=10)[0]
+    assert extension_locks(tmp_path / "missing") == ([], [])
+
+
+def test_a_stale_build_lock_stops_the_trainer_in_one_line(demo_shards, tmp_path):
+    """The trainer checks before DeepSpeed is imported: exit 2, one line naming the file, within seconds."""
+    import os
+    import subprocess
+    import sys
+    import time
+
+    from conftest import ROOT
+
+    lock = tmp_path / "ext" / "deepspeed_shm_comm" / "lock"
+    lock.parent.mkdir(parents=True)
+    lock.write_bytes(b"")
+    os.utime(lock, (time.time() - 3600, time.time() - 3600))
+    os.utime(lock.parent, (time.time() - 3600, time.time() - 3600))
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(f"sources: [{demo_shards}]\nmodel: tiny\noutput_dir: {tmp_path / 'run'}\n")
+    env = {**os.environ, "TORCH_EXTENSIONS_DIR": str(tmp_path / "ext"), "CUDA_VISIBLE_DEVICES": ""}
+    res = subprocess.run([sys.executable, "-m", "train.run", "--config", str(cfg)], cwd=ROOT, env=env,
+                         capture_output=True, text=True, timeout=120)
+    assert res.returncode == 2, res.stdout + res.stderr
+    lines = res.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("[train] error: ") and f"rm {lock}" in lines[0], res.stderr
+    assert lock.exists() and not (tmp_path / "run").exists()
+
+
 @pytest.mark.parametrize("cuda, name", [(True, "radfm-13b-a100.yaml"), (False, "demo-cpu.yaml")])
 def test_without_config_the_default_depends_on_the_gpu(monkeypatch, cuda, name):
     from train import run
