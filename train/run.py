@@ -435,7 +435,11 @@ def main(argv: list[str] | None = None) -> int:
         cfg.resume = args.resume
     logging.basicConfig(level=logging.WARNING, format="[%(name)s] %(levelname)s: %(message)s")
     # the shards first: a config that points at no shards fails here, before DeepSpeed and the model exist
-    shards = resolve_sources(cfg.sources)
+    skipped_entries: list[str] = []  # bad manifest entries, left out with a warning each
+    shards = resolve_sources(cfg.sources, skipped_entries)
+    if skipped_entries and _is_rank0():
+        print(f"[train] warning: {len(skipped_entries)} manifest entries skipped (the warnings above say why)",
+              file=sys.stderr, flush=True)
     stream_ratio(cfg, shards)
     deepspeed, on_cpu = setup_distributed()
     import torch.distributed as dist
@@ -518,7 +522,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"[train] world {world} ({'cpu/gloo' if on_cpu else 'cuda/nccl'}), ZeRO-{stage}, {precision}, "
               f"shards {data_info['shards']}, "
               f"weighted samples {data_info['weighted_samples']}, 2D share of steps {data_info['ratio_2d']:.3f}, "
-              f"global batch {data_info['global_batch']}, "
+              f"global batch {data_info['global_batch']}, manifest entries skipped {len(skipped_entries)}, "
               f"steps {start_step}->{cfg.steps}", flush=True)
 
     tokenizer = None
@@ -633,7 +637,7 @@ def main(argv: list[str] | None = None) -> int:
         loader.close()
     if rank == 0:
         print(f"[train] {'stopped' if stopped_early else 'finished'} at step {step}; log {out / 'log.jsonl'}; "
-              f"bad samples {bad_totals}", flush=True)
+              f"bad samples {bad_totals}, manifest entries skipped {len(skipped_entries)}", flush=True)
     dist.barrier()
     dist.destroy_process_group()
     return 0

@@ -29,7 +29,7 @@ from shards_spec import storage
 from shards_spec.codec import MAX_META_BYTES
 from shards_spec.jsonio import loads, read_json
 from shards_spec.layout import FIELD_META, MANIFEST_NAME, SHARD_RE, SPEC_VERSION, STREAMS, index_path, is_plain_relative
-from shards_spec.schema import Manifest, SchemaError
+from shards_spec.schema import parse_manifest
 from shards_spec.tokenizer import TokenizerIdentity
 
 from .config import SourceConfig
@@ -68,7 +68,12 @@ def _check_version(version: object, where: str) -> None:
         raise SourceError(f"{where}: spec_version {version!r} is not readable by this trainer (spec {SPEC_VERSION})")
 
 
-def _from_manifest(manifest: Path | str, src: SourceConfig, source_idx: int) -> list[ShardRef]:
+def _from_manifest(manifest: Path | str, src: SourceConfig, source_idx: int,
+                   skipped: list[str] | None = None) -> list[ShardRef]:
+    """The shards a manifest lists for the source's splits. A manifest that cannot be read, or whose own keys
+    are mistyped, is a :class:`SourceError`; a bad shard *entry* (mistyped fields, an unknown stream, a path
+    outside the manifest's folder, a shard missing on disk) is left out with a warning and its reason appended
+    to ``skipped``."""
     remote = storage.is_remote(manifest)
     try:
         raw = loads(storage.read_bytes(manifest)) if remote else read_json(manifest)
@@ -81,29 +86,42 @@ def _from_manifest(manifest: Path | str, src: SourceConfig, source_idx: int) -> 
     except OSError as exc:
         raise SourceError(f"{manifest}: cannot be read ({exc.strerror or exc})") from None
     _check_version(raw.get("spec_version") if isinstance(raw, dict) else None, str(manifest))
-    try:
-        data = Manifest.from_dict(raw)
-    except SchemaError as exc:
-        raise SourceError(f"{manifest}: not a valid manifest ({exc})") from None
+    head, entries, problems = parse_manifest(raw)
+    if head is None or not isinstance(raw.get("shards"), list):
+        reason = problems[0] if problems else "shards: missing"
+        raise SourceError(f"{manifest}: not a valid manifest ({reason}; python -m shards_spec.validate checks it)")
+
+    def skip(reason: str) -> None:
+        log.warning(f"{manifest}: {reason}; the entry is skipped")
+        if skipped is not None:
+            skipped.append(f"{manifest}: {reason}")
+
     splits = set(src.splits or DEFAULT_SPLITS)
+    good = {i for i, _ in entries}
+    bad = [i for i in range(len(raw["shards"])) if i not in good]
+    for i, problem in zip(bad, problems):  # the head is well typed: every problem is one entry's, in order
+        split = raw["shards"][i].get("split") if isinstance(raw["shards"][i], dict) else None
+        if not (isinstance(split, str) and split not in splits):  # an entry of another split is not ours to count
+            skip(problem)
     root = storage.parent(manifest)
     present = storage.listing(root) if remote else None  # one listing instead of a request per shard
     out = []
-    for entry in data.shards:
+    for i, entry in entries:
         if entry.split not in splits:
             continue
         if entry.stream not in STREAMS:
-            raise SourceError(f"{manifest}: shard {entry.path} has unknown stream {entry.stream!r}")
+            skip(f"shards[{i}] ({entry.path}) has unknown stream {entry.stream!r}")
+            continue
         if not is_plain_relative(entry.path):
-            raise SourceError(f"{manifest}: shard path {entry.path!r} is not a relative path inside the manifest's "
-                              "folder (python -m shards_spec.validate checks a manifest)")
+            skip(f"shards[{i}].path {entry.path!r} is not a relative path inside the manifest's folder")
+            continue
         path = storage.join(root, entry.path) if remote else (root / entry.path).resolve()
         if not (str(path) in present if remote else path.is_file()):
-            log.warning(f"{manifest}: shard {entry.path} is listed but missing; left out")
+            skip(f"shards[{i}] ({entry.path}) is listed but missing")
             continue
         if entry.samples <= 0:
             continue
-        out.append(ShardRef(str(path), entry.stream, entry.split, data.dataset, entry.samples, src.weight, source_idx))
+        out.append(ShardRef(str(path), entry.stream, entry.split, head.dataset, entry.samples, src.weight, source_idx))
     return out
 
 
@@ -171,52 +189,56 @@ def _from_pattern(pattern: str, src: SourceConfig, source_idx: int) -> list[Shar
     return out
 
 
-def _remote_source(src: SourceConfig, source_idx: int) -> list[ShardRef]:
+def _remote_source(src: SourceConfig, source_idx: int, skipped: list[str] | None = None) -> list[ShardRef]:
     """A manifest URL, a dataset prefix holding ``manifest.json``, or a prefix of dataset prefixes."""
     url = src.path.rstrip("/")
     if url.endswith(".json"):
-        return _from_manifest(url, src, source_idx)
+        return _from_manifest(url, src, source_idx, skipped)
     try:
         listed = storage.listing(url)
     except OSError as exc:
         raise SourceError(f"source {url}: cannot list it ({exc})") from None
     own = f"{url}/{MANIFEST_NAME}"
     if own in listed:
-        return _from_manifest(own, src, source_idx)
+        return _from_manifest(own, src, source_idx, skipped)
     manifests = sorted(loc for loc in listed if storage.relative(loc, url).count("/") == 1
                        and loc.endswith("/" + MANIFEST_NAME))
     if not manifests:
         raise SourceError(f"{url}: no {MANIFEST_NAME} in it or in its sub-prefixes")
-    return [s for m in manifests for s in _from_manifest(m, src, source_idx)]
+    return [s for m in manifests for s in _from_manifest(m, src, source_idx, skipped)]
 
 
-def resolve_source(src: SourceConfig, source_idx: int = 0) -> list[ShardRef]:
+def resolve_source(src: SourceConfig, source_idx: int = 0, skipped: list[str] | None = None) -> list[ShardRef]:
+    """The shards of one source (see the module docstring); manifest entries left out are appended to
+    ``skipped``, one reason each."""
     p = Path(src.path)
     if any(ch in src.path for ch in "{}") or src.path.endswith(".tar"):
         shards = _from_pattern(src.path, src, source_idx)
     elif storage.is_remote(src.path) and not src.path.startswith(("pipe:", "http://", "https://")):
-        shards = _remote_source(src, source_idx)
+        shards = _remote_source(src, source_idx, skipped)
     elif p.is_file() and p.name.endswith(".json"):
-        shards = _from_manifest(p, src, source_idx)
+        shards = _from_manifest(p, src, source_idx, skipped)
     elif p.is_dir() and (p / MANIFEST_NAME).is_file():
-        shards = _from_manifest(p / MANIFEST_NAME, src, source_idx)
+        shards = _from_manifest(p / MANIFEST_NAME, src, source_idx, skipped)
     elif p.is_dir():
         manifests = sorted(p.glob(f"*/{MANIFEST_NAME}"))
         if not manifests:
             raise SourceError(f"{p}: no {MANIFEST_NAME} in it or in its subdirectories (build shards with `make demo` "
                               "or python -m pipelines.build --out <it>)")
-        shards = [s for m in manifests for s in _from_manifest(m, src, source_idx)]
+        shards = [s for m in manifests for s in _from_manifest(m, src, source_idx, skipped)]
     else:
         raise SourceError(f"source {src.path!r} does not exist (relative paths start at {Path.cwd()}; "
                           "the demo shards come from `make demo`)")
     return sorted(shards, key=lambda s: s.path)
 
 
-def resolve_sources(sources: list[SourceConfig]) -> dict[str, list[ShardRef]]:
-    """``{"2d": [...], "3d": [...]}``: the shards of every source, in source order then path order."""
+def resolve_sources(sources: list[SourceConfig], skipped: list[str] | None = None) -> dict[str, list[ShardRef]]:
+    """``{"2d": [...], "3d": [...]}``: the shards of every source, in source order then path order; manifest
+    entries left out (mistyped, unknown stream, path outside the folder, missing shard) are appended to
+    ``skipped``, one reason each."""
     by_stream: dict[str, list[ShardRef]] = {s: [] for s in STREAMS}
     for i, src in enumerate(sources):
-        shards = resolve_source(src, i)
+        shards = resolve_source(src, i, skipped)
         if not shards:
             log.warning(f"source {src.path!r} (splits {src.splits or list(DEFAULT_SPLITS)}) gave no shards")
         for s in shards:

@@ -501,6 +501,46 @@ def test_mistyped_meta_and_index_entries_are_bad_samples_not_crashes(demo_shards
     assert set(good) == set(keys) - set(expected) - {key_int}
 
 
+def test_bad_manifest_entries_are_skipped_and_counted(demo_shards, tmp_path, caplog):
+    """A mistyped shard entry (and one with an unknown stream, a path outside the folder, or a missing shard) is
+    left out with a warning and counted, whatever else the manifest lists is used; an entry of a split the source
+    does not read is not counted. A manifest whose own keys are mistyped is one SourceError line."""
+    import logging
+    import shutil
+
+    dataset = tmp_path / "mimic"
+    shutil.copytree(demo_shards / "mimic", dataset)
+    manifest = json.loads((dataset / "manifest.json").read_text())
+    entries = manifest["shards"]
+    train = [i for i, e in enumerate(entries) if e["split"] == "train"]
+    other = next(i for i, e in enumerate(entries) if e["split"] != "train")
+    assert len(train) >= 5, "the demo should give MIMIC at least five train shards"
+    clean = resolve_source(SourceConfig(str(dataset)))
+    entries[train[0]]["samples"] = "eight"  # mistyped field
+    entries[train[1]]["sha256"] = None
+    entries[train[2]]["stream"] = "4d"
+    entries[train[3]]["path"] = "../" + entries[train[3]]["path"]
+    entries[other]["samples"] = "many"  # not a train entry: not this source's to count
+    (dataset / entries[train[4]]["path"]).unlink()
+    (dataset / "manifest.json").write_text(json.dumps(manifest))
+    skipped: list[str] = []
+    with caplog.at_level(logging.WARNING, logger="train.sources"):
+        shards = resolve_sources([SourceConfig(str(dataset))], skipped)
+    kept = [s for stream in shards.values() for s in stream]
+    assert len(kept) == len(clean) - 5
+    assert {s.name for s in kept} == {s.name for s in clean} - {Path(entries[i]["path"]).name for i in train[:5]}
+    assert len(skipped) == 5, skipped
+    for i, reason in zip(train[:5], ("samples: expected int, got str", "sha256: expected str, got null",
+                                     "unknown stream '4d'", "is not a relative path", "is listed but missing")):
+        assert any(f"shards[{i}]" in line and reason in line for line in skipped), (i, reason, skipped)
+    assert sum("the entry is skipped" in r.getMessage() for r in caplog.records) == 5
+    manifest["dataset"] = 5
+    (dataset / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(SourceError, match=r"not a valid manifest \(.*dataset.*expected str, got int") as err:
+        resolve_source(SourceConfig(str(dataset)))
+    assert "\n" not in str(err.value)
+
+
 def test_colour_samples_stream_next_to_grey_ones(demo_shards, tmp_path):
     """Shards holding colour (C = 3) and grey (C = 1) 2D samples: batches mix them, colour keeps its three
     channels (each resized on its own), grey is broadcast to three equal channels."""
