@@ -6,6 +6,8 @@ Layout (``<output>/checkpoints``)::
     step00000020/                            one tag per saved step
         mp_rank_00_model_states.pt, zero_pp_rank_*_optim_states.pt, ...   (DeepSpeed; client_state: step, streams)
         trainer_state_rank000.pt, ...        step, stream positions and RNG states of each rank
+        universal/                           DeepSpeed's universal form of the tag, made when it is resumed on
+                                             another world size (:func:`prepare_resume`)
 
 Every rank calls :func:`save` (``engine.save_checkpoint`` must run on all ranks). DeepSpeed writes its
 ``client_state`` only from data-parallel rank 0, but stream cursors and RNG states differ per rank, so each rank
