@@ -21,6 +21,7 @@ saving resumes from the previous complete checkpoint. The state files hold only 
 
 from __future__ import annotations
 
+import logging
 import os
 import random
 import shutil
@@ -219,7 +220,14 @@ def load(engine, ckpt_dir: Path, tag: str, rank: int, world_size: int | None = N
                           "load only as a universal checkpoint (train.checkpoint.prepare_resume before "
                           "deepspeed.initialize)")
     if universal:
-        load_path, client = engine.load_checkpoint(str(tag_dir), tag=UNIVERSAL)
+        from deepspeed.utils import logger as ds_logger
+
+        level = ds_logger.level
+        ds_logger.setLevel(max(level, logging.ERROR))  # "MPU is not provided, setting tp size to 1", per rank
+        try:
+            load_path, client = engine.load_checkpoint(str(tag_dir), tag=UNIVERSAL)
+        finally:
+            ds_logger.setLevel(level)
         _unshare_optimizer_steps(engine)
     else:
         load_path, client = engine.load_checkpoint(str(ckpt_dir), tag=tag)
