@@ -28,7 +28,7 @@ def test_config_overrides_and_validation(tmp_path):
 def test_explicit_steps_win_over_the_files_epochs(tmp_path):
     """``--set steps=N`` on a config that sets ``epochs`` runs N steps (the epochs are dropped); ``--set epochs``
     over a file's ``steps`` counts epochs; both in one place is one line that says what to do."""
-    from train.config import ConfigError, REPO_ROOT
+    from train.config import REPO_ROOT, ConfigError
 
     recipe = REPO_ROOT / "train" / "configs" / "radfm-13b-a100.yaml"  # sets epochs: 3
     cfg = load_config(recipe, ["steps=7"])
