@@ -27,7 +27,7 @@ import hashlib
 import json
 import os
 from collections.abc import Iterable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import asdict
 from functools import lru_cache
 from importlib import metadata
@@ -151,9 +151,11 @@ def input_key(ref: ImageRef) -> str:
 
 
 def input_identities(raw: Path, refs: Iterable[ImageRef], how: InputIdentity, workers: int = 8, *,
-                     stores: Mapping[str, Path] | None = None) -> dict[str, str]:
+                     stores: Mapping[str, Path] | None = None, pool: Executor | None = None) -> dict[str, str]:
     """The identity of every distinct input among ``refs`` (:func:`input_key`; a store's files under its root,
-    ``stores``), read by threads: a content hash or a network file system waits on I/O."""
+    ``stores``), read by threads: a content hash or a network file system waits on I/O. ``pool``: threads to use
+    (a caller that asks for many small sets, one per shard, passes one pool; new threads per call cost the process
+    memory that it keeps), else ``workers`` new ones."""
     if how not in INPUT_IDENTITIES:
         raise ValueError(f"input identity must be one of {INPUT_IDENTITIES}, not {how!r}")
     distinct = {input_key(ref): ref for ref in refs}
@@ -163,8 +165,10 @@ def input_identities(raw: Path, refs: Iterable[ImageRef], how: InputIdentity, wo
         ref = distinct[key]
         return path_identity(store_root(raw, ref.store, stores), ref.path, how)
 
-    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+    if pool is not None:
         return dict(zip(keys, pool.map(identity, keys)))
+    with ThreadPoolExecutor(max_workers=max(1, workers)) as threads:
+        return dict(zip(keys, threads.map(identity, keys)))
 
 
 # ------------------------------------------------------------------------------------------------- code

@@ -26,6 +26,7 @@ import os
 import pickle
 from array import array
 from collections.abc import Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, overload
@@ -229,10 +230,12 @@ def plan_shards(plan: Plan, out: Path | str, dataset: str, per_shard_2d: int, pe
     """Every shard of ``plan`` with its path and fingerprint (:func:`pipelines.incremental.shard_fingerprint`), one
     shard's jobs in memory at a time; the identities of a shard's input files are read with it."""
     shards = []
-    for split, stream, number, members in plan.partition(per_shard_2d, per_shard_3d):
-        jobs = tuple(plan.jobs(members))
-        identities = input_identities(raw, (ref for job in jobs for ref in job.record.images), input_identity,
-                                      stores=stores)
-        shards.append(PlannedShard(dataset, split, stream, number, str(shard_path(out, dataset, stream, split, number)),
-                                   shard_fingerprint(environment, jobs, identities), members))
+    with ThreadPoolExecutor(max_workers=8) as pool:  # one pool for every shard (see input_identities)
+        for split, stream, number, members in plan.partition(per_shard_2d, per_shard_3d):
+            jobs = tuple(plan.jobs(members))
+            identities = input_identities(raw, (ref for job in jobs for ref in job.record.images), input_identity,
+                                          stores=stores, pool=pool)
+            shards.append(PlannedShard(dataset, split, stream, number,
+                                       str(shard_path(out, dataset, stream, split, number)),
+                                       shard_fingerprint(environment, jobs, identities), members))
     return shards
