@@ -12,9 +12,14 @@ reading them, and the build driver's planning memory per million records.
 * **Loader worker.** A fresh process reads the shard back through ``train.stream.StreamDataset`` (batches of 1,
   as RadFM trains 3D) and reports its peak RSS, and the same after imports only; one DataLoader worker is one such
   process.
-* **Planning.** ``--records`` jobs shaped like a MIMIC plan (record, sample spec, key) are made in a fresh process,
-  then partitioned into shards (``pipelines.incremental.partition``); its RSS growth per million records, and the
-  projection to RadFM's 16M, is what the build driver holds for a plan.
+  The same task's CPU time per volume is the **3D build rate per core** (docs/scaling.md's 3D core-hours).
+* **Planning**, before and after the plan was streamed, on the same ``--records`` MIMIC-shaped records (one image,
+  a report, one caption sample each: :func:`mimic_like`), each side in a fresh process: *whole plan in memory* makes
+  the ``Job`` objects the driver held before (record, sample spec, key) and partitions their keys; *streamed plan*
+  runs the build's own planning (``pipelines.build.read_dataset`` into a spool, ``pipelines.plan.derive_plan``,
+  ``plan_shards`` with every shard's fingerprint, then every shard read back as its task would be submitted). The
+  peak RSS growth per million records, and its projection to RadFM's 16M, is what the build driver needs for a
+  plan; the streamed side also prints its spool bytes on disk.
 """
 
 from __future__ import annotations
@@ -33,6 +38,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 MiB = 1 << 20
+GiB = 1 << 30
 
 
 def rss_now() -> int:
@@ -41,7 +47,13 @@ def rss_now() -> int:
 
 
 def peak_rss() -> int:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # KiB on Linux
+    """This process's peak RSS: ``VmHWM``, which starts afresh at ``exec`` (``ru_maxrss`` keeps the high-water mark
+    of the process that forked it, e.g. this bench's own 150 MiB in a planning child)."""
+    try:
+        with open("/proc/self/status") as fh:
+            return next(int(line.split()[1]) for line in fh if line.startswith("VmHWM:")) * 1024  # kB
+    except (OSError, StopIteration):
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # KiB on Linux
 
 
 # ------------------------------------------------------------------------------------------------ data
@@ -98,9 +110,10 @@ def measure_build(raw: Path, out: Path, names: list[str]) -> dict:
             from shards_spec.layout import index_path
 
             before = rss_now()
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.process_time()
             stats = build_shard(plan, env)
             return {"rss_before": before, "peak": peak_rss(), "seconds": time.perf_counter() - t0,
+                    "cpu": time.process_time() - c0,
                     "samples": stats["samples"], "rejects": stats["rejects"], "bytes": stats["bytes"],
                     "index": str(index_path(plan.tar_path))}
 
@@ -129,28 +142,67 @@ shapes = [tuple(next(it)["vision_x"].shape) for _ in range(int(sys.argv[3]))]
 print(json.dumps({"after_imports": after_imports, "peak": peak_rss(), "shape": shapes[0]}))
 """
 
-_PLAN = r"""
+def mimic_like(i: int):
+    """The ``i``-th MIMIC-shaped record and its caption sample (what both planning sides are given)."""
+    from pipelines.records import ImagePlacement, ImageRef, Record, RecordFields, SampleSpec
+
+    sid = f"p1{i % 10}/p1{i:07d}/s5{i:07d}"
+    record = Record(dataset="mimic", source_id=sid, split="train", stream="2d",
+                    images=(ImageRef(f"files/{sid}/{i:08x}-{i:08x}-{i:08x}.jpg", "image2d"),), fields=RecordFields(),
+                    modality="X-ray")
+    spec = SampleSpec(task="caption", variant="findings", question=f"Describe the chest X-ray {i}.",
+                      answer="The lungs are clear. No pleural effusion or pneumothorax. Heart size is normal." + str(i),
+                      placements=(ImagePlacement("question", 0),), image_indices=(0,))
+    return record, spec
+
+
+_PLAN_IN_MEMORY = r"""
 import json, sys
 sys.path.insert(0, sys.argv[1])
-from bench.memory import rss_now
+from bench.memory import mimic_like, peak_rss, rss_now
 from pipelines.incremental import partition
-from pipelines.records import ImagePlacement, ImageRef, Job, Record, RecordFields, SampleSpec
+from pipelines.records import Job
 from shards_spec.hashing import sample_key
 n = int(sys.argv[2])
 before = rss_now()
 jobs = []
 for i in range(n):
-    sid = f"p1{i % 10}/p1{i:07d}/s5{i:07d}"
-    rec = Record(dataset="mimic", source_id=sid, split="train", stream="2d",
-                 images=(ImageRef(f"files/{sid}/{i:08x}-{i:08x}-{i:08x}.jpg", "image2d"),), fields=RecordFields(),
-                 modality="X-ray")
-    spec = SampleSpec(task="caption", variant="findings", question=f"Describe the chest X-ray {i}.",
-                      answer="The lungs are clear. No pleural effusion or pneumothorax. Heart size is normal." + str(i),
-                      placements=(ImagePlacement("question", 0),), image_indices=(0,))
-    jobs.append(Job(sample_key("mimic", sid, "caption", "findings"), rec, spec))
-planned = rss_now()
+    record, spec = mimic_like(i)
+    jobs.append(Job(sample_key("mimic", record.source_id, spec.task, spec.variant), record, spec))
 shards = partition([j.key for j in jobs], 1000)
-print(json.dumps({"before": before, "jobs": planned, "partitioned": rss_now(), "shards": len(shards)}))
+print(json.dumps({"before": before, "peak": peak_rss(), "shards": len(shards), "disk": 0}))
+"""
+
+_PLAN_STREAMED = r"""
+import json, sys, tempfile
+from pathlib import Path
+sys.path.insert(0, sys.argv[1])
+from bench.memory import mimic_like, peak_rss, rss_now
+from pipelines.build import make_context, read_dataset
+from pipelines.plan import Spool, derive_plan, plan_shards
+from pipelines.sources import Source
+
+class Mimic(Source):
+    name, modes, default_mode = "mimic", ("bench",), "bench"
+    def records(self, ctx):
+        for i in range(int(sys.argv[2])):
+            yield mimic_like(i)[0]
+    def samples(self, record, vocab, ctx):
+        return [mimic_like(int(record.source_id.rsplit("s5", 1)[1]))[1]]
+
+with tempfile.TemporaryDirectory() as tmp:
+    raw = Path(tmp, "raw")
+    raw.mkdir()
+    source = Mimic()
+    ctx = make_context(source, raw)
+    before = rss_now()
+    records, vocab, rejects = read_dataset(source, ctx, into=Spool(Path(tmp, "records.spool")))
+    plan = derive_plan(source, ctx, records, vocab, None, tmp)
+    shards = plan_shards(plan, Path(tmp, "out"), "mimic", 1000, 1000, "env", raw, "stat")
+    submitted = sum(len(plan.materialise(s).jobs) for s in shards)
+    assert submitted == len(plan) == int(sys.argv[2]) and not rejects and not plan.rejects
+    disk = records.nbytes + plan.specs.nbytes
+    print(json.dumps({"before": before, "peak": peak_rss(), "shards": len(shards), "disk": disk}))
 """
 
 
@@ -172,6 +224,7 @@ def main() -> None:
     args = p.parse_args()
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
     shape = tuple(args.shape)
+    load = os.getloadavg()
     voxels = shape[0] * shape[1] * shape[2]
     with tempfile.TemporaryDirectory() as tmp:
         raw, out = Path(tmp, "raw"), Path(tmp, "out")
@@ -186,10 +239,22 @@ def main() -> None:
         tar = next(manifest_dir.rglob("*.tar"))
         print("reading it back in a loader process ...", flush=True)
         loader = run_child(_LOADER, str(tar), str(args.batches))
-    print(f"planning {args.records:,} records ...", flush=True)
-    plan = run_child(_PLAN, str(args.records))
-
-    per_million = (plan["partitioned"] - plan["before"]) / args.records * 1e6
+    # each side at N/4 and N records: the slope is the memory per record, the rest a fixed cost (imports made while
+    # planning, allocator arenas); the 16M projection is fixed + 16M x slope
+    small = args.records // 4
+    planning, per_million, fixed = {}, {}, {}
+    for side, code in (("whole plan in memory (before)", _PLAN_IN_MEMORY), ("streamed plan (pipelines.plan)", _PLAN_STREAMED)):
+        runs = []
+        for n in (small, args.records):
+            print(f"planning {n:,} records: {side} ...", flush=True)
+            t0 = time.perf_counter()
+            runs.append({**run_child(code, str(n)), "seconds": time.perf_counter() - t0, "growth": 0})
+            runs[-1]["growth"] = runs[-1]["peak"] - runs[-1]["before"]
+        planning[side] = runs[1]
+        per_million[side] = (runs[1]["growth"] - runs[0]["growth"]) / (args.records - small) * 1e6
+        fixed[side] = max(0.0, runs[1]["growth"] - per_million[side] * args.records / 1e6)
+    projected = {side: fixed[side] + 16 * per_million[side] for side in planning}
+    old, new = projected.values()
     volume_mib = voxels * 2 / MiB
     grow_one, grow_all = (one["peak"] - one["rss_before"]) / MiB, (build["peak"] - build["rss_before"]) / MiB
     rows = [
@@ -202,10 +267,15 @@ def main() -> None:
         ["loader worker (StreamDataset, batch 1)", f"{args.batches} batches, vision {list(loader['shape'])}",
          f"{loader['after_imports'] / MiB:,.0f}", f"{loader['peak'] / MiB:,.0f}",
          f"{(loader['peak'] - loader['after_imports']) / MiB:,.0f}"],
-        ["build driver, plan", f"{args.records:,} MIMIC-shaped jobs + partition ({plan['shards']:,} shards)",
-         f"{plan['before'] / MiB:,.0f}", f"{plan['partitioned'] / MiB:,.0f}",
-         f"{per_million / MiB:,.0f} per million records; 16M: {16 * per_million / 2**30:,.1f} GiB"],
+    ] + [
+        [f"build driver, {side}", f"{args.records:,} MIMIC-shaped records, {p['shards']:,} shards",
+         f"{p['before'] / MiB:,.0f}", f"{p['peak'] / MiB:,.0f}",
+         f"{p['growth'] / MiB:,.0f}: {per_million[side] / MiB:,.0f} per million records + {fixed[side] / MiB:,.0f} fixed; "
+         f"16M: {projected[side] / GiB:,.2f} GiB"]
+        for side, p in planning.items()
     ]
+    new_disk = list(planning.values())[1]["disk"] / args.records * 1e6
+    streamed_s = list(planning.values())[1]["seconds"] / args.records * 1e6
     from bench.report import machine, table, write_section
 
     body = (f"`python bench/memory.py --volumes {args.volumes} --shape {' '.join(map(str, shape))} --records "
@@ -213,13 +283,22 @@ def main() -> None:
             "baseline includes Ray's and the project's imports.\n\n"
             + table(["process", "work", "RSS before (MiB)", "peak RSS (MiB)", "growth"], rows)
             + f"\n\nThe shard task built {build['samples']} samples ({build['bytes'] / MiB:,.0f} MiB of tar) in "
-            f"{build['seconds']:.1f} s. A shard of {args.volumes} volumes grows the worker by {grow_all / grow_one:.2f}x what a "
+            f"{build['seconds']:.1f} s wall, {build['cpu']:.1f} s of CPU: **3D build rate {build['cpu'] / build['samples']:.2f} "
+            f"s of CPU per {shape[0]}x{shape[1]}x{shape[2]} volume, {build['samples'] / build['cpu']:.3f} samples/s per core** "
+            f"(the shard task of one Ray worker with one CPU; the one-volume shard: {one['cpu']:.2f} s). A shard of {args.volumes} volumes grows the worker by {grow_all / grow_one:.2f}x what a "
             "shard of one volume does: samples are written to the tar as they are made, so the bound is per volume, "
             f"not per shard: **a build worker needs about {build['rss_before'] / MiB:,.0f} MiB + "
             f"{max(grow_one, grow_all) / volume_mib:.1f} x the largest input volume's voxel bytes**; a loader "
-            f"worker about {loader['peak'] / MiB:,.0f} MiB at batch 1 of 3D. The planning figure is the driver's "
-            f"whole plan in memory: {16 * per_million / 2**30:,.1f} GiB for RadFM's 16M records (a head node with "
-            "32 GiB or more holds it; the plan is not streamed).")
+            f"worker about {loader['peak'] / MiB:,.0f} MiB at batch 1 of 3D.\n\n"
+            f"**Planning** (peak RSS growth; per million records = the slope between {small:,} and {args.records:,} "
+            f"records). The driver held the whole plan as objects: {old / GiB:,.1f} GiB for RadFM's 16M records. "
+            f"The streamed plan (`pipelines.plan`) needs {per_million[list(planning)[1]] / MiB:,.0f} MiB per million records, "
+            f"**{new / GiB:,.2f} GiB for 16M** ({old / new:,.1f}x less; the whole planning, fingerprints and "
+            "submission included): per sample it holds its 80-bit key, group and spool "
+            "positions in numpy arrays, and one shard's jobs at a time. Its spools take "
+            f"{new_disk / 1e6:,.0f} MB per million records on the local disk (`--plan-dir`, default TMPDIR); the whole "
+            f"planning took {streamed_s:,.0f} s per million records (text hygiene, path confinement, fingerprints). 1-minute load average {load[0]:.2f} at the start, {os.getloadavg()[0]:.2f} at the end (other jobs "
+            "disturb the times, not the memory figures).")
     print(body)
     if not args.no_docs:
         write_section("Memory: build worker, loader worker, planning", body)

@@ -26,9 +26,11 @@ import hashlib
 import json
 import logging
 import os
+import shutil
 import sys
+import tempfile
 import time
-from collections import Counter, defaultdict
+from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -41,15 +43,15 @@ from pipelines.distributor import run_ray, run_serial
 from pipelines.failures import describe
 from pipelines.hygiene import clean_record, clean_value
 from pipelines.imaging.intensity import CHANNELS
-from pipelines.incremental import INPUT_IDENTITIES, code_version, input_identities, partition, shard_fingerprint
+from pipelines.incremental import INPUT_IDENTITIES, code_version
 from pipelines.keywords import make_matcher
 from pipelines.paths import PathResolver, UnresolvedPath, parse_path_maps
+from pipelines.plan import Plan, PlannedShard, Spool, derive_plan, plan_shards
 from pipelines.records import FileReject, Job, Record, Reject
 from pipelines.sources import REGISTRY, BuildContext, Source, Store, Vocabulary, get_source, users_of
 from pipelines.text import DEFAULT_TOKENIZER, TokenizerError, load_tokenizer
 from pipelines.worker import ShardPlan, WorkerEnv
 from shards_spec import storage
-from shards_spec.hashing import sample_key
 from shards_spec.jsonio import json_bytes, read_json
 from shards_spec.layout import (
     INDEX_SUFFIX,
@@ -59,7 +61,6 @@ from shards_spec.layout import (
     STREAMS,
     manifest_path,
     rejects_path,
-    shard_path,
     stats_path,
 )
 from shards_spec.schema import Manifest, ManifestShard, RejectSummary
@@ -102,6 +103,7 @@ class BuildRequest:
     follow_symlinks_outside: bool = False  # read through symbolic links that leave the raw root
     input_identity: str = "stat"  # stat (size + mtime) | content (a hash of every input file)
     max_reject_fraction: float | None = None  # None: the source's default (Source.max_reject_fraction)
+    plan_dir: Path | None = None  # where the plan's spool files go while the build runs (None: TMPDIR; pipelines.plan)
 
 
 # ------------------------------------------------------------------------------------------------- planning
@@ -114,10 +116,13 @@ def _records(source: Source, ctx: BuildContext) -> Iterator[Record | Reject]:
         yield Reject(source.name, "", "", "internal_error", f"reading the dataset stopped: {describe(exc)}", "plan")
 
 
-def check_record(record: Record, ctx: BuildContext) -> Record | Reject:
-    """What the build checks of every record of every source: its split name, its image paths inside the raw root
-    (normalised), and its text (``pipelines.hygiene``)."""
+def check_record(record: Record, ctx: BuildContext, dataset: str | None = None) -> Record | Reject:
+    """What the build checks of every record of every source: its dataset (``dataset``, the source's name), stream
+    and split names, its image paths inside the raw root (normalised), and its text (``pipelines.hygiene``)."""
     first = record.images[0].path if record.images else ""
+    if dataset is not None and record.dataset != dataset:
+        return Reject(dataset, record.source_id, first, "internal_error",
+                      f"the {dataset} source made a record of dataset {record.dataset!r}", "plan")
     if record.stream not in STREAMS:
         return Reject(record.dataset, record.source_id, first, "internal_error",
                       f"the source made a record of stream {record.stream!r} (streams: {', '.join(STREAMS)})", "plan")
@@ -135,12 +140,15 @@ def check_record(record: Record, ctx: BuildContext) -> Record | Reject:
     return clean_record(record, ctx.text)
 
 
-def read_dataset(source: Source, ctx: BuildContext) -> tuple[list[Record], Vocabulary, list[Reject]]:
+def read_dataset(source: Source, ctx: BuildContext, into: list | Spool | None = None
+                 ) -> tuple[Sequence[Record], Vocabulary, list[Reject]]:
     """The dataset-wide pass: every record and reject of the source (checked by :func:`check_record`), then its
-    vocabulary over all records (text cleaned)."""
-    records, rejects = [], []
+    vocabulary over all records (text cleaned). The records are appended to ``into`` (default: a new list; the build
+    passes a :class:`pipelines.plan.Spool`, which keeps them on disk) and returned as that sequence."""
+    records: list | Spool = [] if into is None else into
+    rejects = []
     for item in _records(source, ctx):
-        checked = item if isinstance(item, Reject) else check_record(item, ctx)
+        checked = item if isinstance(item, Reject) else check_record(item, ctx, source.name)
         (rejects if isinstance(checked, Reject) else records).append(checked)
     try:
         vocab = clean_value(source.vocabulary(records, ctx))
@@ -151,29 +159,15 @@ def read_dataset(source: Source, ctx: BuildContext) -> tuple[list[Record], Vocab
 
 def derive_jobs(source: Source, ctx: BuildContext, records: Sequence[Record], vocab: Vocabulary,
                 splits: set[str] | None) -> tuple[list[Job], list[Reject]]:
-    """Records -> samples -> jobs ordered by key; a second sample with the same key is a ``duplicate`` reject, a
-    record without samples a ``no_sample`` one, an exception of the source an ``internal_error``."""
-    jobs: dict[str, Job] = {}
-    rejects = []
-    for record in records:
-        first = record.images[0].path if record.images else ""
+    """Records -> samples -> jobs ordered by key, in memory (:func:`pipelines.plan.derive_plan`, read back whole: for
+    tests and benches; the build keeps its plan on disk); a second sample with the same key is a ``duplicate``
+    reject, a record without samples a ``no_sample`` one, an exception of the source an ``internal_error``."""
+    with tempfile.TemporaryDirectory(prefix="radfm-plan-") as folder:
+        plan = derive_plan(source, ctx, records, vocab, splits, folder)
         try:
-            specs = source.samples(record, vocab, ctx)
-        except Exception as exc:
-            rejects.append(Reject(record.dataset, record.source_id, first, "internal_error", describe(exc), "plan"))
-            continue
-        if not specs:
-            rejects.append(Reject(record.dataset, record.source_id, first, "no_sample",
-                                  "no task applies to this record (its fields leave every task without input)", "plan"))
-        for spec in specs:
-            key = sample_key(record.dataset, record.source_id, spec.task, spec.variant)
-            if key in jobs:
-                rejects.append(Reject(record.dataset, record.source_id, first, "duplicate",
-                                      f"same source and task as an earlier row ({key})", "plan", spec.task))
-                continue
-            jobs[key] = Job(key, record, spec)
-    selected = [j for j in jobs.values() if splits is None or j.record.split in splits]
-    return sorted(selected, key=lambda j: j.key), rejects
+            return list(plan.jobs()), plan.rejects
+        finally:
+            plan.close()
 
 
 def plan_jobs(source: Source, ctx: BuildContext, splits: set[str] | None) -> tuple[list[Job], list[Reject]]:
@@ -181,24 +175,6 @@ def plan_jobs(source: Source, ctx: BuildContext, splits: set[str] | None) -> tup
     records, vocab, rejects = read_dataset(source, ctx)
     jobs, duplicates = derive_jobs(source, ctx, records, vocab, splits)
     return jobs, rejects + duplicates
-
-
-def plan_shards(jobs: list[Job], out: Path, dataset: str, cfg: BuildConfig, environment: str,
-                identities: dict[str, str]) -> list[ShardPlan]:
-    """Each (split, stream)'s jobs partitioned into shards by key (:func:`pipelines.incremental.partition`), each
-    shard with its fingerprint."""
-    groups: dict[tuple[str, str], dict[str, Job]] = defaultdict(dict)
-    for job in jobs:
-        groups[(job.record.split, job.record.stream)][job.key] = job
-    plans = []
-    for (split, stream), group in sorted(groups.items()):
-        per_shard = cfg.shard.samples_per_shard_2d if stream == "2d" else cfg.shard.samples_per_shard_3d
-        for number, keys in partition(list(group), per_shard):
-            chunk = tuple(group[k] for k in keys)
-            path = shard_path(out, dataset, stream, split, number)
-            plans.append(ShardPlan(dataset, split, stream, number, str(path),
-                                   shard_fingerprint(environment, chunk, identities), chunk))
-    return plans
 
 
 Listing = dict[str, int]  # {location: size} of an object-store prefix, listed once per build
@@ -226,7 +202,7 @@ def read_stats(tar: Path | str, listed: Listing | None = None) -> dict[str, Any]
     return stats
 
 
-def is_complete(plan: ShardPlan, listed: Listing | None = None) -> dict[str, Any] | None:
+def is_complete(plan: ShardPlan | PlannedShard, listed: Listing | None = None) -> dict[str, Any] | None:
     """The stats of a finished shard built from exactly this plan, else None."""
     stats = read_stats(plan.tar_path, listed)
     return stats if stats is not None and stats.get("fingerprint") == plan.fingerprint else None
@@ -249,7 +225,7 @@ def _shard_files(out: Path | str, dataset: str, splits: set[str] | None, listed:
     return files
 
 
-def remove_stale(out: Path | str, dataset: str, plans: list[ShardPlan], splits: set[str] | None = None,
+def remove_stale(out: Path | str, dataset: str, plans: Sequence[ShardPlan | PlannedShard], splits: set[str] | None = None,
                  listed: Listing | None = None) -> list[str]:
     """Delete shard files of this dataset, in the splits being built (None: all), that the plan does not contain.
     Other splits' files are never touched."""
@@ -492,13 +468,33 @@ def build(request: BuildRequest) -> dict[str, Any]:
     cfg = request.config
     ctx = make_context(source, raw, mode, request.radfm_dir, request.path_maps, request.stores, cfg,
                        follow_symlinks_outside=request.follow_symlinks_outside)
-    started = time.perf_counter()
-    records, vocab, plan_rejects = read_dataset(source, ctx)
-    if not records:
-        raise _nothing_to_build(source, ctx, plan_rejects)
-    building = set(request.splits) if request.splits else None
-    jobs, duplicates = derive_jobs(source, ctx, records, vocab, building)
-    plan_rejects += duplicates
+    try:
+        folder = Path(tempfile.mkdtemp(prefix=f"radfm-plan-{request.dataset}-", dir=request.plan_dir))
+    except OSError as exc:
+        raise BuildError(f"cannot create the plan folder in {request.plan_dir or tempfile.gettempdir()}: "
+                         f"{exc.strerror or exc}; pass --plan-dir DIR (a local disk with room for the plan)") from None
+    records = Spool(folder / "records.spool")
+    plan = None
+    try:
+        started = time.perf_counter()
+        records, vocab, plan_rejects = read_dataset(source, ctx, into=records)
+        if not records:
+            raise _nothing_to_build(source, ctx, plan_rejects)
+        building = set(request.splits) if request.splits else None
+        plan = derive_plan(source, ctx, records, vocab, building, folder)
+        plan_rejects += plan.rejects
+        return _build_plan(request, source, ctx, plan, vocab, plan_rejects, raw, out, remote, mode, max_fraction,
+                           building, started)
+    finally:
+        (plan or records).close()
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def _build_plan(request: BuildRequest, source: Source, ctx: BuildContext, plan: Plan, vocab: Vocabulary,
+                plan_rejects: list[Reject], raw: Path, out: Path | str, remote: bool, mode: str, max_fraction: float,
+                building: set[str] | None, started: float) -> dict[str, Any]:
+    """:func:`build` once the plan is made: fingerprints, what is already built, the shard tasks, the outputs."""
+    cfg = request.config
 
     try:
         tokenizer = load_tokenizer(request.tokenizer, cfg.image.max_images)
@@ -517,9 +513,8 @@ def build(request: BuildRequest) -> dict[str, Any]:
               "input_identity": request.input_identity, "max_reject_fraction": max_fraction}
     env = WorkerEnv(str(raw), cfg, tokenizer.name, request.keywords, label_terms, request.channels,
                     request.follow_symlinks_outside, env_digest, tuple((name, str(root)) for name, root in ctx.stores))
-    identities = input_identities(raw, (ref for job in jobs for ref in job.record.images), request.input_identity,
-                                  stores=dict(ctx.stores))
-    plans = plan_shards(jobs, out, request.dataset, cfg, environment, identities)
+    plans = plan_shards(plan, out, request.dataset, cfg.shard.samples_per_shard_2d, cfg.shard.samples_per_shard_3d,
+                        environment, raw, request.input_identity, dict(ctx.stores))
     listed = _remote_listing(out, request.dataset) if remote else None
     stats: dict[str, dict] = kept_shards(out, request.dataset, building, tokenizer.fingerprint, listed) if building else {}
     if any(s.get("environment") != env_digest for s in stats.values()):
@@ -528,36 +523,37 @@ def build(request: BuildRequest) -> dict[str, Any]:
     removed = remove_stale(out, request.dataset, plans, building, listed)
 
     todo = []
-    for plan in plans:
-        done_stats = is_complete(plan, listed)
+    for shard in plans:
+        done_stats = is_complete(shard, listed)
         if done_stats is None:
-            todo.append(plan)
+            todo.append(shard)
         else:
-            stats[plan.tar_path] = done_stats
-    log.info(f"{request.dataset} ({mode}): {len(jobs)} samples planned in {len(plans)} shards, "
+            stats[shard.tar_path] = done_stats
+    log.info(f"{request.dataset} ({mode}): {len(plan)} samples planned in {len(plans)} shards, "
              f"{len(plans) - len(todo)} already complete, {len(todo)} to build; {len(plan_rejects)} rejected while planning"
              + (f"; removed {len(removed)} stale files" if removed else ""))
 
-    bar = tqdm(total=sum(len(p.jobs) for p in todo), unit="sample", desc=f"build {request.dataset}", dynamic_ncols=True,
+    bar = tqdm(total=sum(p.size for p in todo), unit="sample", desc=f"build {request.dataset}", dynamic_ncols=True,
                disable=not request.progress or not todo)
     n_rejected = 0
 
-    def done(plan: ShardPlan, shard_stats: dict[str, Any]) -> None:
+    def done(task: ShardPlan, shard_stats: dict[str, Any]) -> None:
         nonlocal n_rejected
-        stats[plan.tar_path] = shard_stats
+        stats[task.tar_path] = shard_stats
         n_rejected += len(shard_stats["rejects"])
-        bar.update(len(plan.jobs))
+        bar.update(len(task.jobs))
         bar.set_postfix(shards=f"{len(stats)}/{len(plans)}", rejects=n_rejected)
 
     if todo:
+        tasks = (plan.materialise(p) for p in todo)  # each shard's jobs read back from the spools as it is submitted
         if request.executor == "ray":
-            run_ray(todo, env, done, request.workers)
+            run_ray(tasks, env, done, request.workers)
         else:
-            run_serial(todo, env, done)
+            run_serial(tasks, env, done)
     bar.close()
     manifest = write_outputs(out, request.dataset, stats, plan_rejects, params, tokenizer.identity.to_dict())
     elapsed = time.perf_counter() - started
-    built = sum(len(p.jobs) for p in todo)
+    built = sum(p.size for p in todo)
     log.info(f"{request.dataset}: {manifest.samples} samples in {len(manifest.shards)} shards "
              f"({', '.join(f'{k}={v}' for k, v in manifest.counts['stream'].items()) or 'none'}); "
              f"rejects {manifest.rejects.total} {manifest.rejects.by_reason}; "
@@ -585,7 +581,7 @@ def request_from_args(args: argparse.Namespace) -> BuildRequest:
         splits=tuple(args.split) if args.split else None, tokenizer=args.tokenizer, keywords=args.keywords,
         config=config, executor=args.executor, workers=args.workers, progress=not args.quiet, channels=args.channels,
         follow_symlinks_outside=args.follow_symlinks_outside, input_identity=args.input_identity,
-        max_reject_fraction=args.max_reject_fraction,
+        max_reject_fraction=args.max_reject_fraction, plan_dir=Path(args.plan_dir) if args.plan_dir else None,
     )
 
 
@@ -634,6 +630,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--max-reject-fraction", type=float, metavar="F",
                    help="fail (after writing everything) when more than this share of the inputs is rejected "
                         "(default: the dataset's, 0.25 unless it declares another)")
+    p.add_argument("--plan-dir", metavar="DIR", help="local folder for the plan's spool files while the build runs "
+                   "(about the pickled size of the dataset's records; default: the system's temporary directory)")
     p.add_argument("--executor", choices=("ray", "serial"), default="ray")
     p.add_argument("--workers", type=int, help="local Ray CPUs (default: all); with RAY_ADDRESS, at most this many shard "
                    "tasks at once on the cluster")

@@ -4,8 +4,9 @@ Ray runs on a local instance by default and joins a cluster when ``RAY_ADDRESS``
 (then this project's packages travel to the workers as ``py_modules``; the raw root and
 output directory must be on storage every node sees: a shared file system, or an object store
 given as ``--out s3://…``, which every node reaches with its own credentials). At most
-``2 x CPUs`` shard tasks are in flight, so the driver's memory stays bounded however many
-shards there are. ``--workers N`` is the number of CPUs of a local Ray; on a cluster it caps
+``2 x CPUs`` shard tasks are in flight, and the plans are taken from ``plans`` (an iterable: the build reads
+each shard's jobs back from its plan spools as it is taken, ``pipelines.plan``) only as tasks are submitted, so the
+driver's memory stays bounded however many shards there are. ``--workers N`` is the number of CPUs of a local Ray; on a cluster it caps
 the shard tasks running at once at N (the cluster's size is the cluster's).
 
 A shard task that fails as a whole (a write error; under Ray also a worker process that died, after one retry) does
@@ -16,7 +17,7 @@ not stop the others: its stats say ``failed`` and carry an ``internal_error`` re
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from pipelines.worker import ShardPlan, WorkerEnv, build_shard, failed_shard
@@ -24,7 +25,7 @@ from pipelines.worker import ShardPlan, WorkerEnv, build_shard, failed_shard
 Done = Callable[[ShardPlan, dict[str, Any]], None]
 
 
-def run_serial(plans: list[ShardPlan], env: WorkerEnv, done: Done) -> None:
+def run_serial(plans: Iterable[ShardPlan], env: WorkerEnv, done: Done) -> None:
     for plan in plans:
         try:
             stats = build_shard(plan, env)
@@ -33,7 +34,7 @@ def run_serial(plans: list[ShardPlan], env: WorkerEnv, done: Done) -> None:
         done(plan, stats)
 
 
-def run_ray(plans: list[ShardPlan], env: WorkerEnv, done: Done, workers: int | None = None) -> None:
+def run_ray(plans: Iterable[ShardPlan], env: WorkerEnv, done: Done, workers: int | None = None) -> None:
     import ray
 
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")

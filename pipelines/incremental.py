@@ -26,20 +26,23 @@ import ast
 import hashlib
 import json
 import os
-from bisect import bisect_left
 from collections.abc import Iterable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import asdict
 from functools import lru_cache
 from importlib import metadata
 from pathlib import Path
 from typing import Literal
 
+import numpy as np
+
 from pipelines.paths import store_root
 from pipelines.records import ImageRef, Job
 
 #: Bits of a sample key's hash (SPEC §2: 20 hex digits).
 KEY_BITS = 80
+#: The low bits of a key's number held apart from the high 64 (numpy has no 80-bit integers).
+LOW_BITS = KEY_BITS - 64
 
 InputIdentity = Literal["stat", "content"]
 INPUT_IDENTITIES: tuple[str, ...] = ("stat", "content")
@@ -74,24 +77,39 @@ def key_bits(key: str) -> int:
 def partition(keys: Sequence[str], per_shard: int) -> list[tuple[int, list[str]]]:
     """``(shard number, keys in key order)`` for every non-empty leaf of the key trie (see the module docstring),
     in shard-number order."""
+    ordered = sorted(keys, key=key_bits)
+    bits = [key_bits(k) for k in ordered]
+    hi = np.array([b >> LOW_BITS for b in bits], dtype=np.uint64)
+    lo = np.array([b & ((1 << LOW_BITS) - 1) for b in bits], dtype=np.uint16)
+    return [(number, ordered[low:high]) for number, low, high in partition_sorted(hi, lo, per_shard)]
+
+
+def partition_sorted(hi: np.ndarray, lo: np.ndarray, per_shard: int) -> list[tuple[int, int, int]]:
+    """:func:`partition` of keys given as their sorted 80-bit numbers, split into the high 64 bits (``hi``, uint64)
+    and the low 16 (``lo``, uint16), sorted by ``(hi, lo)``: ``(shard number, start, stop)`` of every non-empty leaf,
+    ``start:stop`` a range of the arrays, in shard-number order. Holds no per-key Python objects (a plan of millions
+    of keys, ``pipelines.plan``)."""
     if per_shard < 1:
         raise ValueError(f"samples per shard must be >= 1, not {per_shard}")
-    ordered = sorted(keys, key=key_bits)
-    values = [key_bits(k) for k in ordered]
-    leaves: list[tuple[int, list[str]]] = []
+    leaves: list[tuple[int, int, int]] = []
+
+    def middle(depth: int, low: int, high: int) -> int:  # the first of keys[low:high] whose bit after `depth` is 1
+        values, bit = (hi, 63 - depth) if depth < 64 else (lo, KEY_BITS - 1 - depth)
+        prefix = int(values[low]) >> (bit + 1)
+        threshold = ((prefix << 1) | 1) << bit
+        return low + int(np.searchsorted(values[low:high], values.dtype.type(threshold), side="left"))
 
     def visit(node: int, depth: int, low: int, high: int) -> None:  # keys[low:high] share the node's prefix
         if high == low:
             return
         if high - low <= per_shard or depth == KEY_BITS:
-            leaves.append((node, ordered[low:high]))
+            leaves.append((node, low, high))
             return
-        prefix = values[low] >> (KEY_BITS - depth)
-        middle = bisect_left(values, ((prefix << 1) | 1) << (KEY_BITS - depth - 1), low, high)
-        visit(2 * node + 1, depth + 1, low, middle)
-        visit(2 * node + 2, depth + 1, middle, high)
+        split = middle(depth, low, high)
+        visit(2 * node + 1, depth + 1, low, split)
+        visit(2 * node + 2, depth + 1, split, high)
 
-    visit(0, 0, 0, len(ordered))
+    visit(0, 0, 0, len(hi))
     return sorted(leaves)
 
 
@@ -133,9 +151,11 @@ def input_key(ref: ImageRef) -> str:
 
 
 def input_identities(raw: Path, refs: Iterable[ImageRef], how: InputIdentity, workers: int = 8, *,
-                     stores: Mapping[str, Path] | None = None) -> dict[str, str]:
+                     stores: Mapping[str, Path] | None = None, pool: Executor | None = None) -> dict[str, str]:
     """The identity of every distinct input among ``refs`` (:func:`input_key`; a store's files under its root,
-    ``stores``), read by threads: a content hash or a network file system waits on I/O."""
+    ``stores``), read by threads: a content hash or a network file system waits on I/O. ``pool``: threads to use
+    (a caller that asks for many small sets, one per shard, passes one pool; new threads per call cost the process
+    memory that it keeps), else ``workers`` new ones."""
     if how not in INPUT_IDENTITIES:
         raise ValueError(f"input identity must be one of {INPUT_IDENTITIES}, not {how!r}")
     distinct = {input_key(ref): ref for ref in refs}
@@ -145,8 +165,10 @@ def input_identities(raw: Path, refs: Iterable[ImageRef], how: InputIdentity, wo
         ref = distinct[key]
         return path_identity(store_root(raw, ref.store, stores), ref.path, how)
 
-    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+    if pool is not None:
         return dict(zip(keys, pool.map(identity, keys)))
+    with ThreadPoolExecutor(max_workers=max(1, workers)) as threads:
+        return dict(zip(keys, threads.map(identity, keys)))
 
 
 # ------------------------------------------------------------------------------------------------- code
