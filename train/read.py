@@ -3,21 +3,26 @@
 This is the stream's per-sample hot path (``train.stream``), measured against MosaicML Streaming and LitData in
 ``bench/peers.py``. What it does per sample, and why it is cheap:
 
-* The index entry (SPEC §4) is turned once, on its first read, into a :class:`Span` (member offsets relative
-  to the sample's first member), so later epochs look nothing up or convert nothing; a malformed entry becomes
-  a span that carries its reason and makes the sample *bad* when read.
+* The index (SPEC §4) comes from the shard's binary sidecar ``*.index.npy`` (spec 1.4): one read, every row's
+  offsets checked at once and turned into :class:`Span` s (member offsets relative to the sample's first member)
+  before the first sample is read. Shards without one (1.0-1.3), or with one that is unusable or older than the JSON
+  sidecar, use the JSON sidecar, whose entries are turned into spans on their first read; either way later epochs
+  look nothing up or convert nothing, and a malformed entry becomes a span that carries its reason and makes the
+  sample *bad* when read.
 * Shards are memory-mapped (a small LRU, :class:`FileCache`): a sample's member span is decoded where it lies,
   with no read system call and no copy of the compressed bytes.
-* The token arrays are parsed in place (``shards_spec.codec.load_npy`` matches the common ``.npy`` header by a
-  strict pattern) and copied out of the map (a few hundred bytes each); ``meta.json`` is parsed once; the image member is
-  decompressed straight from the map by a per-thread zstd context into its own array; an uncompressed
+* The token arrays are one ``tokens.npy`` member (spec 1.4: a structured ``[L]`` array; its header matched by a
+  strict pattern, ``shards_spec.codec.tokens_array``) copied out of the map once, the three arrays being views of
+  that copy; 1.0-1.3 shards hold three members, each parsed and copied. ``meta.json`` is parsed once; the image
+  member is decompressed straight from the map by a per-thread zstd context into its own array; an uncompressed
   ``vision.npy`` member (spec 1.3, ``--zstd-level 0``) is a read-only view of the map itself (no copy: the map
   stays open while such an array lives, see :class:`FileCache`).
-* The checks that make a sample bad: an index entry without all five members (``vision.npy.zst`` or
-  ``vision.npy``, not both) or with a mistyped key, token count or member offsets, spans past the end of the tar,
-  undecodable members, a ``meta.json`` whose ``key`` is not the index's or whose ``special_ids.base_vocab`` is
-  not a positive int, inconsistent lengths, image-token ids beyond the sample's images, negative labels other
-  than -100, non-finite weights.
+* The checks that make a sample bad: an index entry without all its members (1.4: ``meta.json``, ``tokens.npy``
+  and ``vision.npy.zst`` or ``vision.npy``, not both; 1.0-1.3: the three token members instead of ``tokens.npy``)
+  or with a mistyped key, token count or member offsets, spans past the end of the tar, undecodable members, a
+  ``meta.json`` whose ``key`` is not the index's or whose ``special_ids.base_vocab`` is not a positive int,
+  inconsistent lengths, image-token ids beyond the sample's images, negative labels other than -100, non-finite
+  weights.
 
 What is checked is what the trainer uses, so that no value of a hostile shard can crash it and none is used
 unchecked. The full schema check of ``meta.json`` (``shards_spec.schema.SampleMeta``, every key and type) is the
