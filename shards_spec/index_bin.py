@@ -114,17 +114,17 @@ def decode_index(data: bytes) -> np.ndarray:
 def entries_of(arr: np.ndarray) -> list[dict[str, Any]]:
     """Index entries (the JSON sidecar's dicts, without ``task``) of a checked record array; ``ValueError`` for a
     key that is not ASCII."""
+    out = []
+    meta, tokens = FIELD_META, FIELD_TOKENS
     try:
-        keys = [k.decode("ascii") for k in arr["key"].tolist()]
+        # two conversions to Python objects in all (a subarray field in a row would come back as an ndarray)
+        rows = arr[["key", "offset", "size", "vision_raw", "n_tokens", "n_images", "depth"]].tolist()
+        for (key, off, size, raw, n_tok, n_img, depth), (m, t, v) in zip(rows, arr["members"].tolist()):
+            out.append({"key": key.decode("ascii"), "offset": off, "size": size,
+                        "members": {meta: m, tokens: t, (FIELD_VISION_RAW if raw else FIELD_VISION): v},
+                        "n_tokens": n_tok, "n_images": n_img, "depth": depth})
     except UnicodeDecodeError as exc:
         raise ValueError(f"binary index key is not ASCII ({exc})") from None
-    out = []
-    for key, off, size, m, raw, n_tok, n_img, depth in zip(
-            keys, arr["offset"].tolist(), arr["size"].tolist(), arr["members"].tolist(), arr["vision_raw"].tolist(),
-            arr["n_tokens"].tolist(), arr["n_images"].tolist(), arr["depth"].tolist()):
-        out.append({"key": key, "offset": off, "size": size,
-                    "members": {FIELD_META: m[0], FIELD_TOKENS: m[1], (FIELD_VISION_RAW if raw else FIELD_VISION): m[2]},
-                    "n_tokens": n_tok, "n_images": n_img, "depth": depth})
     return out
 
 

@@ -59,6 +59,8 @@ from shards_spec.layout import (
     FIELDS_RAW,
     IGNORE_INDEX,
     IMAGE_TOKENS_PER_IMAGE,
+    INDEX_BIN_SUFFIX,
+    INDEX_SUFFIX,
     index_bin_path,
     sample_fields,
 )
@@ -193,32 +195,32 @@ class IndexCache:
         self._owned.update(map(id, entries))
 
     def _load_binary(self, shard: ShardRef) -> list[dict] | None:
-        """Entries and spans from the binary sidecar (spec 1.4), every row checked at once; ``None`` when there is
-        none (older shards) or it cannot be used (then the JSON sidecar is read, after a warning)."""
-        path = index_bin_path(shard.path)
+        """Entries and their spans from the binary sidecar (spec 1.4), every row checked before the first read;
+        ``None`` when there is none (older shards) or it cannot be used (then the JSON sidecar is read, after a
+        warning)."""
+        path = shard.path[:-4] + INDEX_BIN_SUFFIX if shard.path.endswith(".tar") else str(index_bin_path(shard.path))
         try:
             with open(path, "rb") as fh:
                 # a JSON sidecar written (edited) after the binary one wins: the binary one is stale
-                if os.stat(shard.index).st_mtime_ns > os.fstat(fh.fileno()).st_mtime_ns:
+                if os.stat(_json_index(shard)).st_mtime_ns > os.fstat(fh.fileno()).st_mtime_ns:
                     return None
-                arr = decode_index(fh.read(MAX_INDEX_BYTES + 1))
-            entries = entries_of(arr)
+                entries = entries_of(decode_index(fh.read(MAX_INDEX_BYTES + 1)))
         except FileNotFoundError:  # no binary sidecar (specs 1.0-1.3), or no JSON one (then the JSON path warns)
             return None
         except (OSError, ValueError) as exc:
             _warn(f"{path}: unusable binary index ({exc}); reading the JSON sidecar")
             return None
-        m = arr["members"]
-        starts, sizes = m[:, :, 0], m[:, :, 1]
-        ok = (starts >= 0).all(1) & (sizes >= 0).all(1) & (starts < 1 << 62).all(1) & (sizes <= MAX_SPAN).all(1)
-        starts, sizes = np.where(ok[:, None], starts, 0), np.where(ok[:, None], sizes, 0)  # no overflow below
-        lo, hi = starts.min(1), (starts + sizes).max(1)
-        ok &= hi - lo <= MAX_SPAN
-        rel = np.stack([starts - lo[:, None], starts + sizes - lo[:, None]], -1).tolist()
-        for entry, good, a, b, r, raw in zip(entries, ok.tolist(), lo.tolist(), hi.tolist(), rel,
-                                             arr["vision_raw"].tolist()):
-            self._spans[id(entry)] = (Span(a, b - a, r, "", FIELDS_RAW if raw else FIELDS) if good else
-                                      Span(error=f"implausible member span in the binary index of {entry['key']}"))
+        spans = self._spans
+        for entry in entries:  # Python ints: no overflow; the same checks as entry_span
+            members = entry["members"]
+            (a0, a1), (b0, b1), (v0, v1) = members.values()
+            lo, hi = min(a0, b0, v0), max(a0 + a1, b0 + b1, v0 + v1)
+            if lo >= 0 and min(a1, b1, v1) >= 0 and hi - lo <= MAX_SPAN:
+                spans[id(entry)] = Span(lo, hi - lo, ((a0 - lo, a0 - lo + a1), (b0 - lo, b0 - lo + b1),
+                                                      (v0 - lo, v0 - lo + v1)), "",
+                                        FIELDS_RAW if FIELD_VISION_RAW in members else FIELDS)
+            else:
+                spans[id(entry)] = Span(error=f"implausible member span [{lo}, {hi}) in the binary index")
         return entries
 
     def _load_json(self, shard: ShardRef, remote: bool) -> list[dict]:
@@ -369,6 +371,10 @@ def read_sample(files: FileCache, shard: ShardRef, entry: dict, epoch: int = 0, 
         raise BadSample("loss_weight is not finite")
     return Sample(key=key, input_ids=ids, labels=labels, loss_weight=weights, vision=vision, epoch=epoch,
                   shard=_basename(shard.path), meta=meta)
+
+
+def _json_index(shard: ShardRef) -> str:
+    return shard.path[:-4] + INDEX_SUFFIX if shard.path.endswith(".tar") else str(shard.index)
 
 
 @functools.lru_cache(maxsize=4096)
