@@ -495,9 +495,9 @@ def markdown(res: dict) -> str:
                              f"**{ratio:.2f}x** (target ≥ 1.2x: {'met' if ratio >= 1.2 else 'NOT met'}).")
         parts = res["parts"]
         total = reads["ours-stored"]["cpu_s"] if "ours-stored" in reads else None
-        rest = f"; the rest of the {fmt_us(total)}, {fmt_us(max(total - sum(parts.values()), 0))}, is the bad-sample " \
-               "checks (token ids against the images, labels, finite weights, the meta key) and the per-sample " \
-               "Python around them" if total else ""
+        rest = f"; the rest of the {fmt_us(total)}, {fmt_us(max(total - sum(parts.values()), 0))} (by difference, " \
+               "not measured part by part), is the bad-sample checks (token ids against the images, labels, finite " \
+               "weights, the meta key), the memory-map lookups and the per-sample Python around them" if total else ""
         lines.append(f"* Where our time goes, each part alone on the same samples in this run: loading the index "
                      f"sidecars {fmt_us(parts['index'])} per sample (the binary `*.index.npy`, every row checked at "
                      f"once), `tokens.npy` parsed and copied {fmt_us(parts['tokens'])}, `meta.json` parsed "

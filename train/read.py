@@ -333,7 +333,9 @@ def read_sample(files: FileCache, shard: ShardRef, entry: dict, epoch: int = 0, 
     try:
         if len(fields) == 3:  # spec 1.4: meta.json, tokens.npy, image
             (m0, m1), (t0, t1), (v0, v1) = span.members
-            rec = tokens_array(mv[t0:t1]).copy()  # out of the shared read buffer; the fields are views of it
+            # the bytes copied out of the shared read buffer, then parsed in place (copying the bytes is cheaper than
+            # copying a packed structured array); the three fields are writable views of that copy
+            rec = tokens_array(bytearray(mv[t0:t1]))
             ids, labels, weights = rec["input_ids"], rec["labels"], rec["loss_weight"]
         else:  # specs 1.0-1.3: one member per token array
             (i0, i1), (l0, l1), (w0, w1), (m0, m1), (v0, v1) = span.members
