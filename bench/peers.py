@@ -328,7 +328,7 @@ def read_parts(dataset_dir: Path, count: int, repeat: int) -> dict[str, float]:
         return (e for s in shards for e in idx.get(s))
 
     makers = {"index": index_pass,
-              "tokens": lambda: (tokens_array(b["tokens.npy"]).copy() for b in blobs),
+              "tokens": lambda: (tokens_array(bytearray(b["tokens.npy"])) for b in blobs),  # as train.read does
               "meta": lambda: (decode_meta(b["meta.json"]) for b in blobs),
               "image": lambda: (image(b) for b in blobs)}
     return {k: v["cpu_s"] for k, v in time_passes(makers, count, repeat).items()}
