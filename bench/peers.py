@@ -3,7 +3,8 @@ same work, same output, one process, one core.
 
 Data: the demo raw tree (``pipelines.demo``, MIMIC-style chest X-rays, ``--studies`` studies) built into our
 shards twice: with the default ``vision.npy.zst`` at zstd level 3, and *stored* (``--zstd-level 0``: the image
-as a plain ``vision.npy`` member, spec 1.3, as large on disk as the peers' uncompressed formats, read in place). The peers' datasets are written
+as a plain ``vision.npy`` member, as large on disk as the peers' uncompressed formats, read in place); spec 1.4
+shards (one ``tokens.npy`` member, a binary index sidecar). The peers' datasets are written
 from the very same decoded samples (every array, the meta dict): MDS (``streaming.MDSWriter``, columns
 ``str``/``ndarray``/``json``, uncompressed and with shard-level ``zstd``) and LitData
 (``litdata.streaming.writer.BinaryWriter``, uncompressed chunks; meta as its JSON string).
@@ -12,7 +13,8 @@ Two measurements, each side over the same samples in the same order:
 
 * **Raw sample reads**: every sample decoded to ``key, input_ids, labels, loss_weight`` (1-D arrays),
   ``vision`` (uint8 ``[S, C, H, W, D]``) and ``meta`` (a dict; LitData's string is ``json.loads``-ed, MDS decodes
-  its ``json`` column itself). Ours = ``train.read.read_sample`` over the index entries (with its bad-sample
+  its ``json`` column itself). Ours = ``train.read.read_sample`` over the index entries (the binary index
+  sidecar of each shard loaded anew on every pass, as a peer's pass builds its dataset object; with its bad-sample
   checks; the zstd frame checksum at level 3; the stored image is a view of the memory-mapped shard); MDS = iterating ``streaming.StreamingDataset(local=...)``, and
   ``ds[i]`` for every ``i``; LitData = iterating
   ``litdata.StreamingDataset`` with ``batch_decode="auto"`` (its default) and ``batch_decode=0`` (per item).
@@ -202,7 +204,9 @@ def write_peers(peers: dict, samples: list[Sample], work: Path) -> dict[str, Pat
 
 
 def disk_bytes(path: Path) -> int:
-    return sum(p.stat().st_size for p in Path(path).rglob("*") if p.is_file() and not p.name.endswith(".json"))
+    """Bytes of the data files (index sidecars, ours and the peers' JSON ones, are not counted)."""
+    return sum(p.stat().st_size for p in Path(path).rglob("*")
+               if p.is_file() and not p.name.endswith((".json", ".index.npy")))
 
 
 # ============================================================================ raw reads
@@ -297,6 +301,50 @@ def time_passes(makers: dict, count: int, repeat: int, check=None) -> dict[str, 
                 times[k].append(t)
     return {k: {"cpu_s": statistics.median(c for c, _ in v) / count, "wall_s": statistics.median(w for _, w in v) / count,
                 "passes": repeat, "items": count} for k, v in times.items()}
+
+
+def read_parts(dataset_dir: Path, count: int, repeat: int) -> dict[str, float]:
+    """CPU seconds per sample of the parts of our raw read, each alone over the same samples (medians, like the
+    reads): ``index`` (loading every shard's index sidecar), ``tokens`` (the ``tokens.npy`` member parsed and copied),
+    ``meta`` (``meta.json`` parsed), ``image`` (the image member: a view of ``vision.npy`` or a zstd decode)."""
+    from shards_spec.codec import decode_meta, decode_vision, decode_vision_raw, tokens_array
+
+    shards = resolve_sources([SourceConfig(str(dataset_dir), splits=SPLITS)])["2d"]
+    _, _, items = load_ours(dataset_dir)
+    blobs = []
+    for shard, entry in items:
+        with open(shard.path, "rb") as fh:
+            got = {}
+            for field, (off, size) in entry["members"].items():
+                fh.seek(off)
+                got[field] = fh.read(size)
+            blobs.append(got)
+
+    def image(b):
+        return decode_vision_raw(b["vision.npy"]) if "vision.npy" in b else decode_vision(b["vision.npy.zst"])
+
+    def index_pass():
+        idx = IndexCache()
+        return (e for s in shards for e in idx.get(s))
+
+    makers = {"index": index_pass,
+              "tokens": lambda: (tokens_array(bytearray(b["tokens.npy"])) for b in blobs),  # as train.read does
+              "meta": lambda: (decode_meta(b["meta.json"]) for b in blobs),
+              "image": lambda: (image(b) for b in blobs)}
+    return {k: v["cpu_s"] for k, v in time_passes(makers, count, repeat).items()}
+
+
+def dense_write_s(repeat: int) -> float:
+    """CPU seconds per sample of materialising the dense ``vision_x`` of one batch (``[4, 1, 3, 512, 512, 4]``
+    float32 from the ``[4, 1, 1, 512, 512, 1]`` crops): the step every side's dense output shares."""
+    compact = torch.rand(BATCH, 1, 1, SIZE, SIZE, 1)
+    times = []
+    for _ in range(repeat + 1):
+        c0 = time.process_time()
+        for _ in range(4):
+            compact.expand(BATCH, 1, 3, SIZE, SIZE, DEPTH).contiguous()
+        times.append((time.process_time() - c0) / (4 * BATCH))
+    return statistics.median(times[1:])
 
 
 # ============================================================================ loaders
@@ -417,9 +465,11 @@ def markdown(res: dict) -> str:
         "Objects created by the imports are frozen (`gc.freeze()`) so that Python's full collections do not land on "
         "one side. Per-sample figures are CPU time of the whole process (all threads), median of "
         f"{res['repeat']} passes after a warm-up; wall time beside it. *ours, stored* is our shard built with "
-        "`--zstd-level 0` (spec 1.3: the image as a plain `vision.npy` member, the same bytes on disk as the peers' "
+        "`--zstd-level 0` (the image as a plain `vision.npy` member, the same bytes on disk as the peers' "
         "uncompressed formats, returned as a read-only view of the memory-mapped shard; no content checksum); *ours, "
-        "zstd 3* is the default build, which decompresses and checksums every image on every read.",
+        "zstd 3* is the default build, which decompresses and checksums every image on every read. Both are spec 1.4 "
+        "shards: the three token arrays in one `tokens.npy` member, and a binary index sidecar (`*.index.npy`) "
+        "that every pass loads anew. Index sidecars are not counted in the bytes on disk, ours or the peers'.",
         "",
         "### Raw sample reads",
         "",
@@ -443,20 +493,30 @@ def markdown(res: dict) -> str:
                 ratio = best / reads[k]["cpu_s"]
                 lines.append(f"* {reads[k]['label']} / fastest peer ({reads[fastest_read]['label']}): "
                              f"**{ratio:.2f}x** (target ≥ 1.2x: {'met' if ratio >= 1.2 else 'NOT met'}).")
-        lines.append(f"* Where our time goes, measured in this run on the same samples: the image member alone takes "
-                     f"{fmt_us(res['stored_decode_s'])} per sample stored (`decode_vision_raw`: header check and a view, "
-                     f"no copy) and {fmt_us(res['zstd_decode_s'])} at zstd 3 (`decode_vision`: decompression, XXH64 "
-                     "checksum). The rest is the token arrays (copied out of the map), `meta.json` and the bad-sample "
-                     "checks; each pass here also parses the per-sample index sidecars anew (a training worker parses "
-                     "each once). The peers check no token arrays; MDS reads each sample out of its file (a copy), "
-                     "LitData 0.2.76, like ours at level 0, slices a memory map (no copy). MDS's `zstd` bytes include "
-                     "the decompressed copy it keeps beside the shard.")
+        parts = res["parts"]
+        total = reads["ours-stored"]["cpu_s"] if "ours-stored" in reads else None
+        rest = f"; the rest of the {fmt_us(total)}, {fmt_us(max(total - sum(parts.values()), 0))} (by difference, " \
+               "not measured part by part), is the bad-sample checks (token ids against the images, labels, finite " \
+               "weights, the meta key), the memory-map lookups and the per-sample Python around them" if total else ""
+        lines.append(f"* Where our time goes, each part alone on the same samples in this run: loading the index "
+                     f"sidecars {fmt_us(parts['index'])} per sample (the binary `*.index.npy`, every row checked at "
+                     f"once), `tokens.npy` parsed and copied {fmt_us(parts['tokens'])}, `meta.json` parsed "
+                     f"{fmt_us(parts['meta'])} (the peers' users parse the same JSON: LitData's string with "
+                     f"`json.loads`, MDS its `json` column), the image member {fmt_us(res['stored_decode_s'])} stored "
+                     f"(`decode_vision_raw`: header check and a view, no copy) and {fmt_us(res['zstd_decode_s'])} at "
+                     f"zstd 3 (`decode_vision`: decompression, XXH64 checksum){rest}. The peers check no token "
+                     "arrays; MDS reads each sample out of its file (a copy), LitData 0.2.76, like ours stored, "
+                     "slices a memory map (no copy). MDS's `zstd` bytes include the decompressed copy it keeps beside "
+                     "the shard.")
         if "ours-stored" in reads and best / reads["ours-stored"]["cpu_s"] < 1.2:
-            lines.append("* What stands in the way of 1.2x: with the image read in place, what is left is per-sample "
-                         "Python work on five tar members (three token arrays parsed, checked and copied, `meta.json` "
-                         "parsed, the JSON index entry of each sample parsed and turned into a read span), where "
-                         "LitData slices one chunk's offset table. The next steps are format changes not made yet"
-                         ": one token member per sample instead of three, and a binary index sidecar.")
+            lines.append(f"* What stands in the way of 1.2x: the per-sample work listed above; of it, `meta.json` "
+                         f"({fmt_us(parts['meta'])}) is the same JSON parse the peers' readers do, and the checks are "
+                         "what keeps a hostile shard from crashing the trainer. Spec 1.4 already moved the token "
+                         "arrays into one member and the index into a binary sidecar.")
+        if "ours-zstd3" in reads:
+            lines.append(f"* At zstd 3 the image's decompression and checksum ({fmt_us(res['zstd_decode_s'])}) is "
+                         "most of our read; the peers compared here store images uncompressed (MDS's `zstd` "
+                         "decompresses whole shards once, to a copy on disk).")
     lines += ["", "### Model-ready loader", "",
               "Batches of 4: RadFM's RandomResizedCrop (same seeded box per sample on every side), bilinear "
               "resize to 512², uint8 → float [0, 1], grey → 3 channels and depth 1 → 4, tokens padded to the "
@@ -487,10 +547,19 @@ def markdown(res: dict) -> str:
                 lines.append(f"* {r['label']}, {out_kind} / fastest peer ({loads[fastest]['label']}): **{ratio:.2f}x** "
                              f"(target ≥ 1.2x: {'met' if ratio >= 1.2 else 'NOT met'}).")
     dense_bytes = BATCH * 3 * SIZE * SIZE * DEPTH * 4 / BATCH
-    if any(k.startswith("ours") and r["out"] == "dense" for k, r in loads.items()):
-        lines.append(f"* Dense output: every side writes the same {dense_bytes / 1e6:.1f} MB float32 tensor per sample, "
-                     "which dominates the time and is the same work everywhere; the broadcast rows show the loaders' "
-                     "own costs.")
+    dense_peers = {k: v for k, v in loads.items() if v["out"] == "dense" and not k.startswith("ours")}
+    if "ours-stored-dense" in loads and dense_peers:
+        w = res["dense_write_s"]
+        fastest = min(dense_peers, key=lambda k: dense_peers[k]["cpu_s"])
+        ours_d, peer_d = loads["ours-stored-dense"]["cpu_s"], dense_peers[fastest]["cpu_s"]
+        own = (f" Without it, ours stored {fmt_us(ours_d - w)} against {fmt_us(peer_d - w)}: "
+               f"**{(peer_d - w) / (ours_d - w):.2f}x** (the broadcast rows measure the loaders without that write)."
+               if ours_d > w and peer_d > w else "")
+        lines.append(f"* Dense output: every side writes the same {dense_bytes / 1e6:.1f} MB float32 tensor per sample; "
+                     f"that step alone (`expand(...).contiguous()` of a batch, measured in this run) takes "
+                     f"{fmt_us(w)} per sample, {w / ours_d:.0%} of ours stored ({fmt_us(ours_d)}) and {w / peer_d:.0%} "
+                     f"of the fastest peer's ({loads[fastest]['label']}, {fmt_us(peer_d)}): the same work on every "
+                     f"side.{own}")
     for out_kind in ("broadcast", "dense"):
         ttfb_peers = [v["ttfb_s"] for k, v in loads.items() if v["out"] == out_kind and not k.startswith("ours")]
         ttfb_ours = [v["ttfb_s"] for k, v in loads.items() if v["out"] == out_kind and k.startswith("ours")]
@@ -604,27 +673,12 @@ def main() -> None:
             reads[k] = {"label": label, "bytes": disk_bytes(path), **timed[k]}
             log(f"read {label}: {reads[k]['cpu_s'] * 1e6:.0f} us CPU, {reads[k]['wall_s'] * 1e6:.0f} us wall per sample")
 
-        # the image member alone, same samples: zstd decompression, or the in-place view of vision.npy
-        def member_bytes(dataset_dir):
-            _, idx, its = load_ours(dataset_dir)
-            out = []
-            for s, e in its:
-                field = "vision.npy" if "vision.npy" in e["members"] else "vision.npy.zst"
-                off, size = e["members"][field]
-                with open(s.path, "rb") as fh:
-                    fh.seek(off)
-                    out.append((field, fh.read(size)))
-            return out
-
-        from shards_spec.codec import decode_vision, decode_vision_raw
-
-        def decode_image(field, blob):
-            return decode_vision_raw(blob) if field == "vision.npy" else decode_vision(blob)
-
-        blobs = {"zstd3": member_bytes(data["zstd3"]), "stored": member_bytes(data["stored"])}
-        dec = time_passes({k: (lambda b=b: (decode_image(f, x) for f, x in b)) for k, b in blobs.items()}, n,
-                          args.repeat)
-        zstd_decode, stored_decode = dec["zstd3"]["cpu_s"], dec["stored"]["cpu_s"]
+        # the parts of our read, each alone on the same samples; the image member at zstd 3 too
+        parts = read_parts(data["stored"], n, args.repeat)
+        zstd_decode = read_parts(data["zstd3"], n, args.repeat)["image"]
+        stored_decode = parts["image"]
+        log("our read's parts, CPU per sample: " + ", ".join(f"{k} {v * 1e6:.1f} us" for k, v in parts.items())
+            + f"; zstd 3 image {zstd_decode * 1e6:.0f} us")
 
         batches = max(1, n // BATCH)
         loaders = {}
@@ -657,7 +711,8 @@ def main() -> None:
         res = {"date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
                "machine": machine(), "versions": peers["versions"], "stub": peers["stub"], "n_samples": n,
                "studies": args.studies, "repeat": args.repeat, "reads": reads, "loaders": loaders,
-               "zstd_decode_s": zstd_decode, "stored_decode_s": stored_decode,
+               "zstd_decode_s": zstd_decode, "stored_decode_s": stored_decode, "parts": parts,
+               "dense_write_s": dense_write_s(args.repeat),
                "ours_nogroup_eff": nogroup["token_efficiency"]}
         res["load"] = (load0, os.getloadavg()[0])
         res["wall_s"] = time.perf_counter() - start

@@ -54,6 +54,7 @@ from pipelines.worker import ShardPlan, WorkerEnv
 from shards_spec import storage
 from shards_spec.jsonio import json_bytes, read_json
 from shards_spec.layout import (
+    INDEX_BIN_SUFFIX,
     INDEX_SUFFIX,
     SPEC_VERSION,
     SPLITS,
@@ -220,7 +221,7 @@ def _shard_files(out: Path | str, dataset: str, splits: set[str] | None, listed:
     for path, stream, split in sorted(found, key=lambda f: str(f[0])):
         name = storage.name(path)
         if stream in STREAMS and (splits is None or split in splits) and name.startswith(f"{dataset}-") \
-                and name.endswith((".tar", INDEX_SUFFIX, STATS_SUFFIX)):
+                and name.endswith((".tar", INDEX_SUFFIX, INDEX_BIN_SUFFIX, STATS_SUFFIX)):
             files.append(path)
     return files
 
@@ -233,7 +234,7 @@ def remove_stale(out: Path | str, dataset: str, plans: Sequence[ShardPlan | Plan
     removed = []
     for path in _shard_files(out, dataset, splits, listed):
         name = storage.name(path)
-        stem = name[: -len(next(s for s in (".tar", INDEX_SUFFIX, STATS_SUFFIX) if name.endswith(s)))]
+        stem = name[: -len(next(s for s in (".tar", INDEX_SUFFIX, INDEX_BIN_SUFFIX, STATS_SUFFIX) if name.endswith(s)))]
         if stem not in wanted:
             storage.delete(path)
             removed.append(storage.relative(path, out))

@@ -38,7 +38,7 @@ from typing import Any
 import numpy as np
 
 from shards_spec import storage
-from shards_spec.codec import DecodeError, decode_member
+from shards_spec.codec import DecodeError
 from shards_spec.jsonio import loads, read_json
 from shards_spec.layout import (
     FIELD_INPUT_IDS,
@@ -46,10 +46,10 @@ from shards_spec.layout import (
     FIELD_LOSS_WEIGHT,
     FIELD_META,
     FIELD_VISION,
-    FIELDS,
     IGNORE_INDEX,
     MANIFEST_NAME,
     is_plain_relative,
+    sample_fields,
 )
 from shards_spec.reader import file_kind, iter_indexed_samples, iter_raw_samples, read_as_tar, run_cli
 from shards_spec.schema import SampleMeta, SchemaError, parse_manifest
@@ -244,7 +244,7 @@ def montage(images: list[tuple[str, np.ndarray]], out: Path, tile: int = 160, co
 
 def _decode(raw) -> tuple[SampleMeta, dict[str, Any]]:
     """A complete sample's members, decoded, and its typed meta (raises ``DecodeError`` / ``SchemaError``)."""
-    decoded = {field: decode_member(field, raw.members[field].data or b"") for field in FIELDS}
+    decoded = raw.decode()  # the token arrays by name and the image under vision.npy.zst, from any member set
     return SampleMeta.from_dict(decoded[FIELD_META]), decoded
 
 
@@ -262,11 +262,12 @@ def inspect(path: Path, show: int = 0, montage_path: Path | None = None, montage
         try:
             for raw in (iter_indexed_samples(tar) if storage.is_remote(tar) else iter_raw_samples(tar)):
                 where = f"{tar}#{raw.key}"
-                missing = [f for f in FIELDS if f not in raw.members]
+                fields = sample_fields(raw.members)
+                missing = [f for f in fields if f not in raw.members]
                 if missing:
                     summary.errors.append(f"{where}: missing members {missing}; skipped")
                     continue
-                extra = sorted(set(raw.members) - set(FIELDS))
+                extra = sorted(set(raw.members) - set(fields))
                 if extra:
                     summary.errors.append(f"{where}: unexpected members {extra} (ignored)")
                 try:
@@ -274,7 +275,7 @@ def inspect(path: Path, show: int = 0, montage_path: Path | None = None, montage
                 except (DecodeError, SchemaError) as exc:
                     summary.errors.append(f"{where}: {exc}; skipped")
                     continue
-                summary.add(meta, decoded, {f: raw.members[f].size for f in FIELDS})
+                summary.add(meta, decoded, {f: raw.members[f].size for f in fields})
                 group = (meta.dataset, meta.task) if per_task else ("", "")
                 printed = shown[group] < show
                 if printed:

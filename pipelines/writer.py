@@ -1,16 +1,17 @@
-"""Writes one shard: the tar (deterministic, atomic), its index sidecar and its stats marker.
+"""Writes one shard: the tar (deterministic, atomic), its index sidecars (JSON, and binary since spec 1.4) and its
+stats marker.
 
-Commit order: the old marker is removed, then tar -> index -> stats, each written under a temporary name, synced and
+Commit order: the old marker is removed, then tar -> index (JSON, then binary) -> stats, each written under a temporary name, synced and
 renamed, so the stats file (the completion marker) exists only when everything before it is complete, and a file
 under its final name is never partial. A build killed anywhere in between rebuilds that shard when rerun.
 
 On object storage (``--out s3://…``, :class:`RemoteShardWriter`) the tar is spooled to a local temporary file, then
 the same order holds with one PUT per object (an object appears whole or not at all): the old marker is deleted,
-then the tar, the index and the marker are uploaded.
+then the tar, the indexes and the marker are uploaded.
 
 Fault injection for tests (an environment variable, never a command-line flag): ``RADFM_TEST_KILL_AT=<point>[:N]``
 kills the process with SIGKILL at that point of its N-th shard commit (default the first). Points: ``tar`` (the tar
-renamed, no index or marker yet), ``index`` (the index written, no marker yet).
+renamed, no index or marker yet), ``index`` (both indexes written, no marker yet).
 """
 
 from __future__ import annotations
@@ -25,10 +26,11 @@ from pathlib import Path
 from typing import Any
 
 from shards_spec import storage
+from shards_spec.index_bin import encode_index
 from shards_spec.jsonio import json_bytes, write_json
-from shards_spec.layout import SPEC_VERSION, index_path, stats_path
+from shards_spec.layout import FIELDS, FIELDS_RAW, SPEC_VERSION, index_bin_path, index_path, stats_path
 from shards_spec.schema import IndexEntry, ShardIndex
-from shards_spec.tario import TarSink
+from shards_spec.tario import TarSink, atomic_write_bytes
 
 
 class _HashingFile:
@@ -97,6 +99,17 @@ def clean_temporaries(tar_path: Path) -> None:
         p.unlink(missing_ok=True)
 
 
+def _binary_index(entries: list[IndexEntry]) -> bytes | None:
+    """The binary index sidecar (spec 1.4) of a shard whose samples all have 1.4 member sets; ``None`` for a shard
+    written with other member sets (tests that build old-format shards), which then has only the JSON index."""
+    if any(set(e.members) not in _SETS_14 for e in entries):
+        return None
+    return encode_index(entries)
+
+
+_SETS_14 = (set(FIELDS), set(FIELDS_RAW))
+
+
 class ShardWriter:
     def __init__(self, tar_path: Path, mtime: int):
         self.tar_path = Path(tar_path)
@@ -135,6 +148,11 @@ class ShardWriter:
         _fault_point("tar")
         sha = self._hfile.sha256.hexdigest()
         write_json(index_path(self.tar_path), ShardIndex(SPEC_VERSION, self.tar_path.name, sha, tuple(self.entries)).to_dict())
+        binary = _binary_index(self.entries)
+        if binary is None:
+            Path(index_bin_path(self.tar_path)).unlink(missing_ok=True)
+        else:
+            atomic_write_bytes(Path(index_bin_path(self.tar_path)), binary)
         _fault_point("index")
         stats = {
             **stats,
@@ -182,6 +200,11 @@ class RemoteShardWriter(ShardWriter):
         sha = self._hfile.sha256.hexdigest()
         index = ShardIndex(SPEC_VERSION, self.tar_path.name, sha, tuple(self.entries)).to_dict()
         storage.write_bytes(index_path(self.tar_url), json_bytes(index))
+        binary = _binary_index(self.entries)
+        if binary is None:
+            storage.delete(index_bin_path(self.tar_url))
+        else:
+            storage.write_bytes(index_bin_path(self.tar_url), binary)
         _fault_point("index")
         stats = {**stats, "spec_version": SPEC_VERSION, "shard": self.tar_path.name, "sha256": sha,
                  "bytes": self._hfile.size, "samples": len(self.entries)}

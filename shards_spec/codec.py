@@ -1,15 +1,17 @@
 """Encoding and decoding of sample members (spec version 1).
 
-A sample is written as five tar members ``<key>.<field>``:
+A sample is written (spec 1.4) as three tar members ``<key>.<field>``:
 
 ========================  =====================================================
-``input_ids.npy``         int32 ``[L]``
-``labels.npy``            int32 ``[L]`` (-100 where ignored)
-``loss_weight.npy``       float32 ``[L]`` (0 ignored, 1 normal, 3 keyword)
 ``meta.json``             UTF-8 JSON, keys sorted
+``tokens.npy``            structured ``[L]`` of :data:`TOKENS_DTYPE`: ``input_ids`` int32, ``labels`` int32 (-100
+                          where ignored), ``loss_weight`` float32 (0 ignored, 1 normal, 3 keyword)
 ``vision.npy.zst``        zstd frame (content size + checksum) holding an ``.npy`` of uint8 ``[S, C, H, W, D]``
 ``vision.npy``            or (spec 1.3, ``zstd_level=0``) that ``.npy`` uncompressed
 ========================  =====================================================
+
+Specs 1.0-1.3 wrote the token arrays as three members (``input_ids.npy``, ``labels.npy``, ``loss_weight.npy``);
+:func:`decode_sample` reads both forms and always returns the three arrays under those field names.
 
 The encodings were chosen by measurement (docs/benchmarks.md, "Image member encoding").
 ``encode_sample(zstd_level=0)`` writes the image as a plain ``vision.npy`` member: a reader
@@ -42,9 +44,13 @@ from shards_spec.layout import (
     FIELD_LABELS,
     FIELD_LOSS_WEIGHT,
     FIELD_META,
+    FIELD_TOKENS,
     FIELD_VISION,
     FIELD_VISION_RAW,
 )
+
+#: The ``tokens.npy`` member's dtype (spec 1.4): one record per token, little-endian, packed (12 bytes).
+TOKENS_DTYPE = np.dtype([("input_ids", "<i4"), ("labels", "<i4"), ("loss_weight", "<f4")])
 
 #: dtype of every array member.
 DTYPES = {
@@ -77,6 +83,11 @@ _NPY_MAGIC = b"\x93NUMPY"
 _NPY_HEADER = re.compile(
     rb"\{'descr': '(?P<descr>[<|][biuf][1248])', 'fortran_order': False, 'shape': \((?P<shape>(?:\d+, ?)*\d*)\), \} *\n"
 )
+#: The header ``write_array`` writes for a ``TOKENS_DTYPE [L]`` array (spec 1.4 ``tokens.npy``).
+_TOKENS_HEADER = re.compile(
+    rb"\{'descr': \[\('input_ids', '<i4'\), \('labels', '<i4'\), \('loss_weight', '<f4'\)\], "
+    rb"'fortran_order': False, 'shape': \((?P<n>\d+),\), \} *\n"
+)
 _MAX_NPY_HEADER = 4096
 
 
@@ -87,7 +98,8 @@ def _parse_header(header: bytes) -> tuple[np.dtype, tuple[int, ...], int] | None
     """``(dtype, shape, item count)`` of a common header, ``None`` otherwise."""
     m = _NPY_HEADER.fullmatch(header)
     if m is None:
-        return None
+        t = _TOKENS_HEADER.fullmatch(header)
+        return None if t is None else (TOKENS_DTYPE, (int(t["n"]),), int(t["n"]))
     shape = tuple(int(x) for x in m["shape"].split(b",") if x.strip())
     count = 1
     for n in shape:
@@ -228,6 +240,33 @@ def decode_vision_raw(data) -> np.ndarray:
     return _vision_array(data, FIELD_VISION_RAW)
 
 
+def encode_tokens(input_ids, labels, loss_weight) -> bytes:
+    """The ``tokens.npy`` member (spec 1.4): the three ``[L]`` arrays as one ``TOKENS_DTYPE`` record array."""
+    ids = np.asarray(input_ids, dtype=np.int32)
+    if ids.ndim != 1 or np.shape(labels) != ids.shape or np.shape(loss_weight) != ids.shape:
+        raise ValueError(f"token arrays must be [L] of one length, got {ids.shape}, {np.shape(labels)}, "
+                         f"{np.shape(loss_weight)}")
+    rec = np.empty(ids.shape[0], dtype=TOKENS_DTYPE)
+    rec["input_ids"], rec["labels"], rec["loss_weight"] = ids, labels, loss_weight
+    return npy_bytes(rec)
+
+
+def tokens_array(data) -> np.ndarray:
+    """The ``TOKENS_DTYPE [L]`` array of a ``tokens.npy`` member: a view of ``data`` when its header is the
+    one :func:`encode_tokens` writes, else numpy's bounded reader (never unpickles); ``DecodeError`` for any
+    other dtype or shape."""
+    arr = load_npy(data, field=FIELD_TOKENS)
+    if arr.dtype != TOKENS_DTYPE or arr.ndim != 1:
+        raise DecodeError(f"{FIELD_TOKENS}: expected {TOKENS_DTYPE.descr} [L], got {arr.dtype} {arr.shape}")
+    return arr
+
+
+def split_tokens(rec: np.ndarray) -> dict[str, np.ndarray]:
+    """``{input_ids.npy, labels.npy, loss_weight.npy}`` of a ``tokens.npy`` array: contiguous, writable copies."""
+    return {FIELD_INPUT_IDS: np.ascontiguousarray(rec["input_ids"]), FIELD_LABELS: np.ascontiguousarray(rec["labels"]),
+            FIELD_LOSS_WEIGHT: np.ascontiguousarray(rec["loss_weight"])}
+
+
 def encode_meta(meta: dict[str, Any]) -> bytes:
     """Compact UTF-8 JSON, keys sorted; a lone surrogate (a file name that is not UTF-8) is written as its
     ``\\udcXX`` escape, so the bytes are always valid UTF-8."""
@@ -256,21 +295,16 @@ def encode_sample(
     vision: np.ndarray,
     zstd_level: int = 3,
 ) -> dict[str, bytes]:
-    """Member field -> payload bytes, for one sample. ``zstd_level=0``: the image as an uncompressed
-    ``vision.npy`` member (spec 1.3), else ``vision.npy.zst`` at that level."""
+    """Member field -> payload bytes, for one sample (spec 1.4: ``meta.json``, ``tokens.npy`` and the image).
+    ``zstd_level=0``: the image as an uncompressed ``vision.npy`` member (spec 1.3), else ``vision.npy.zst`` at
+    that level."""
     if zstd_level == 0:
         if vision.dtype != np.uint8 or vision.ndim != 5:
             raise ValueError(f"vision must be uint8 [S,C,H,W,D], got {vision.dtype} {vision.shape}")
         image = {FIELD_VISION_RAW: npy_bytes(vision)}
     else:
         image = {FIELD_VISION: encode_vision(vision, zstd_level)}
-    return {
-        FIELD_INPUT_IDS: npy_bytes(np.asarray(input_ids, dtype=np.int32)),
-        FIELD_LABELS: npy_bytes(np.asarray(labels, dtype=np.int32)),
-        FIELD_LOSS_WEIGHT: npy_bytes(np.asarray(loss_weight, dtype=np.float32)),
-        FIELD_META: encode_meta(meta),
-        **image,
-    }
+    return {FIELD_META: encode_meta(meta), FIELD_TOKENS: encode_tokens(input_ids, labels, loss_weight), **image}
 
 
 def decode_member(field: str, data) -> Any:
@@ -281,6 +315,8 @@ def decode_member(field: str, data) -> Any:
         return arr if arr.flags.writeable else arr.copy()
     if field == FIELD_META:
         return decode_meta(data)
+    if field == FIELD_TOKENS:
+        return tokens_array(data).copy()
     if field in DTYPES:
         arr = load_npy(data, field=field)
         if arr.dtype != DTYPES[field] or arr.ndim != 1:
@@ -291,9 +327,18 @@ def decode_member(field: str, data) -> Any:
 
 def decode_sample(members: dict[str, bytes]) -> dict[str, Any]:
     """Decode all members of a sample given as field -> bytes (e.g. a webdataset sample). The image comes back
-    under ``vision.npy.zst`` (``FIELD_VISION``) whichever member held it."""
-    return {(FIELD_VISION if field == FIELD_VISION_RAW else field): decode_member(field, data)
-            for field, data in members.items() if not field.startswith("__")}
+    under ``vision.npy.zst`` (``FIELD_VISION``) whichever member held it, and the token arrays under
+    ``input_ids.npy``, ``labels.npy``, ``loss_weight.npy`` whether they were one ``tokens.npy`` (1.4) or three
+    members (1.0-1.3)."""
+    out: dict[str, Any] = {}
+    for field, data in members.items():
+        if field.startswith("__"):
+            continue
+        if field == FIELD_TOKENS:
+            out.update(split_tokens(tokens_array(data)))
+        else:
+            out[FIELD_VISION if field == FIELD_VISION_RAW else field] = decode_member(field, data)
+    return out
 
 
 def webdataset_decoder(key: str, data: bytes) -> Any:

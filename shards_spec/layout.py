@@ -6,7 +6,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-SPEC_VERSION = "1.3"
+SPEC_VERSION = "1.4"
 
 #: The two shard streams. 2D and 3D samples never share a shard.
 STREAMS = ("2d", "3d")
@@ -83,15 +83,31 @@ def closest_depth(depth: int, choices) -> int:
 FIELD_VISION = "vision.npy.zst"  # uint8 [S, C, H, W, D], zstd-compressed .npy
 #: The same array as a plain ``.npy`` (spec 1.3, builds with ``--zstd-level 0``): read in place, no copy.
 FIELD_VISION_RAW = "vision.npy"
-FIELD_INPUT_IDS = "input_ids.npy"  # int32 [L]
+#: Spec 1.4: the three token arrays in one member, a structured ``.npy`` of ``TOKENS_DTYPE`` ``[L]``.
+FIELD_TOKENS = "tokens.npy"
+FIELD_INPUT_IDS = "input_ids.npy"  # int32 [L] (specs 1.0-1.3; a field of tokens.npy in 1.4)
 FIELD_LABELS = "labels.npy"  # int32 [L]
 FIELD_LOSS_WEIGHT = "loss_weight.npy"  # float32 [L]
 FIELD_META = "meta.json"
-FIELDS = (FIELD_INPUT_IDS, FIELD_LABELS, FIELD_LOSS_WEIGHT, FIELD_META, FIELD_VISION)
-#: The member sets a sample may have, in sorted field order: the image member is ``vision.npy.zst`` (default)
-#: or ``vision.npy`` (uncompressed), never both.
-FIELDS_RAW = (FIELD_INPUT_IDS, FIELD_LABELS, FIELD_LOSS_WEIGHT, FIELD_META, FIELD_VISION_RAW)
-SAMPLE_FIELDS = (FIELDS, FIELDS_RAW)
+#: The member sets a sample may have, in sorted field order. Spec 1.4 writes three members: ``meta.json``,
+#: ``tokens.npy`` and the image (``vision.npy.zst``, or ``vision.npy`` uncompressed, never both).
+FIELDS = (FIELD_META, FIELD_TOKENS, FIELD_VISION)
+FIELDS_RAW = (FIELD_META, FIELD_TOKENS, FIELD_VISION_RAW)
+#: Specs 1.0-1.3: one member per token array (1.3 also with ``vision.npy``); readers of 1.4 read them unchanged.
+FIELDS_13 = (FIELD_INPUT_IDS, FIELD_LABELS, FIELD_LOSS_WEIGHT, FIELD_META, FIELD_VISION)
+FIELDS_13_RAW = (FIELD_INPUT_IDS, FIELD_LABELS, FIELD_LOSS_WEIGHT, FIELD_META, FIELD_VISION_RAW)
+SAMPLE_FIELDS = (FIELDS, FIELDS_RAW, FIELDS_13, FIELDS_13_RAW)
+
+
+def sample_fields(fields) -> tuple[str, ...]:
+    """The member set of :data:`SAMPLE_FIELDS` a sample with member fields ``fields`` is meant to have: the 1.4
+    set when it has ``tokens.npy`` or no per-array token member, else the 1.0-1.3 set; the uncompressed-image
+    variant when it has ``vision.npy``. Compare with ``set(fields)`` to find missing or extra members."""
+    raw = FIELD_VISION_RAW in fields
+    if FIELD_TOKENS in fields or not any(f in fields for f in (FIELD_INPUT_IDS, FIELD_LABELS, FIELD_LOSS_WEIGHT)):
+        return FIELDS_RAW if raw else FIELDS
+    return FIELDS_13_RAW if raw else FIELDS_13
+
 
 KEY_RE = re.compile(r"^[a-z0-9_]+_[0-9a-f]{20}$")
 
@@ -99,6 +115,8 @@ KEY_RE = re.compile(r"^[a-z0-9_]+_[0-9a-f]{20}$")
 #: ``NNNNNN`` is the shard's node in the key trie (SPEC §2), at least six digits.
 SHARD_RE = re.compile(r"^(?P<dataset>[a-z0-9_]+)-(?P<split>[a-z]+)-(?P<stream>2d|3d)-(?P<index>\d{6,})\.tar$")
 INDEX_SUFFIX = ".index.json"
+#: Spec 1.4: the binary index sidecar (``shards_spec.index_bin``), beside the JSON one.
+INDEX_BIN_SUFFIX = ".index.npy"
 STATS_SUFFIX = ".stats.json"
 MANIFEST_NAME = "manifest.json"
 REJECTS_NAME = "rejects.jsonl"
@@ -142,6 +160,10 @@ def is_plain_relative(path: str) -> bool:
 
 def index_path(tar_path: Path | str) -> Path | str:
     return _sibling(tar_path, INDEX_SUFFIX)
+
+
+def index_bin_path(tar_path: Path | str) -> Path | str:
+    return _sibling(tar_path, INDEX_BIN_SUFFIX)
 
 
 def stats_path(tar_path: Path | str) -> Path | str:

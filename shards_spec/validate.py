@@ -24,6 +24,7 @@ import numpy as np
 
 from shards_spec import layout
 from shards_spec.codec import DecodeError
+from shards_spec.index_bin import decode_index, entries_of
 from shards_spec.jsonio import loads, read_json
 from shards_spec.layout import (
     FIELD_INPUT_IDS,
@@ -31,9 +32,6 @@ from shards_spec.layout import (
     FIELD_LOSS_WEIGHT,
     FIELD_META,
     FIELD_VISION,
-    FIELD_VISION_RAW,
-    FIELDS,
-    FIELDS_RAW,
     IGNORE_INDEX,
     IMAGE_SPAN_LEN,
     KEY_RE,
@@ -41,8 +39,10 @@ from shards_spec.layout import (
     SHARD_RE,
     SPEC_VERSION,
     ImageTokenIds,
+    index_bin_path,
     index_path,
     is_plain_relative,
+    sample_fields,
 )
 from shards_spec.reader import file_kind, iter_raw_samples, read_as_tar, run_cli
 from shards_spec.schema import IndexEntry, RejectSummary, SampleMeta, SchemaError, ShardIndex, parse_manifest
@@ -223,7 +223,7 @@ def check_tar(tar: Path, report: Report, limits: Limits, seen_keys: set[str] | N
                     report.add(sw, "key", "duplicate key in dataset")
                 seen_keys.add(raw.key)
             fields = set(raw.members)
-            expected = FIELDS_RAW if FIELD_VISION_RAW in fields else FIELDS
+            expected = sample_fields(fields)
             if fields != set(expected):
                 report.add(sw, "members", f"has {sorted(fields)}, expected {sorted(expected)}")
                 summaries.append(None)
@@ -287,6 +287,31 @@ def check_index(tar: Path, summaries: list[dict | None], report: Report) -> None
             if k in summary and got != summary[k]:
                 report.add(f"{where}#{summary['key']}", "index", f"{k}: index says {got!r}, tar has {summary[k]!r}")
                 break
+    check_index_bin(tar, entries, report)
+
+
+def check_index_bin(tar: Path, entries: list, report: Report) -> None:
+    """Spec 1.4 §4.2: the binary index sidecar, when present, holds exactly the JSON index's entries (without
+    ``task``). Its absence is no violation: readers then use the JSON sidecar."""
+    path = index_bin_path(tar)
+    if not path.exists():
+        return
+    where = str(path)
+    try:
+        binary = entries_of(decode_index(path.read_bytes()))
+    except (OSError, ValueError) as exc:
+        report.add(where, "index-bin", _reason(exc))
+        return
+    if len(binary) != len(entries):
+        report.add(where, "index-bin", f"{len(binary)} entries, the JSON index has {len(entries)}")
+        return
+    for i, (b, j) in enumerate(zip(binary, entries)):
+        want = {k: j.get(k) for k in b} if isinstance(j, dict) else None
+        if want is not None and isinstance(want.get("members"), dict):
+            want["members"] = {f: list(v) if isinstance(v, (list, tuple)) else v for f, v in want["members"].items()}
+        if b != want:
+            report.add(f"{where}#{i}", "index-bin", f"entry {b.get('key')!r} differs from the JSON index")
+            return
 
 
 def _kind(value: Any) -> str:

@@ -3,21 +3,26 @@
 This is the stream's per-sample hot path (``train.stream``), measured against MosaicML Streaming and LitData in
 ``bench/peers.py``. What it does per sample, and why it is cheap:
 
-* The index entry (SPEC §4) is turned once, on its first read, into a :class:`Span` (member offsets relative
-  to the sample's first member), so later epochs look nothing up or convert nothing; a malformed entry becomes
-  a span that carries its reason and makes the sample *bad* when read.
+* The index (SPEC §4) comes from the shard's binary sidecar ``*.index.npy`` (spec 1.4): one read, every row's
+  offsets checked at once and turned into :class:`Span` s (member offsets relative to the sample's first member)
+  before the first sample is read. Shards without one (1.0-1.3), or with one that is unusable or older than the JSON
+  sidecar, use the JSON sidecar, whose entries are turned into spans on their first read; either way later epochs
+  look nothing up or convert nothing, and a malformed entry becomes a span that carries its reason and makes the
+  sample *bad* when read.
 * Shards are memory-mapped (a small LRU, :class:`FileCache`): a sample's member span is decoded where it lies,
   with no read system call and no copy of the compressed bytes.
-* The token arrays are parsed in place (``shards_spec.codec.load_npy`` matches the common ``.npy`` header by a
-  strict pattern) and copied out of the map (a few hundred bytes each); ``meta.json`` is parsed once; the image member is
-  decompressed straight from the map by a per-thread zstd context into its own array; an uncompressed
+* The token arrays are one ``tokens.npy`` member (spec 1.4: a structured ``[L]`` array; its header matched by a
+  strict pattern, ``shards_spec.codec.tokens_array``) copied out of the map once, the three arrays being views of
+  that copy; 1.0-1.3 shards hold three members, each parsed and copied. ``meta.json`` is parsed once; the image
+  member is decompressed straight from the map by a per-thread zstd context into its own array; an uncompressed
   ``vision.npy`` member (spec 1.3, ``--zstd-level 0``) is a read-only view of the map itself (no copy: the map
   stays open while such an array lives, see :class:`FileCache`).
-* The checks that make a sample bad: an index entry without all five members (``vision.npy.zst`` or
-  ``vision.npy``, not both) or with a mistyped key, token count or member offsets, spans past the end of the tar,
-  undecodable members, a ``meta.json`` whose ``key`` is not the index's or whose ``special_ids.base_vocab`` is
-  not a positive int, inconsistent lengths, image-token ids beyond the sample's images, negative labels other
-  than -100, non-finite weights.
+* The checks that make a sample bad: an index entry without all its members (1.4: ``meta.json``, ``tokens.npy``
+  and ``vision.npy.zst`` or ``vision.npy``, not both; 1.0-1.3: the three token members instead of ``tokens.npy``)
+  or with a mistyped key, token count or member offsets, spans past the end of the tar, undecodable members, a
+  ``meta.json`` whose ``key`` is not the index's or whose ``special_ids.base_vocab`` is not a positive int,
+  inconsistent lengths, image-token ids beyond the sample's images, negative labels other than -100, non-finite
+  weights.
 
 What is checked is what the trainer uses, so that no value of a hostile shard can crash it and none is used
 unchecked. The full schema check of ``meta.json`` (``shards_spec.schema.SampleMeta``, every key and type) is the
@@ -39,7 +44,9 @@ from typing import NamedTuple
 import numpy as np
 
 from shards_spec import storage
-from shards_spec.codec import DTYPES, DecodeError, decode_meta, decode_vision, decode_vision_raw, load_npy
+from shards_spec.codec import DTYPES, DecodeError, decode_meta, decode_vision, decode_vision_raw, load_npy, tokens_array
+from shards_spec.index_bin import MAX_BYTES as MAX_INDEX_BYTES
+from shards_spec.index_bin import decode_index, entries_of
 from shards_spec.jsonio import loads
 from shards_spec.layout import (
     FIELD_INPUT_IDS,
@@ -52,6 +59,10 @@ from shards_spec.layout import (
     FIELDS_RAW,
     IGNORE_INDEX,
     IMAGE_TOKENS_PER_IMAGE,
+    INDEX_BIN_SUFFIX,
+    INDEX_SUFFIX,
+    index_bin_path,
+    sample_fields,
 )
 
 from .collate import Sample
@@ -73,14 +84,14 @@ def _warn(msg: str) -> None:
 # ============================================================================ index sidecars
 class Span(NamedTuple):
     """Where one sample's members lie: ``lo``/``size`` of the whole span and ``(start, stop)`` of each member
-    of ``FIELDS`` (or ``FIELDS_RAW``: ``raw_vision``) relative to ``lo``; or ``error`` for an entry that cannot
-    be read."""
+    relative to ``lo``, in the order of ``fields`` (one of ``SAMPLE_FIELDS``: the 1.4 ``meta.json``,
+    ``tokens.npy``, image, or the 1.0-1.3 five members); or ``error`` for an entry that cannot be read."""
 
     lo: int = 0
     size: int = 0
     members: tuple[tuple[int, int], ...] = ()
     error: str = ""
-    raw_vision: bool = False
+    fields: tuple[str, ...] = FIELDS
 
 
 def _kind(value) -> str:
@@ -90,27 +101,27 @@ def _kind(value) -> str:
 def entry_span(entry: dict) -> Span:
     """The read span of an index entry, or a span carrying why the entry cannot be used (every value the trainer
     takes from an entry is checked: ``key``, ``n_tokens``, ``members``). The common case (a str key, an int token
-    count, five ``[int, int]`` pairs) takes a straight path."""
+    count, the three ``[int, int]`` pairs of a 1.4 sample) takes a straight path."""
     members = entry.get("members")
-    if type(members) is dict and type(entry.get("key")) is str and type(entry.get("n_tokens", 0)) is int:
-        raw = FIELD_VISION_RAW in members
+    if type(members) is dict and len(members) == 3 and type(entry.get("key")) is str \
+            and type(entry.get("n_tokens", 0)) is int:
+        fields = FIELDS_RAW if FIELD_VISION_RAW in members else FIELDS
         try:
-            (a0, a1), (b0, b1), (c0, c1), (d0, d1), (v0, v1) = [members[f] for f in (FIELDS_RAW if raw else FIELDS)]
+            (a0, a1), (b0, b1), (v0, v1) = [members[f] for f in fields]
         except (KeyError, TypeError, ValueError):
             pass
         else:
-            if (type(a0) is type(a1) is type(b0) is type(b1) is type(c0) is type(c1) is type(d0) is type(d1)
-                    is type(v0) is type(v1) is int) and not (raw and FIELD_VISION in members):
-                lo = min(a0, b0, c0, d0, v0)
-                hi = max(a0 + a1, b0 + b1, c0 + c1, d0 + d1, v0 + v1)
-                if lo >= 0 and hi - lo <= MAX_SPAN and min(a1, b1, c1, d1, v1) >= 0:
-                    return Span(lo, hi - lo, ((a0 - lo, a0 - lo + a1), (b0 - lo, b0 - lo + b1), (c0 - lo, c0 - lo + c1),
-                                              (d0 - lo, d0 - lo + d1), (v0 - lo, v0 - lo + v1)), "", raw)
+            if type(a0) is type(a1) is type(b0) is type(b1) is type(v0) is type(v1) is int:
+                lo = min(a0, b0, v0)
+                hi = max(a0 + a1, b0 + b1, v0 + v1)
+                if lo >= 0 and hi - lo <= MAX_SPAN and min(a1, b1, v1) >= 0:
+                    return Span(lo, hi - lo, ((a0 - lo, a0 - lo + a1), (b0 - lo, b0 - lo + b1), (v0 - lo, v0 - lo + v1)),
+                                "", fields)
     return _entry_span_checked(entry)
 
 
 def _entry_span_checked(entry: dict) -> Span:
-    """:func:`entry_span` for anything unusual: says what is wrong."""
+    """:func:`entry_span` for anything else (1.0-1.3 entries, and what is wrong)."""
     if type(entry.get("key")) is not str:
         return Span(error=f"index entry key: expected str, got {_kind(entry.get('key'))}")
     n_tokens = entry.get("n_tokens", 0)
@@ -119,14 +130,16 @@ def _entry_span_checked(entry: dict) -> Span:
     members = entry.get("members")
     if not isinstance(members, dict):
         return Span(error="index entry has no members")
-    raw = FIELD_VISION_RAW in members
-    fields = FIELDS_RAW if raw else FIELDS
+    fields = sample_fields(members)
     try:
         pairs = [members[f] for f in fields]
     except KeyError:
         return Span(error=f"index entry lacks members {[f for f in fields if f not in members]}")
-    if raw and FIELD_VISION in members:
+    if FIELD_VISION_RAW in members and FIELD_VISION in members:
         return Span(error=f"index entry has both {FIELD_VISION} and {FIELD_VISION_RAW}")
+    extra = sorted(set(members) - set(fields))
+    if extra:
+        return Span(error=f"index entry has unexpected members {extra}")
     try:
         offsets = [p[0] for p in pairs]
         sizes = [p[1] for p in pairs]
@@ -138,7 +151,7 @@ def _entry_span_checked(entry: dict) -> Span:
     hi = max([o + n for o, n in zip(offsets, sizes)])
     if lo < 0 or min(sizes) < 0 or hi - lo > MAX_SPAN:
         return Span(error=f"implausible member span [{lo}, {hi})")
-    return Span(lo, hi - lo, tuple([(o - lo, o - lo + n) for o, n in zip(offsets, sizes)]), raw_vision=raw)
+    return Span(lo, hi - lo, tuple([(o - lo, o - lo + n) for o, n in zip(offsets, sizes)]), "", fields)
 
 
 def _scan_index(path: str) -> list[dict]:
@@ -173,6 +186,44 @@ class IndexCache:
 
     def _load(self, shard: ShardRef) -> None:
         remote = storage.is_remote(shard.path)
+        entries = None if remote else self._load_binary(shard)
+        if entries is None:
+            entries = self._load_json(shard, remote)
+        if shard.samples >= 0 and len(entries) != shard.samples:
+            _warn(f"{shard.name}: index lists {len(entries)} samples, manifest {shard.samples}; using the index")
+        self._cache[shard.path] = entries
+        self._owned.update(map(id, entries))
+
+    def _load_binary(self, shard: ShardRef) -> list[dict] | None:
+        """Entries and their spans from the binary sidecar (spec 1.4), every row checked before the first read;
+        ``None`` when there is none (older shards) or it cannot be used (then the JSON sidecar is read, after a
+        warning)."""
+        path = shard.path[:-4] + INDEX_BIN_SUFFIX if shard.path.endswith(".tar") else str(index_bin_path(shard.path))
+        try:
+            with open(path, "rb") as fh:
+                # a JSON sidecar written (edited) after the binary one wins: the binary one is stale
+                if os.stat(_json_index(shard)).st_mtime_ns > os.fstat(fh.fileno()).st_mtime_ns:
+                    return None
+                entries = entries_of(decode_index(fh.read(MAX_INDEX_BYTES + 1)))
+        except FileNotFoundError:  # no binary sidecar (specs 1.0-1.3), or no JSON one (then the JSON path warns)
+            return None
+        except (OSError, ValueError) as exc:
+            _warn(f"{path}: unusable binary index ({exc}); reading the JSON sidecar")
+            return None
+        spans = self._spans
+        for entry in entries:  # Python ints: no overflow; the same checks as entry_span
+            members = entry["members"]
+            (a0, a1), (b0, b1), (v0, v1) = members.values()
+            lo, hi = min(a0, b0, v0), max(a0 + a1, b0 + b1, v0 + v1)
+            if lo >= 0 and min(a1, b1, v1) >= 0 and hi - lo <= MAX_SPAN:
+                spans[id(entry)] = Span(lo, hi - lo, ((a0 - lo, a0 - lo + a1), (b0 - lo, b0 - lo + b1),
+                                                      (v0 - lo, v0 - lo + v1)), "",
+                                        FIELDS_RAW if FIELD_VISION_RAW in members else FIELDS)
+            else:
+                spans[id(entry)] = Span(error=f"implausible member span [{lo}, {hi}) in the binary index")
+        return entries
+
+    def _load_json(self, shard: ShardRef, remote: bool) -> list[dict]:
         try:
             if remote:
                 data = loads(storage.read_bytes(shard.index))
@@ -190,10 +241,7 @@ class IndexCache:
             else:
                 _warn(f"{shard.index}: unreadable index sidecar ({exc}); indexing by walking the tar")
                 entries = _scan_index(shard.path)
-        if shard.samples >= 0 and len(entries) != shard.samples:
-            _warn(f"{shard.name}: index lists {len(entries)} samples, manifest {shard.samples}; using the index")
-        self._cache[shard.path] = entries
-        self._owned.update(map(id, entries))
+        return entries
 
     def span(self, entry: dict) -> Span:
         span = self._spans.get(id(entry))
@@ -281,13 +329,21 @@ def read_sample(files: FileCache, shard: ShardRef, entry: dict, epoch: int = 0, 
     if span.error:
         raise BadSample(span.error)
     mv = _read_span(files, shard.path, span.lo, span.size)
-    (i0, i1), (l0, l1), (w0, w1), (m0, m1), (v0, v1) = span.members  # FIELDS / FIELDS_RAW order
+    fields = span.fields
     try:
-        ids = _tokens(FIELD_INPUT_IDS, mv[i0:i1])
-        labels = _tokens(FIELD_LABELS, mv[l0:l1])
-        weights = _tokens(FIELD_LOSS_WEIGHT, mv[w0:w1])
+        if len(fields) == 3:  # spec 1.4: meta.json, tokens.npy, image
+            (m0, m1), (t0, t1), (v0, v1) = span.members
+            # the bytes copied out of the shared read buffer, then parsed in place (copying the bytes is cheaper than
+            # copying a packed structured array); the three fields are writable views of that copy
+            rec = tokens_array(bytearray(mv[t0:t1]))
+            ids, labels, weights = rec["input_ids"], rec["labels"], rec["loss_weight"]
+        else:  # specs 1.0-1.3: one member per token array
+            (i0, i1), (l0, l1), (w0, w1), (m0, m1), (v0, v1) = span.members
+            ids = _tokens(FIELD_INPUT_IDS, mv[i0:i1])
+            labels = _tokens(FIELD_LABELS, mv[l0:l1])
+            weights = _tokens(FIELD_LOSS_WEIGHT, mv[w0:w1])
         meta = decode_meta(mv[m0:m1])
-        vision = decode_vision_raw(mv[v0:v1]) if span.raw_vision else decode_vision(mv[v0:v1])
+        vision = decode_vision_raw(mv[v0:v1]) if fields[-1] == FIELD_VISION_RAW else decode_vision(mv[v0:v1])
     except DecodeError as exc:
         raise BadSample(f"decode error: {exc}") from None
     if meta.get("key") != key:
@@ -317,6 +373,10 @@ def read_sample(files: FileCache, shard: ShardRef, entry: dict, epoch: int = 0, 
         raise BadSample("loss_weight is not finite")
     return Sample(key=key, input_ids=ids, labels=labels, loss_weight=weights, vision=vision, epoch=epoch,
                   shard=_basename(shard.path), meta=meta)
+
+
+def _json_index(shard: ShardRef) -> str:
+    return shard.path[:-4] + INDEX_SUFFIX if shard.path.endswith(".tar") else str(shard.index)
 
 
 @functools.lru_cache(maxsize=4096)

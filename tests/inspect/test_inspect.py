@@ -147,20 +147,20 @@ def test_inspect_goes_on_past_a_sample_missing_a_member(demo_shards, tmp_path, c
     def drop(key, members):
         if not dropped:
             dropped.append(key)
-            members.pop("labels.npy")
+            members.pop("tokens.npy")
         return members
 
     dataset = _mimic_copy(demo_shards, tmp_path, drop)
     total = sum(e["samples"] for e in json.loads((dataset / "manifest.json").read_text())["shards"])
     summary = inspect_path(dataset)
     assert summary.samples == total - 1
-    assert len(summary.errors) == 1 and dropped[0] in summary.errors[0] and "missing members ['labels.npy']" in summary.errors[0]
+    assert len(summary.errors) == 1 and dropped[0] in summary.errors[0] and "missing members ['tokens.npy']" in summary.errors[0]
     assert inspect_main([str(dataset / "manifest.json")]) == 1
     assert "problems: 1" in capsys.readouterr().out
     from shards_spec.validate import validate_paths
 
     found = validate_paths([str(dataset)]).violations
-    assert found and any(dropped[0] in v and "labels.npy" in v for v in found), found
+    assert found and any(dropped[0] in v and "tokens.npy" in v for v in found), found
 
 
 def test_inspect_and_validate_read_the_good_entries_of_a_bad_manifest(demo_shards, tmp_path, capsys):

@@ -70,7 +70,7 @@ def test_stock_webdataset_reads_shards(demo_shards):
         assert set(k for k in s if not k.startswith("__")) == set(FIELDS)
         mine = r.decode()
         assert np.array_equal(s["vision.npy.zst"], mine["vision.npy.zst"])
-        assert np.array_equal(s["input_ids.npy"], mine["input_ids.npy"])
+        assert np.array_equal(s["tokens.npy"]["input_ids"], mine["input_ids.npy"])  # spec 1.4: one token member
         assert s["meta.json"]["key"] == s["__key__"]
 
 

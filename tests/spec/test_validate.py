@@ -68,11 +68,24 @@ def test_untouched_copy_is_valid(demo_shards, tmp_path):
     assert violations_for(tmp_path, first_tar(demo_shards, "2d")) == []
 
 
+TOKEN_FIELDS = ("input_ids.npy", "labels.npy", "loss_weight.npy")
+
+
 def _edit(field, fn):
+    """Change one member of the first sample; a token array is changed inside ``tokens.npy`` (spec 1.4), or, when
+    the change makes the arrays' lengths differ (which one member cannot hold), written as the 1.0-1.3 members."""
     def mutate(key, members):
         if key == mutate.target or mutate.target is None:
             mutate.target = key
-            members[field] = fn(codec.decode_member(field, members[field]), members)
+            if field in TOKEN_FIELDS:
+                arrays = codec.decode_sample({"tokens.npy": members.pop("tokens.npy")})
+                arrays[field] = codec.decode_member(field, fn(arrays[field], members))
+                if len({a.shape for a in arrays.values()}) == 1:
+                    members["tokens.npy"] = codec.encode_tokens(*(arrays[f] for f in TOKEN_FIELDS))
+                else:
+                    members.update({f: codec.npy_bytes(arrays[f]) for f in TOKEN_FIELDS})
+            else:
+                members[field] = fn(codec.decode_member(field, members[field]), members)
         return key, members
     mutate.target = None
     return mutate
@@ -120,7 +133,7 @@ def test_validator_catches_layout_violations(demo_shards, tmp_path):
     def drop(key, members):
         if drop.done is None:
             drop.done = key
-            members.pop("labels.npy")
+            members.pop("tokens.npy")
         return key, members
     drop.done = None
     assert any(": members: " in v for v in violations_for(tmp_path / "a", src, drop))

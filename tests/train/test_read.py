@@ -91,17 +91,27 @@ def test_compressed_levels_are_unchanged():
 
 
 # ============================================================================================ read_sample
-def _write_shard(tmp_path: Path, samples: list[dict], level: int | str = 3) -> ShardRef:
-    """``level="stored-1.2"``: the image as a spec 1.0-1.2 stored zstd frame (``vision.npy.zst`` at level 0)."""
+def _write_shard(tmp_path: Path, samples: list[dict], level: int | str = 3, layout: str = "1.4") -> ShardRef:
+    """``level="stored-1.2"``: the image as a spec 1.0-1.2 stored zstd frame (``vision.npy.zst`` at level 0).
+    ``layout="1.3"`` (or a sample whose token arrays differ in length, which one ``tokens.npy`` cannot hold): the
+    1.0-1.3 token members. Only a JSON index is written (the binary one is tested in ``test_read_format.py``)."""
     tar = tmp_path / "t-train-2d-000000.tar"
     entries = []
     with open(tar, "wb") as fh:
         sink = TarSink(fh, 0)
         for i, s in enumerate(samples):
             key = f"t_{i:020x}"
-            members = codec.encode_sample(input_ids=s["ids"], labels=s["labels"], loss_weight=s["weights"],
-                                          meta={"key": key, "special_ids": {"base_vocab": 100}},
-                                          vision=s["vision"], zstd_level=3 if level == "stored-1.2" else level)
+            lengths = {len(s["ids"]), len(s["labels"]), len(s["weights"])}
+            image = codec.encode_sample(input_ids=[1], labels=[1], loss_weight=[1], meta={}, vision=s["vision"],
+                                        zstd_level=3 if level == "stored-1.2" else level)
+            members = {f: m for f, m in image.items() if f.startswith("vision.")}
+            members["meta.json"] = codec.encode_meta({"key": key, "special_ids": {"base_vocab": 100}})
+            if layout == "1.4" and len(lengths) == 1:
+                members["tokens.npy"] = codec.encode_tokens(s["ids"], s["labels"], s["weights"])
+            else:
+                members.update({"input_ids.npy": codec.npy_bytes(np.asarray(s["ids"], np.int32)),
+                                "labels.npy": codec.npy_bytes(np.asarray(s["labels"], np.int32)),
+                                "loss_weight.npy": codec.npy_bytes(np.asarray(s["weights"], np.float32))})
             if level == "stored-1.2":
                 members["vision.npy.zst"] = codec.encode_vision(s["vision"], level=0)
             recs = {f: sink.add(f"{key}.{f}", members[f]) for f in sorted(members)}
@@ -120,8 +130,9 @@ def _good(n=6) -> dict:
             "vision": np.random.default_rng(n).integers(0, 256, (1, 1, 8, 8, 1), dtype=np.uint8)}
 
 
+@pytest.mark.parametrize("layout", ["1.4", "1.3"])
 @pytest.mark.parametrize("level", [0, 3])
-def test_every_bad_sample_check(tmp_path, level):
+def test_every_bad_sample_check(tmp_path, level, layout):
     cases = {
         "good": _good(36),
         "negative token id": {**_good(36), "ids": np.array([1, -4, 5], np.int32),
@@ -135,7 +146,7 @@ def test_every_bad_sample_check(tmp_path, level):
         "huge but finite": {**_good(36), "weights": np.full(36, 3e38, np.float32)},
         "disagree": {**_good(36), "labels": _good(36)["labels"][:-1]},
     }
-    shard = _write_shard(tmp_path, list(cases.values()), level)
+    shard = _write_shard(tmp_path, list(cases.values()), level, layout)
     index, files = IndexCache(), FileCache(2)
     entries = index.get(shard)
     for (name, case), entry in zip(cases.items(), entries):
@@ -191,7 +202,7 @@ def test_uncompressed_image_member_is_a_view_of_the_map_and_old_stored_frames_st
 
     old = tmp_path / "old"
     old.mkdir()
-    shard = _write_shard(old, [good], "stored-1.2")
+    shard = _write_shard(old, [good], "stored-1.2", "1.3")
     entry = IndexCache().get(shard)[0]
     assert "vision.npy.zst" in entry["members"]
     smp = read_sample(FileCache(1), shard, entry, 0, IndexCache())

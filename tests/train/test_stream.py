@@ -388,7 +388,7 @@ def test_truncated_shard_and_missing_members(demo_shards, tmp_path):
         fh.truncate(entries[-1]["offset"] + 700)
     idx = tar.with_name(tar.name.replace(".tar", ".index.json"))
     data = json.loads(idx.read_text())
-    del data["samples"][0]["members"]["labels.npy"]
+    del data["samples"][0]["members"]["tokens.npy"]  # the JSON sidecar, edited after the binary one, wins
     idx.write_text(json.dumps(data))
     shards = resolve_source(SourceConfig(brace(shard_tars(tar.parent, 2))))
     it = StreamDataset(shards, _cfg("2d", 2, block=20)).batches(0, 1)
@@ -460,7 +460,7 @@ def test_mistyped_meta_and_index_entries_are_bad_samples_not_crashes(demo_shards
             meta.update({"special_ids": [0, 1, 2]} if key == meta_list else {"key": "mimic_" + "f" * 20})
             members["meta.json"] = codec.encode_meta(meta)
         elif key == no_labels:
-            members.pop("labels.npy")
+            members.pop("tokens.npy")
         return members
 
     dataset = edit_dataset(demo_shards / "mimic", tmp_path / "mimic", mutate)
@@ -472,7 +472,7 @@ def test_mistyped_meta_and_index_entries_are_bad_samples_not_crashes(demo_shards
     def retype(entries):
         entries[3]["n_tokens"] = "many"
         entries[4]["key"] = 5
-        entries[5]["members"]["labels.npy"] = {"offset": 1}
+        entries[5]["members"]["tokens.npy"] = {"offset": 1}
 
     edit_index(tars[0], retype)
     shards = resolve_sources([SourceConfig(str(dataset))])["2d"]
@@ -488,7 +488,7 @@ def test_mistyped_meta_and_index_entries_are_bad_samples_not_crashes(demo_shards
     expected = {
         meta_list: "meta.json: special_ids list",
         meta_key: "does not match the index",
-        no_labels: "index entry lacks members ['labels.npy']",
+        no_labels: "index entry lacks members ['tokens.npy']",
         deep: "meta.json: invalid JSON (JSON nested too deeply to parse)",
         n_tokens_str: "index entry n_tokens: expected int, got str",
         5: "index entry key: expected str, got int",
