@@ -48,7 +48,7 @@ class KeywordMatcher:
             words = normalise_term(term)
             if words and len(words) <= MAX_TERM_WORDS:
                 self._terms.setdefault(words, term.strip().lower())
-        self._longest = max((len(w) for w in self._terms), default=0)
+        self._index()
         self._nlp = _load_spacy(spacy_model) if spacy_model else None
         self.description = f"lexicon:{len(self._terms)}" + (f"+spacy:{spacy_model}" if spacy_model else "")
 
@@ -63,10 +63,19 @@ class KeywordMatcher:
         clone._terms = dict(self._terms)
         for term in extra:
             clone._terms.setdefault(normalise_term(term), term.strip().lower())
-        clone._longest = max(len(w) for w in clone._terms)
+        clone._index()
         clone._nlp = self._nlp
         clone.description = self.description.replace(f"lexicon:{len(self._terms)}", f"lexicon:{len(clone._terms)}")
         return clone
+
+    def _index(self) -> None:
+        """Per first word, the lengths (> 1 word, longest first) of the terms starting with it: only those n-grams
+        can match at a word (singularising touches the last word only), so :meth:`find` tries no others."""
+        lengths: dict[str, set[int]] = {}
+        for words in self._terms:
+            if len(words) > 1:
+                lengths.setdefault(words[0], set()).add(len(words))
+        self._multi = {first: tuple(sorted(ns, reverse=True)) for first, ns in lengths.items()}
 
     def _lookup(self, key: tuple[str, ...]) -> str | None:
         """Exact n-gram, else the n-gram with its last word singularised (-ies, -es, -s)."""
@@ -80,19 +89,20 @@ class KeywordMatcher:
         return None
 
     def find(self, text: str) -> list[tuple[int, int, str]]:
-        words = [(m.start(), m.end(), m.group().lower()) for m in _WORD.finditer(text)]
+        matches = list(_WORD.finditer(text))
+        words = [m.group().lower() for m in matches]
         spans: list[tuple[int, int, str]] = []
-        i = 0
-        while i < len(words):
-            for n in range(min(self._longest, len(words) - i), 0, -1):
-                key = tuple(w for _, _, w in words[i : i + n])
-                term = self._lookup(key)
-                if term:
-                    spans.append((words[i][0], words[i + n - 1][1], term))
-                    i += n
+        i, count, multi = 0, len(words), self._multi
+        while i < count:
+            n, term = 1, None
+            for n in multi.get(words[i], ()):  # longest first, as the plain n = longest..1 search would find
+                if n <= count - i and (term := self._lookup(tuple(words[i : i + n]))):
                     break
-            else:
-                i += 1
+            if not term:
+                n, term = 1, self._lookup((words[i],))
+            if term:
+                spans.append((matches[i].start(), matches[i + n - 1].end(), term))
+            i += n
         if self._nlp is not None:
             spans = _merge(spans, [(e.start_char, e.end_char, e.text.lower()) for e in self._nlp(text).ents])
         return spans

@@ -30,6 +30,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -65,22 +66,41 @@ class Encoded:
 
 
 # --- layout --------------------------------------------------------------------------------------------------------
-# A sample's text as a list of elements: an int is an image index (its 34-token span), a tuple is one character
-# (char, part, index into the original question/answer).
-_Element = int | tuple[str, int, int]
+# A sample's text as a list of items: an int is an image index (its 34-token span), a _Run is a stretch of text
+# between image positions.
 
 
-def _elements(text: str, part: int, placements: list[tuple[int, int]]) -> list[_Element]:
-    """Rule 1 for one part: ``placements`` are (image index, p) in image order."""
+@dataclass
+class _Run:
+    text: str
+    answer_index: Sequence[int] | None  # per character of ``text``: its index in the original answer (None: not answer)
+
+
+def _items(text: str, part: int, placements: list[tuple[int, int]]) -> list[int | _Run]:
+    """Rule 1 for one part: ``placements`` are (image index, p) in image order; every image goes before character
+    ``_insert_at(p)``, and ``•`` leaves the answer."""
     buckets: dict[int, list[int]] = {}
     for image_index, p in placements:
         buckets.setdefault(_insert_at(p, len(text)), []).append(image_index)
-    out: list[_Element] = []
-    for i in range(len(text) + 1):
-        out.extend(buckets.get(i, ()))
-        if i < len(text) and not (part == _ANSWER and text[i] == BULLET):
-            out.append((text[i], part, i))
+    out: list[int | _Run] = []
+    start = 0
+    for at in sorted(buckets):
+        if at > start:
+            out.append(_run(text, part, start, at))
+        out.extend(buckets[at])
+        start = at
+    if start < len(text):
+        out.append(_run(text, part, start, len(text)))
     return out
+
+
+def _run(text: str, part: int, lo: int, hi: int) -> _Run:
+    if part != _ANSWER:
+        return _Run(text[lo:hi], None)
+    if BULLET not in text[lo:hi]:
+        return _Run(text[lo:hi], range(lo, hi))
+    kept = [i for i in range(lo, hi) if text[i] != BULLET]
+    return _Run("".join(text[i] for i in kept), kept)
 
 
 def _insert_at(p: int, length: int) -> int:
@@ -95,62 +115,102 @@ class _Tokens:
     image_starts: dict[int, int]  # image index -> token index of its <image>
 
 
-def _tokenize(tok: Tokenizer, elements: list[_Element]) -> _Tokens:
+def _tokenize(tok: Tokenizer, items: list[int | _Run]) -> _Tokens:
     """Rules 3: cut at image spans, strip whitespace touching a span, encode each chunk alone."""
     image = tok.ids
     out = _Tokens([], [], {})
-    chunk: list[tuple[str, int, int]] = []
+    texts: list[str] = []
+    answer_index: list[int] = []
+    answer_from = -1  # chunk position where the answer characters begin (they end every chunk they are in)
     after_image = False
 
     def flush(before_image: bool) -> None:
-        lo, hi = 0, len(chunk)
+        text = "".join(texts)
+        lo, hi = 0, len(text)
         if after_image:
-            while lo < hi and chunk[lo][0].isspace():
-                lo += 1
+            lo = hi - len(text.lstrip())  # str.strip's whitespace is str.isspace's
         if before_image:
-            while hi > lo and chunk[hi - 1][0].isspace():
-                hi -= 1
-        part = chunk[lo:hi]
-        if not part:
+            hi = lo + len(text[lo:].rstrip())
+        if lo >= hi:
             return
-        for tid, b, e in tok.encode_chunk("".join(c for c, _, _ in part)):
-            covered = [i for _, where, i in part[b:e] if where == _ANSWER]
+        first_answer = answer_from if answer_from >= 0 else hi
+        for tid, b, e in tok.encode_chunk(text[lo:hi]):
+            first = max(b + lo, first_answer)
+            last = e + lo
             out.ids.append(tid)
-            out.answer_chars.append((covered[0], covered[-1] + 1) if covered else None)
+            out.answer_chars.append(
+                (answer_index[first - answer_from], answer_index[last - 1 - answer_from] + 1) if last > first else None)
 
-    for el in elements:
-        if isinstance(el, int):
+    for item in items:
+        if isinstance(item, int):
             flush(before_image=True)
-            chunk = []
-            out.image_starts[el] = len(out.ids)
-            out.ids.extend(image.span(el))
-            out.answer_chars.extend([None] * len(image.span(el)))
+            texts, answer_index, answer_from = [], [], -1
+            out.image_starts[item] = len(out.ids)
+            span = image.span(item)
+            out.ids.extend(span)
+            out.answer_chars.extend([None] * len(span))
             after_image = True
-        else:
-            chunk.append(el)
+        elif item.text:
+            if item.answer_index is not None:
+                if answer_from < 0:
+                    answer_from = sum(map(len, texts))
+                answer_index.extend(item.answer_index)
+            texts.append(item.text)
     flush(before_image=False)
     return out
+
+
+_QUESTION_LENGTHS: dict[tuple, int] = {}
+
+
+def _question_length(tok: Tokenizer, question: str, q_place: list[tuple[int, int]], q_items: list[int | _Run]) -> int:
+    """RadFM's question_length: BOS + the question encoded alone (memoised: prompts repeat across samples)."""
+    key = (tok.fingerprint, tok.max_images, question, tuple(q_place))
+    n = _QUESTION_LENGTHS.get(key)
+    if n is None:
+        if len(_QUESTION_LENGTHS) >= 65536:
+            _QUESTION_LENGTHS.clear()
+        n = _QUESTION_LENGTHS[key] = 1 + len(_tokenize(tok, q_items).ids)
+    return n
+
+
+def _keyword_chars(keyword_spans: list[tuple[int, int, str]], length: int) -> bytearray:
+    """Per answer character (and one past the end): 1 where a keyword span covers it."""
+    mask = bytearray(length + 1)
+    for start, end, _ in keyword_spans:
+        mask[max(start, 0):max(end, 0)] = b"\x01" * max(0, min(end, length + 1) - max(start, 0))
+    return mask
 
 
 def _encode_once(tok: Tokenizer, question: str, answer: str, placements: list[ImagePlacement],
                  keyword_spans: list[tuple[int, int, str]], keyword_weight: float) -> Encoded:
     q_place = [(i, p.char) for i, p in enumerate(placements) if p.where == "question"]
     a_place = [(i, p.char) for i, p in enumerate(placements) if p.where != "question"]
-    q_elements = _elements(question, _QUESTION, q_place)
-    joined = _tokenize(tok, q_elements + [(" ", _SEPARATOR, 0)] + _elements(answer, _ANSWER, a_place))
-    n_question = 1 + len(_tokenize(tok, q_elements).ids)  # RadFM's question_length: BOS + the question alone
+    q_items = _items(question, _QUESTION, q_place)
+    joined = _tokenize(tok, q_items + [_Run(" ", None)] + _items(answer, _ANSWER, a_place))
+    n_question = _question_length(tok, question, q_place, q_items)
 
     ids = [tok.bos_id, *joined.ids, tok.eos_id]
     chars = [None, *joined.answer_chars, None]
-    base = tok.identity.base_vocab
+    base, pad = tok.identity.base_vocab, tok.pad_id
+    # a token's answer characters [a, b) overlap a keyword span [s, e) (s < b and a < e) exactly when one of them is
+    # in the span, for non-empty spans; an empty keyword span (only a foreign entity model could give one) is tested
+    # the plain way
+    plain = any(e <= s for s, e, _ in keyword_spans)
+    mask = _keyword_chars(keyword_spans, len(answer)) if keyword_spans and not plain else None
     labels, weights = [], []
     for i, (t, span) in enumerate(zip(ids, chars)):
-        if i < n_question or t >= base or t == tok.pad_id:
+        if i < n_question or t >= base or t == pad:
             labels.append(IGNORE_INDEX)
             weights.append(WEIGHT_IGNORED)
             continue
         labels.append(t)
-        hit = span is not None and any(span[0] < k_end and span[1] > k_start for k_start, k_end, _ in keyword_spans)
+        if span is None or not keyword_spans:
+            hit = False
+        elif mask is not None:
+            hit = 1 in mask[span[0]:span[1]]
+        else:
+            hit = any(span[0] < k_end and span[1] > k_start for k_start, k_end, _ in keyword_spans)
         weights.append(keyword_weight if hit else WEIGHT_NORMAL)
     spans = [{"image": i, "where": p.where, "char": p.char, "token_start": 1 + joined.image_starts[i]}
              for i, p in enumerate(placements)]

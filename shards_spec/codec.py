@@ -195,10 +195,22 @@ def encode_vision(vision: np.ndarray, level: int = 3) -> bytes:
         return stored_zstd_frame(npy_bytes(vision))
     # Single-threaded, so the frame is a pure function of the bytes; the frame checksum (XXH64) lets the
     # reader detect corrupted pixel data instead of decoding it into a wrong image.
-    return zstandard.ZstdCompressor(level=level, write_content_size=True, write_checksum=True).compress(npy_bytes(vision))
+    return _compressor(level).compress(npy_bytes(vision))
 
 
 _local = threading.local()
+
+
+def _compressor(level: int) -> zstandard.ZstdCompressor:
+    """One compression context per thread and level, reused from frame to frame (a fresh context costs an
+    allocation and initialisation of its tables each time; the frames it writes are the same bytes)."""
+    cache = getattr(_local, "compressors", None)
+    if cache is None:
+        cache = _local.compressors = {}
+    c = cache.get(level)
+    if c is None:
+        c = cache[level] = zstandard.ZstdCompressor(level=level, write_content_size=True, write_checksum=True)
+    return c
 
 
 def _decompressor() -> zstandard.ZstdDecompressor:
