@@ -47,8 +47,11 @@ from shards_spec.layout import (
     FIELD_META,
     FIELD_VISION,
     FIELDS,
+    FIELDS_BY_IMAGE,
     IGNORE_INDEX,
+    IMAGE_FIELDS,
     MANIFEST_NAME,
+    image_field,
     is_plain_relative,
 )
 from shards_spec.reader import file_kind, iter_indexed_samples, iter_raw_samples, read_as_tar, run_cli
@@ -244,8 +247,15 @@ def montage(images: list[tuple[str, np.ndarray]], out: Path, tile: int = 160, co
 
 def _decode(raw) -> tuple[SampleMeta, dict[str, Any]]:
     """A complete sample's members, decoded, and its typed meta (raises ``DecodeError`` / ``SchemaError``)."""
-    decoded = {field: decode_member(field, raw.members[field].data or b"") for field in FIELDS}
+    fields = _fields(raw)
+    decoded = {(FIELD_VISION if field in IMAGE_FIELDS else field): decode_member(field, raw.members[field].data or b"")
+               for field in fields}  # the image as [S, C, H, W, D] under FIELD_VISION, whichever member held it
     return SampleMeta.from_dict(decoded[FIELD_META]), decoded
+
+
+def _fields(raw) -> tuple[str, ...]:
+    """The member set a sample should have, by its image member (``vision.npy.zst`` when it has none or several)."""
+    return FIELDS_BY_IMAGE.get(image_field(raw.members), FIELDS)
 
 
 def inspect(path: Path, show: int = 0, montage_path: Path | None = None, montage_max: int = 48, tokenizer=None,
@@ -262,11 +272,12 @@ def inspect(path: Path, show: int = 0, montage_path: Path | None = None, montage
         try:
             for raw in (iter_indexed_samples(tar) if storage.is_remote(tar) else iter_raw_samples(tar)):
                 where = f"{tar}#{raw.key}"
-                missing = [f for f in FIELDS if f not in raw.members]
+                fields = _fields(raw)
+                missing = [f for f in fields if f not in raw.members]
                 if missing:
                     summary.errors.append(f"{where}: missing members {missing}; skipped")
                     continue
-                extra = sorted(set(raw.members) - set(FIELDS))
+                extra = sorted(set(raw.members) - set(fields))
                 if extra:
                     summary.errors.append(f"{where}: unexpected members {extra} (ignored)")
                 try:
@@ -274,7 +285,7 @@ def inspect(path: Path, show: int = 0, montage_path: Path | None = None, montage
                 except (DecodeError, SchemaError) as exc:
                     summary.errors.append(f"{where}: {exc}; skipped")
                     continue
-                summary.add(meta, decoded, {f: raw.members[f].size for f in FIELDS})
+                summary.add(meta, decoded, {(FIELD_VISION if f in IMAGE_FIELDS else f): raw.members[f].size for f in fields})
                 group = (meta.dataset, meta.task) if per_task else ("", "")
                 printed = shown[group] < show
                 if printed:

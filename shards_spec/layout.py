@@ -6,7 +6,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-SPEC_VERSION = "1.3"
+SPEC_VERSION = "1.4"
 
 #: The two shard streams. 2D and 3D samples never share a shard.
 STREAMS = ("2d", "3d")
@@ -91,7 +91,23 @@ FIELDS = (FIELD_INPUT_IDS, FIELD_LABELS, FIELD_LOSS_WEIGHT, FIELD_META, FIELD_VI
 #: The member sets a sample may have, in sorted field order: the image member is ``vision.npy.zst`` (default)
 #: or ``vision.npy`` (uncompressed), never both.
 FIELDS_RAW = (FIELD_INPUT_IDS, FIELD_LABELS, FIELD_LOSS_WEIGHT, FIELD_META, FIELD_VISION_RAW)
-SAMPLE_FIELDS = (FIELDS, FIELDS_RAW)
+#: Spec 1.4, 3D stream: the image as uint8 ``[S, C, D, H, W]`` (each image's slices contiguous: compresses better
+#: than depth-fastest ``[S, C, H, W, D]``); readers return the ``[S, C, H, W, D]`` view of it.
+FIELD_SLICES = "slices.npy.zst"
+FIELD_SLICES_RAW = "slices.npy"
+FIELDS_SLICES = (FIELD_INPUT_IDS, FIELD_LABELS, FIELD_LOSS_WEIGHT, FIELD_META, FIELD_SLICES)
+FIELDS_SLICES_RAW = (FIELD_INPUT_IDS, FIELD_LABELS, FIELD_LOSS_WEIGHT, FIELD_META, FIELD_SLICES_RAW)
+SAMPLE_FIELDS = (FIELDS, FIELDS_RAW, FIELDS_SLICES, FIELDS_SLICES_RAW)
+#: The image members: exactly one per sample. Compressed ones are zstd frames; ``slices`` ones hold [S, C, D, H, W].
+IMAGE_FIELDS = (FIELD_VISION, FIELD_VISION_RAW, FIELD_SLICES, FIELD_SLICES_RAW)
+#: image member -> the member set of a sample holding it, in sorted field order.
+FIELDS_BY_IMAGE = {fields[-1]: fields for fields in SAMPLE_FIELDS}
+
+
+def image_field(fields) -> str | None:
+    """The one image member among ``fields`` (member names of a sample); None when there is none or several."""
+    found = [f for f in IMAGE_FIELDS if f in fields]
+    return found[0] if len(found) == 1 else None
 
 KEY_RE = re.compile(r"^[a-z0-9_]+_[0-9a-f]{20}$")
 

@@ -12,9 +12,10 @@ This is the stream's per-sample hot path (``train.stream``), measured against Mo
   strict pattern) and copied out of the map (a few hundred bytes each); ``meta.json`` is parsed once; the image member is
   decompressed straight from the map by a per-thread zstd context into its own array; an uncompressed
   ``vision.npy`` member (spec 1.3, ``--zstd-level 0``) is a read-only view of the map itself (no copy: the map
-  stays open while such an array lives, see :class:`FileCache`).
-* The checks that make a sample bad: an index entry without all five members (``vision.npy.zst`` or
-  ``vision.npy``, not both) or with a mistyped key, token count or member offsets, spans past the end of the tar,
+  stays open while such an array lives, see :class:`FileCache`). A 3D image stored slices-contiguous (spec 1.4,
+  ``slices.npy.zst`` / ``slices.npy``: ``[S, C, D, H, W]``) is returned as its ``[S, C, H, W, D]`` view.
+* The checks that make a sample bad: an index entry without all five members (exactly one image member:
+  ``vision.npy.zst``, ``vision.npy``, ``slices.npy.zst`` or ``slices.npy``) or with a mistyped key, token count or member offsets, spans past the end of the tar,
   undecodable members, a ``meta.json`` whose ``key`` is not the index's or whose ``special_ids.base_vocab`` is
   not a positive int, inconsistent lengths, image-token ids beyond the sample's images, negative labels other
   than -100, non-finite weights.
@@ -39,7 +40,7 @@ from typing import NamedTuple
 import numpy as np
 
 from shards_spec import storage
-from shards_spec.codec import DTYPES, DecodeError, decode_meta, decode_vision, decode_vision_raw, load_npy
+from shards_spec.codec import DTYPES, DecodeError, decode_image, decode_meta, load_npy
 from shards_spec.jsonio import loads
 from shards_spec.layout import (
     FIELD_INPUT_IDS,
@@ -47,11 +48,11 @@ from shards_spec.layout import (
     FIELD_LOSS_WEIGHT,
     FIELD_META,
     FIELD_VISION,
-    FIELD_VISION_RAW,
-    FIELDS,
-    FIELDS_RAW,
+    FIELDS_BY_IMAGE,
     IGNORE_INDEX,
+    IMAGE_FIELDS,
     IMAGE_TOKENS_PER_IMAGE,
+    image_field,
 )
 
 from .collate import Sample
@@ -73,14 +74,14 @@ def _warn(msg: str) -> None:
 # ============================================================================ index sidecars
 class Span(NamedTuple):
     """Where one sample's members lie: ``lo``/``size`` of the whole span and ``(start, stop)`` of each member
-    of ``FIELDS`` (or ``FIELDS_RAW``: ``raw_vision``) relative to ``lo``; or ``error`` for an entry that cannot
-    be read."""
+    of ``FIELDS_BY_IMAGE[image]`` (the sample's image member: ``vision.npy.zst``, ``vision.npy``, or, spec 1.4,
+    ``slices.npy.zst`` / ``slices.npy``) relative to ``lo``; or ``error`` for an entry that cannot be read."""
 
     lo: int = 0
     size: int = 0
     members: tuple[tuple[int, int], ...] = ()
     error: str = ""
-    raw_vision: bool = False
+    image: str = FIELD_VISION
 
 
 def _kind(value) -> str:
@@ -93,19 +94,19 @@ def entry_span(entry: dict) -> Span:
     count, five ``[int, int]`` pairs) takes a straight path."""
     members = entry.get("members")
     if type(members) is dict and type(entry.get("key")) is str and type(entry.get("n_tokens", 0)) is int:
-        raw = FIELD_VISION_RAW in members
+        image = image_field(members)
         try:
-            (a0, a1), (b0, b1), (c0, c1), (d0, d1), (v0, v1) = [members[f] for f in (FIELDS_RAW if raw else FIELDS)]
+            (a0, a1), (b0, b1), (c0, c1), (d0, d1), (v0, v1) = [members[f] for f in FIELDS_BY_IMAGE[image]]
         except (KeyError, TypeError, ValueError):
             pass
         else:
             if (type(a0) is type(a1) is type(b0) is type(b1) is type(c0) is type(c1) is type(d0) is type(d1)
-                    is type(v0) is type(v1) is int) and not (raw and FIELD_VISION in members):
+                    is type(v0) is type(v1) is int):
                 lo = min(a0, b0, c0, d0, v0)
                 hi = max(a0 + a1, b0 + b1, c0 + c1, d0 + d1, v0 + v1)
                 if lo >= 0 and hi - lo <= MAX_SPAN and min(a1, b1, c1, d1, v1) >= 0:
                     return Span(lo, hi - lo, ((a0 - lo, a0 - lo + a1), (b0 - lo, b0 - lo + b1), (c0 - lo, c0 - lo + c1),
-                                              (d0 - lo, d0 - lo + d1), (v0 - lo, v0 - lo + v1)), "", raw)
+                                              (d0 - lo, d0 - lo + d1), (v0 - lo, v0 - lo + v1)), "", image)
     return _entry_span_checked(entry)
 
 
@@ -119,14 +120,15 @@ def _entry_span_checked(entry: dict) -> Span:
     members = entry.get("members")
     if not isinstance(members, dict):
         return Span(error="index entry has no members")
-    raw = FIELD_VISION_RAW in members
-    fields = FIELDS_RAW if raw else FIELDS
+    present = [f for f in IMAGE_FIELDS if f in members]
+    if len(present) > 1:
+        return Span(error=f"index entry has more than one image member: both {' and '.join(present)}")
+    image = present[0] if present else FIELD_VISION
+    fields = FIELDS_BY_IMAGE[image]
     try:
         pairs = [members[f] for f in fields]
     except KeyError:
         return Span(error=f"index entry lacks members {[f for f in fields if f not in members]}")
-    if raw and FIELD_VISION in members:
-        return Span(error=f"index entry has both {FIELD_VISION} and {FIELD_VISION_RAW}")
     try:
         offsets = [p[0] for p in pairs]
         sizes = [p[1] for p in pairs]
@@ -138,7 +140,7 @@ def _entry_span_checked(entry: dict) -> Span:
     hi = max([o + n for o, n in zip(offsets, sizes)])
     if lo < 0 or min(sizes) < 0 or hi - lo > MAX_SPAN:
         return Span(error=f"implausible member span [{lo}, {hi})")
-    return Span(lo, hi - lo, tuple([(o - lo, o - lo + n) for o, n in zip(offsets, sizes)]), raw_vision=raw)
+    return Span(lo, hi - lo, tuple([(o - lo, o - lo + n) for o, n in zip(offsets, sizes)]), image=image)
 
 
 def _scan_index(path: str) -> list[dict]:
@@ -281,13 +283,13 @@ def read_sample(files: FileCache, shard: ShardRef, entry: dict, epoch: int = 0, 
     if span.error:
         raise BadSample(span.error)
     mv = _read_span(files, shard.path, span.lo, span.size)
-    (i0, i1), (l0, l1), (w0, w1), (m0, m1), (v0, v1) = span.members  # FIELDS / FIELDS_RAW order
+    (i0, i1), (l0, l1), (w0, w1), (m0, m1), (v0, v1) = span.members  # FIELDS_BY_IMAGE[span.image] order
     try:
         ids = _tokens(FIELD_INPUT_IDS, mv[i0:i1])
         labels = _tokens(FIELD_LABELS, mv[l0:l1])
         weights = _tokens(FIELD_LOSS_WEIGHT, mv[w0:w1])
         meta = decode_meta(mv[m0:m1])
-        vision = decode_vision_raw(mv[v0:v1]) if span.raw_vision else decode_vision(mv[v0:v1])
+        vision = decode_image(span.image, mv[v0:v1])  # [S, C, H, W, D] (a view of [S, C, D, H, W] for slices)
     except DecodeError as exc:
         raise BadSample(f"decode error: {exc}") from None
     if meta.get("key") != key:
