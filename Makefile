@@ -85,11 +85,13 @@ $(BENCH_STAMP): $(STAMP) pyproject.toml
 		print(' '.join(tomllib.load(open('pyproject.toml', 'rb'))['project']['optional-dependencies']['bench']))")
 	$(PYTHON) -c "import bench.peers as p; found = p.import_peers(); \
 		assert found['streaming'] and found['litdata'], 'a benchmark peer does not import'"
+	$(PYTHON) -c "import monai.transforms"
 	touch $(BENCH_STAMP)
 
 bench: setup $(BENCH_STAMP)
 	$(PYTHON) bench/encoding.py
 	$(PYTHON) bench/build.py
+	$(PYTHON) bench/volume3d.py
 	$(PYTHON) bench/embedding.py
 	$(PYTHON) bench/loader.py
 	$(PYTHON) bench/peers.py

@@ -54,6 +54,7 @@ from pipelines.sources import BuildContext, get_source  # noqa: E402
 from pipelines.text import encode_text  # noqa: E402
 from pipelines.worker import ShardPlan, WorkerEnv, _matcher, _tokenizer, build_sample, build_shard, load_images  # noqa: E402
 from shards_spec.codec import encode_vision, npy_bytes  # noqa: E402
+from shards_spec.layout import image_field  # noqa: E402
 from shards_spec.reader import iter_raw_samples  # noqa: E402
 
 torch.set_num_threads(1)
@@ -263,7 +264,7 @@ def bench_3d(raw: Path, work: Path) -> tuple[list, float]:
     for tar in sorted((work / "3d").rglob("*.tar")):
         for raw_sample in iter_raw_samples(tar):
             s, c, h, w, d = json.loads(raw_sample.members["meta.json"].data)["vision_shape"]
-            size = raw_sample.members["vision.npy.zst"].size
+            size = raw_sample.members[image_field(raw_sample.members)].size  # spec 1.4: slices.npy.zst
             volumes += s
             ours += size
             radfm += s * (3 * h * w * d + 128)

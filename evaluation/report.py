@@ -14,7 +14,7 @@ import numpy as np
 from evaluation.score import group_key, markdown_table
 from shards_spec.codec import decode_member
 from shards_spec.jsonio import read_json
-from shards_spec.layout import FIELD_VISION, index_path
+from shards_spec.layout import image_field, index_path
 from shards_spec.tario import atomic_write_bytes
 
 THUMB_SIZE = 160
@@ -38,10 +38,11 @@ def read_vision(shard: str, key: str) -> np.ndarray | None:
     try:
         for entry in read_json(index_path(shard))["samples"]:
             if entry["key"] == key:
-                offset, size = entry["members"][FIELD_VISION]
+                field = image_field(entry["members"])
+                offset, size = entry["members"][field]
                 with open(shard, "rb") as fh:
                     fh.seek(offset)
-                    return decode_member(FIELD_VISION, fh.read(size))
+                    return decode_member(field, fh.read(size))
     except (OSError, ValueError, KeyError, TypeError):
         return None
     return None

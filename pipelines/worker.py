@@ -142,6 +142,7 @@ def build_sample(job: Job, env: WorkerEnv, stage: _Stage | None = None) -> tuple
         meta=meta.to_dict(),
         vision=vision,
         zstd_level=env.config.shard.zstd_level,
+        slices=job.record.stream == "3d",  # spec 1.4: 3D images stored slices-contiguous
     )
     return members, SampleSummary(spec.task, int(enc.input_ids.size), int(vision.shape[0]), int(vision.shape[-1]))
 

@@ -28,7 +28,7 @@ from typing import Any
 from shards_spec import storage
 from shards_spec.index_bin import encode_index
 from shards_spec.jsonio import json_bytes, write_json
-from shards_spec.layout import FIELDS, FIELDS_RAW, SPEC_VERSION, index_bin_path, index_path, stats_path
+from shards_spec.layout import FIELDS_BY_IMAGE, SPEC_VERSION, index_bin_path, index_path, stats_path
 from shards_spec.schema import IndexEntry, ShardIndex
 from shards_spec.tario import TarSink, atomic_write_bytes
 
@@ -107,7 +107,7 @@ def _binary_index(entries: list[IndexEntry]) -> bytes | None:
     return encode_index(entries)
 
 
-_SETS_14 = (set(FIELDS), set(FIELDS_RAW))
+_SETS_14 = tuple(set(fields) for fields in FIELDS_BY_IMAGE.values())
 
 
 class ShardWriter:

@@ -8,10 +8,14 @@ A sample is written (spec 1.4) as three tar members ``<key>.<field>``:
                           where ignored), ``loss_weight`` float32 (0 ignored, 1 normal, 3 keyword)
 ``vision.npy.zst``        zstd frame (content size + checksum) holding an ``.npy`` of uint8 ``[S, C, H, W, D]``
 ``vision.npy``            or (spec 1.3, ``zstd_level=0``) that ``.npy`` uncompressed
+``slices.npy.zst``        or (spec 1.4, 3D stream) the image as uint8 ``[S, C, D, H, W]`` (slices contiguous)
+``slices.npy``            or that ``.npy`` uncompressed
 ========================  =====================================================
 
 Specs 1.0-1.3 wrote the token arrays as three members (``input_ids.npy``, ``labels.npy``, ``loss_weight.npy``);
 :func:`decode_sample` reads both forms and always returns the three arrays under those field names.
+Every reader gets the image as ``[S, C, H, W, D]`` (:func:`decode_image`): for a ``slices`` member, the transposed
+view of the stored array (no copy).
 
 The encodings were chosen by measurement (docs/benchmarks.md, "Image member encoding").
 ``encode_sample(zstd_level=0)`` writes the image as a plain ``vision.npy`` member: a reader
@@ -44,9 +48,12 @@ from shards_spec.layout import (
     FIELD_LABELS,
     FIELD_LOSS_WEIGHT,
     FIELD_META,
+    FIELD_SLICES,
+    FIELD_SLICES_RAW,
     FIELD_TOKENS,
     FIELD_VISION,
     FIELD_VISION_RAW,
+    IMAGE_FIELDS,
 )
 
 #: The ``tokens.npy`` member's dtype (spec 1.4): one record per token, little-endian, packed (12 bytes).
@@ -59,6 +66,8 @@ DTYPES = {
     FIELD_LOSS_WEIGHT: np.dtype(np.float32),
     FIELD_VISION: np.dtype(np.uint8),
     FIELD_VISION_RAW: np.dtype(np.uint8),
+    FIELD_SLICES: np.dtype(np.uint8),
+    FIELD_SLICES_RAW: np.dtype(np.uint8),
 }
 
 #: Upper bound on a decoded image member (64 images of 3x512x512x64 would be 3 GiB;
@@ -277,6 +286,44 @@ def split_tokens(rec: np.ndarray) -> dict[str, np.ndarray]:
     """``{input_ids.npy, labels.npy, loss_weight.npy}`` of a ``tokens.npy`` array: contiguous, writable copies."""
     return {FIELD_INPUT_IDS: np.ascontiguousarray(rec["input_ids"]), FIELD_LABELS: np.ascontiguousarray(rec["labels"]),
             FIELD_LOSS_WEIGHT: np.ascontiguousarray(rec["loss_weight"])}
+def decode_slices(data, max_bytes: int = MAX_VISION_BYTES) -> np.ndarray:
+    """The ``[S, C, H, W, D]`` view of a ``slices.npy.zst`` member's ``[S, C, D, H, W]`` array (no copy)."""
+    try:
+        return decode_vision(data, max_bytes).transpose(0, 1, 3, 4, 2)
+    except DecodeError as exc:
+        raise DecodeError(str(exc).replace(FIELD_VISION, FIELD_SLICES, 1)) from None
+
+
+def decode_slices_raw(data) -> np.ndarray:
+    """The ``[S, C, H, W, D]`` view of a ``slices.npy`` member's ``[S, C, D, H, W]`` array (no copy)."""
+    return _vision_array(data, FIELD_SLICES_RAW).transpose(0, 1, 3, 4, 2)
+
+
+_IMAGE_DECODERS = {FIELD_VISION: decode_vision, FIELD_VISION_RAW: decode_vision_raw,
+                   FIELD_SLICES: decode_slices, FIELD_SLICES_RAW: decode_slices_raw}
+
+
+def decode_image(field: str, data) -> np.ndarray:
+    """The uint8 ``[S, C, H, W, D]`` image of any image member (``IMAGE_FIELDS``): a read-only view where the
+    member allows (see each decoder)."""
+    return _IMAGE_DECODERS[field](data)
+
+
+def encode_image(vision: np.ndarray, zstd_level: int = 3, slices: bool = False) -> dict[str, bytes]:
+    """The image member of a sample from uint8 ``[S, C, H, W, D]``: ``vision.npy.zst`` at ``zstd_level``
+    (``vision.npy`` when 0), or with ``slices`` (spec 1.4, the 3D stream) ``slices.npy.zst`` / ``slices.npy``
+    holding ``[S, C, D, H, W]`` (a copy only when ``vision`` is not already a view of that layout,
+    ``pipelines.imaging.stack_sample``'s 3D output)."""
+    if vision.dtype != np.uint8 or vision.ndim != 5:
+        raise ValueError(f"vision must be uint8 [S,C,H,W,D], got {vision.dtype} {vision.shape}")
+    if slices:
+        stored = np.ascontiguousarray(vision.transpose(0, 1, 4, 2, 3))
+        if zstd_level == 0:
+            return {FIELD_SLICES_RAW: npy_bytes(stored)}
+        return {FIELD_SLICES: encode_vision(stored, zstd_level)}
+    if zstd_level == 0:
+        return {FIELD_VISION_RAW: npy_bytes(vision)}
+    return {FIELD_VISION: encode_vision(vision, zstd_level)}
 
 
 def encode_meta(meta: dict[str, Any]) -> bytes:
@@ -306,24 +353,21 @@ def encode_sample(
     meta: dict[str, Any],
     vision: np.ndarray,
     zstd_level: int = 3,
+    slices: bool = False,
 ) -> dict[str, bytes]:
     """Member field -> payload bytes, for one sample (spec 1.4: ``meta.json``, ``tokens.npy`` and the image).
     ``zstd_level=0``: the image as an uncompressed ``vision.npy`` member (spec 1.3), else ``vision.npy.zst`` at
-    that level."""
-    if zstd_level == 0:
-        if vision.dtype != np.uint8 or vision.ndim != 5:
-            raise ValueError(f"vision must be uint8 [S,C,H,W,D], got {vision.dtype} {vision.shape}")
-        image = {FIELD_VISION_RAW: npy_bytes(vision)}
-    else:
-        image = {FIELD_VISION: encode_vision(vision, zstd_level)}
+    that level; ``slices`` (spec 1.4, 3D samples): ``slices.npy(.zst)`` holding ``[S, C, D, H, W]``
+    (:func:`encode_image`)."""
+    image = encode_image(vision, zstd_level, slices)
     return {FIELD_META: encode_meta(meta), FIELD_TOKENS: encode_tokens(input_ids, labels, loss_weight), **image}
 
 
 def decode_member(field: str, data) -> Any:
     """Decode one member by its field name (``input_ids.npy``, ``meta.json`` …). Arrays come back writable and
     owning their memory (the trainer's hot path, ``train.read``, uses the zero-copy functions instead)."""
-    if field in (FIELD_VISION, FIELD_VISION_RAW):
-        arr = decode_vision(data) if field == FIELD_VISION else decode_vision_raw(data)
+    if field in IMAGE_FIELDS:
+        arr = decode_image(field, data)
         return arr if arr.flags.writeable else arr.copy()
     if field == FIELD_META:
         return decode_meta(data)
@@ -339,7 +383,7 @@ def decode_member(field: str, data) -> Any:
 
 def decode_sample(members: dict[str, bytes]) -> dict[str, Any]:
     """Decode all members of a sample given as field -> bytes (e.g. a webdataset sample). The image comes back
-    under ``vision.npy.zst`` (``FIELD_VISION``) whichever member held it, and the token arrays under
+    as ``[S, C, H, W, D]`` under ``vision.npy.zst`` (``FIELD_VISION``) whichever member held it, and the token arrays under
     ``input_ids.npy``, ``labels.npy``, ``loss_weight.npy`` whether they were one ``tokens.npy`` (1.4) or three
     members (1.0-1.3)."""
     out: dict[str, Any] = {}
@@ -349,7 +393,7 @@ def decode_sample(members: dict[str, bytes]) -> dict[str, Any]:
         if field == FIELD_TOKENS:
             out.update(split_tokens(tokens_array(data)))
         else:
-            out[FIELD_VISION if field == FIELD_VISION_RAW else field] = decode_member(field, data)
+            out[FIELD_VISION if field in IMAGE_FIELDS else field] = decode_member(field, data)
     return out
 
 

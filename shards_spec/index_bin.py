@@ -9,7 +9,8 @@ One record per sample, in tar order, of :func:`index_dtype` (``key`` is ``S<k>``
 ``offset``         ``<i8``    header offset of the sample's first member
 ``size``           ``<i8``    bytes from ``offset`` to the end of its last member's data
 ``members``        ``<i8``    ``[3, 2]``: ``(data offset, size)`` of ``meta.json``, ``tokens.npy`` and the image
-``vision_raw``     ``u1``     1 when the image member is ``vision.npy`` (uncompressed), 0 for ``vision.npy.zst``
+``image``          ``u1``     which image member: its position in ``IMAGE_FIELDS`` (0 ``vision.npy.zst``, 1
+                              ``vision.npy``, 2 ``slices.npy.zst``, 3 ``slices.npy``)
 ``n_tokens``       ``<i4``    as in the JSON index
 ``n_images``       ``<i4``
 ``depth``          ``<i4``
@@ -30,9 +31,9 @@ from typing import Any
 
 import numpy as np
 
-from shards_spec.layout import FIELD_META, FIELD_TOKENS, FIELD_VISION, FIELD_VISION_RAW, FIELDS, FIELDS_RAW
+from shards_spec.layout import FIELD_META, FIELD_TOKENS, FIELDS_BY_IMAGE, IMAGE_FIELDS, image_field
 
-_FIXED = [("offset", "<i8"), ("size", "<i8"), ("members", "<i8", (3, 2)), ("vision_raw", "u1"),
+_FIXED = [("offset", "<i8"), ("size", "<i8"), ("members", "<i8", (3, 2)), ("image", "u1"),
           ("n_tokens", "<i4"), ("n_images", "<i4"), ("depth", "<i4")]
 NAMES = ("key",) + tuple(f[0] for f in _FIXED)
 #: Largest key width accepted (keys are ``<dataset>_<20 hex>``).
@@ -52,11 +53,11 @@ def encode_index(entries) -> bytes:
     keys = [r["key"].encode("ascii") for r in rows]
     arr = np.zeros(len(rows), dtype=index_dtype(max([len(k) for k in keys], default=1)))
     for i, (r, k) in enumerate(zip(rows, keys)):
-        raw = FIELD_VISION_RAW in r["members"]
-        fields = FIELDS_RAW if raw else FIELDS
+        image = image_field(r["members"])
+        fields = FIELDS_BY_IMAGE.get(image, ())
         if set(r["members"]) != set(fields):
             raise ValueError(f"{r['key']}: members {sorted(r['members'])} are not a spec 1.4 member set")
-        arr[i] = (k, r["offset"], r["size"], [list(r["members"][f]) for f in fields], int(raw),
+        arr[i] = (k, r["offset"], r["size"], [list(r["members"][f]) for f in fields], IMAGE_FIELDS.index(image),
                   r["n_tokens"], r["n_images"], r["depth"])
     buf = io.BytesIO()
     np.lib.format.write_array(buf, arr, allow_pickle=False)
@@ -118,13 +119,15 @@ def entries_of(arr: np.ndarray) -> list[dict[str, Any]]:
     meta, tokens = FIELD_META, FIELD_TOKENS
     try:
         # two conversions to Python objects in all (a subarray field in a row would come back as an ndarray)
-        rows = arr[["key", "offset", "size", "vision_raw", "n_tokens", "n_images", "depth"]].tolist()
-        for (key, off, size, raw, n_tok, n_img, depth), (m, t, v) in zip(rows, arr["members"].tolist()):
+        rows = arr[["key", "offset", "size", "image", "n_tokens", "n_images", "depth"]].tolist()
+        for (key, off, size, image, n_tok, n_img, depth), (m, t, v) in zip(rows, arr["members"].tolist()):
             out.append({"key": key.decode("ascii"), "offset": off, "size": size,
-                        "members": {meta: m, tokens: t, (FIELD_VISION_RAW if raw else FIELD_VISION): v},
+                        "members": {meta: m, tokens: t, IMAGE_FIELDS[image]: v},
                         "n_tokens": n_tok, "n_images": n_img, "depth": depth})
     except UnicodeDecodeError as exc:
         raise ValueError(f"binary index key is not ASCII ({exc})") from None
+    except IndexError:
+        raise ValueError(f"binary index names an image member beyond the {len(IMAGE_FIELDS)} known") from None
     return out
 
 

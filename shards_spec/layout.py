@@ -89,24 +89,57 @@ FIELD_INPUT_IDS = "input_ids.npy"  # int32 [L] (specs 1.0-1.3; a field of tokens
 FIELD_LABELS = "labels.npy"  # int32 [L]
 FIELD_LOSS_WEIGHT = "loss_weight.npy"  # float32 [L]
 FIELD_META = "meta.json"
-#: The member sets a sample may have, in sorted field order. Spec 1.4 writes three members: ``meta.json``,
-#: ``tokens.npy`` and the image (``vision.npy.zst``, or ``vision.npy`` uncompressed, never both).
-FIELDS = (FIELD_META, FIELD_TOKENS, FIELD_VISION)
-FIELDS_RAW = (FIELD_META, FIELD_TOKENS, FIELD_VISION_RAW)
-#: Specs 1.0-1.3: one member per token array (1.3 also with ``vision.npy``); readers of 1.4 read them unchanged.
-FIELDS_13 = (FIELD_INPUT_IDS, FIELD_LABELS, FIELD_LOSS_WEIGHT, FIELD_META, FIELD_VISION)
-FIELDS_13_RAW = (FIELD_INPUT_IDS, FIELD_LABELS, FIELD_LOSS_WEIGHT, FIELD_META, FIELD_VISION_RAW)
-SAMPLE_FIELDS = (FIELDS, FIELDS_RAW, FIELDS_13, FIELDS_13_RAW)
+#: Spec 1.4, 3D stream: the image as uint8 ``[S, C, D, H, W]`` (each image's slices contiguous: compresses better
+#: than depth-fastest ``[S, C, H, W, D]``); readers return the ``[S, C, H, W, D]`` view of it.
+FIELD_SLICES = "slices.npy.zst"
+FIELD_SLICES_RAW = "slices.npy"
+#: The image members: exactly one per sample. Compressed ones are zstd frames; ``slices`` ones hold [S, C, D, H, W].
+IMAGE_FIELDS = (FIELD_VISION, FIELD_VISION_RAW, FIELD_SLICES, FIELD_SLICES_RAW)
+#: Specs 1.0-1.3: one member per token array.
+TOKEN_FIELDS_13 = (FIELD_INPUT_IDS, FIELD_LABELS, FIELD_LOSS_WEIGHT)
+
+
+def _members(*fields: str) -> tuple[str, ...]:
+    """A member set in its canonical order: the non-image members sorted, then the image member."""
+    return tuple(sorted(f for f in fields if f not in IMAGE_FIELDS)) + tuple(f for f in fields if f in IMAGE_FIELDS)
+
+
+#: The member sets a sample may have, each in canonical order (the other members sorted, the image member last:
+#: readers unpack spans in this order). Spec 1.4 writes three members: ``meta.json``,
+#: ``tokens.npy`` and the image: ``vision.npy.zst`` (or ``vision.npy`` uncompressed) in the 2D stream,
+#: ``slices.npy.zst`` (or ``slices.npy``) in the 3D stream; never two image members.
+FIELDS = _members(FIELD_META, FIELD_TOKENS, FIELD_VISION)
+FIELDS_RAW = _members(FIELD_META, FIELD_TOKENS, FIELD_VISION_RAW)
+FIELDS_SLICES = _members(FIELD_META, FIELD_TOKENS, FIELD_SLICES)
+FIELDS_SLICES_RAW = _members(FIELD_META, FIELD_TOKENS, FIELD_SLICES_RAW)
+#: Specs 1.0-1.3: the three token members, ``meta.json`` and ``vision.npy.zst`` (1.3 also ``vision.npy``);
+#: readers of 1.4 read them unchanged.
+FIELDS_13 = _members(*TOKEN_FIELDS_13, FIELD_META, FIELD_VISION)
+FIELDS_13_RAW = _members(*TOKEN_FIELDS_13, FIELD_META, FIELD_VISION_RAW)
+SAMPLE_FIELDS = (FIELDS, FIELDS_RAW, FIELDS_SLICES, FIELDS_SLICES_RAW, FIELDS_13, FIELDS_13_RAW)
+#: image member -> the spec 1.4 member set of a sample holding it.
+FIELDS_BY_IMAGE = {FIELD_VISION: FIELDS, FIELD_VISION_RAW: FIELDS_RAW, FIELD_SLICES: FIELDS_SLICES,
+                   FIELD_SLICES_RAW: FIELDS_SLICES_RAW}
+#: image member -> the spec 1.0-1.3 member set holding it (those specs had no ``slices`` members).
+FIELDS_13_BY_IMAGE = {FIELD_VISION: FIELDS_13, FIELD_VISION_RAW: FIELDS_13_RAW}
+
+
+def image_field(fields) -> str | None:
+    """The one image member among ``fields`` (member names of a sample); None when there is none or several."""
+    found = [f for f in IMAGE_FIELDS if f in fields]
+    return found[0] if len(found) == 1 else None
 
 
 def sample_fields(fields) -> tuple[str, ...]:
-    """The member set of :data:`SAMPLE_FIELDS` a sample with member fields ``fields`` is meant to have: the 1.4
-    set when it has ``tokens.npy`` or no per-array token member, else the 1.0-1.3 set; the uncompressed-image
-    variant when it has ``vision.npy``. Compare with ``set(fields)`` to find missing or extra members."""
-    raw = FIELD_VISION_RAW in fields
-    if FIELD_TOKENS in fields or not any(f in fields for f in (FIELD_INPUT_IDS, FIELD_LABELS, FIELD_LOSS_WEIGHT)):
-        return FIELDS_RAW if raw else FIELDS
-    return FIELDS_13_RAW if raw else FIELDS_13
+    """The member set of :data:`SAMPLE_FIELDS` a sample with member fields ``fields`` is meant to have: the 1.0-1.3
+    set when it has a per-array token member and no ``tokens.npy``, else the 1.4 set; the variant of its image
+    member (``vision.npy.zst`` when it has none or several). Compare with ``set(fields)`` to find missing or extra
+    members."""
+    image = image_field(fields) or FIELD_VISION
+    legacy = FIELD_TOKENS not in fields and any(f in fields for f in TOKEN_FIELDS_13)
+    if legacy:
+        return FIELDS_13_BY_IMAGE.get(image, FIELDS_13)
+    return FIELDS_BY_IMAGE[image]
 
 
 KEY_RE = re.compile(r"^[a-z0-9_]+_[0-9a-f]{20}$")

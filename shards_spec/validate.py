@@ -31,7 +31,11 @@ from shards_spec.layout import (
     FIELD_LABELS,
     FIELD_LOSS_WEIGHT,
     FIELD_META,
+    FIELD_SLICES,
+    FIELD_SLICES_RAW,
+    FIELD_TOKENS,
     FIELD_VISION,
+    FIELD_VISION_RAW,
     IGNORE_INDEX,
     IMAGE_SPAN_LEN,
     KEY_RE,
@@ -39,6 +43,7 @@ from shards_spec.layout import (
     SHARD_RE,
     SPEC_VERSION,
     ImageTokenIds,
+    image_field,
     index_bin_path,
     index_path,
     is_plain_relative,
@@ -107,6 +112,9 @@ def _sha256(path: Path) -> str:
         for block in iter(lambda: fh.read(1 << 20), b""):
             h.update(block)
     return h.hexdigest()
+
+
+SLICES_FIELDS = (FIELD_SLICES, FIELD_SLICES_RAW)
 
 
 def check_sample(where: str, key: str, decoded: dict[str, Any], expect: dict[str, str], limits: Limits, report: Report) -> dict:
@@ -223,7 +231,13 @@ def check_tar(tar: Path, report: Report, limits: Limits, seen_keys: set[str] | N
                     report.add(sw, "key", "duplicate key in dataset")
                 seen_keys.add(raw.key)
             fields = set(raw.members)
+            image = image_field(fields)
             expected = sample_fields(fields)
+            if (image is not None and expect and FIELD_TOKENS in fields
+                    and (image in SLICES_FIELDS) != (expect["stream"] == "3d")):
+                report.add(sw, "image-member", f"{expect['stream']} sample stores its image as {image}; spec "
+                           f"{SPEC_VERSION} stores 3D images as {FIELD_SLICES} / {FIELD_SLICES_RAW}, 2D as "
+                           f"{FIELD_VISION} / {FIELD_VISION_RAW}")
             if fields != set(expected):
                 report.add(sw, "members", f"has {sorted(fields)}, expected {sorted(expected)}")
                 summaries.append(None)

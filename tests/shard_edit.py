@@ -21,7 +21,7 @@ from pipelines.config import ShardConfig
 from pipelines.writer import SampleSummary, ShardWriter
 from shards_spec import codec
 from shards_spec.jsonio import read_json, write_json
-from shards_spec.layout import FIELD_META, FIELD_VISION, MANIFEST_NAME, index_path
+from shards_spec.layout import FIELD_META, FIELD_SLICES, FIELD_SLICES_RAW, MANIFEST_NAME, image_field, index_path
 from shards_spec.reader import iter_raw_samples
 
 Mutate = Callable[[str, dict[str, bytes]], "dict[str, bytes] | None"]
@@ -67,10 +67,12 @@ def colour_of(grey: np.ndarray) -> np.ndarray:
 
 def to_colour(key: str, members: dict[str, bytes]) -> dict[str, bytes]:
     """A sample whose images are stored in colour (C = 3), meta ``vision_shape`` to match."""
-    vision = colour_of(codec.decode_vision(members[FIELD_VISION]))
+    field = image_field(members)
+    vision = colour_of(codec.decode_image(field, members[field]))
     meta = codec.decode_meta(members[FIELD_META])
     meta["vision_shape"] = list(vision.shape)
-    return {**members, FIELD_VISION: codec.encode_vision(vision), FIELD_META: codec.encode_meta(meta)}
+    image = codec.encode_image(vision, 3, slices=field in (FIELD_SLICES, FIELD_SLICES_RAW))
+    return {**{f: b for f, b in members.items() if f != field}, **image, FIELD_META: codec.encode_meta(meta)}
 
 
 def edit_index(tar: Path, change: Callable[[list[dict]], None]) -> None:

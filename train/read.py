@@ -16,9 +16,11 @@ This is the stream's per-sample hot path (``train.stream``), measured against Mo
   that copy; 1.0-1.3 shards hold three members, each parsed and copied. ``meta.json`` is parsed once; the image
   member is decompressed straight from the map by a per-thread zstd context into its own array; an uncompressed
   ``vision.npy`` member (spec 1.3, ``--zstd-level 0``) is a read-only view of the map itself (no copy: the map
-  stays open while such an array lives, see :class:`FileCache`).
+  stays open while such an array lives, see :class:`FileCache`). A 3D image stored slices-contiguous (spec 1.4,
+  ``slices.npy.zst`` / ``slices.npy``: ``[S, C, D, H, W]``) is returned as its ``[S, C, H, W, D]`` view.
 * The checks that make a sample bad: an index entry without all its members (1.4: ``meta.json``, ``tokens.npy``
-  and ``vision.npy.zst`` or ``vision.npy``, not both; 1.0-1.3: the three token members instead of ``tokens.npy``)
+  and exactly one image member, ``vision.npy.zst``, ``vision.npy``, ``slices.npy.zst`` or ``slices.npy``; 1.0-1.3:
+  the three token members instead of ``tokens.npy``, the image in ``vision.npy.zst`` or ``vision.npy``)
   or with a mistyped key, token count or member offsets, spans past the end of the tar, undecodable members, a
   ``meta.json`` whose ``key`` is not the index's or whose ``special_ids.base_vocab`` is not a positive int,
   inconsistent lengths, image-token ids beyond the sample's images, negative labels other than -100, non-finite
@@ -44,7 +46,7 @@ from typing import NamedTuple
 import numpy as np
 
 from shards_spec import storage
-from shards_spec.codec import DTYPES, DecodeError, decode_meta, decode_vision, decode_vision_raw, load_npy, tokens_array
+from shards_spec.codec import DTYPES, DecodeError, decode_image, decode_meta, load_npy, tokens_array
 from shards_spec.index_bin import MAX_BYTES as MAX_INDEX_BYTES
 from shards_spec.index_bin import decode_index, entries_of
 from shards_spec.jsonio import loads
@@ -54,13 +56,14 @@ from shards_spec.layout import (
     FIELD_LOSS_WEIGHT,
     FIELD_META,
     FIELD_VISION,
-    FIELD_VISION_RAW,
     FIELDS,
-    FIELDS_RAW,
+    FIELDS_BY_IMAGE,
     IGNORE_INDEX,
+    IMAGE_FIELDS,
     IMAGE_TOKENS_PER_IMAGE,
     INDEX_BIN_SUFFIX,
     INDEX_SUFFIX,
+    image_field,
     index_bin_path,
     sample_fields,
 )
@@ -85,7 +88,8 @@ def _warn(msg: str) -> None:
 class Span(NamedTuple):
     """Where one sample's members lie: ``lo``/``size`` of the whole span and ``(start, stop)`` of each member
     relative to ``lo``, in the order of ``fields`` (one of ``SAMPLE_FIELDS``: the 1.4 ``meta.json``,
-    ``tokens.npy``, image, or the 1.0-1.3 five members); or ``error`` for an entry that cannot be read."""
+    ``tokens.npy``, image, or the 1.0-1.3 five members; the image member last); or ``error`` for an entry that
+    cannot be read."""
 
     lo: int = 0
     size: int = 0
@@ -105,8 +109,8 @@ def entry_span(entry: dict) -> Span:
     members = entry.get("members")
     if type(members) is dict and len(members) == 3 and type(entry.get("key")) is str \
             and type(entry.get("n_tokens", 0)) is int:
-        fields = FIELDS_RAW if FIELD_VISION_RAW in members else FIELDS
         try:
+            fields = FIELDS_BY_IMAGE[image_field(members)]
             (a0, a1), (b0, b1), (v0, v1) = [members[f] for f in fields]
         except (KeyError, TypeError, ValueError):
             pass
@@ -130,13 +134,14 @@ def _entry_span_checked(entry: dict) -> Span:
     members = entry.get("members")
     if not isinstance(members, dict):
         return Span(error="index entry has no members")
+    images = [f for f in IMAGE_FIELDS if f in members]
+    if len(images) > 1:
+        return Span(error=f"index entry has more than one image member: both {' and '.join(images)}")
     fields = sample_fields(members)
     try:
         pairs = [members[f] for f in fields]
     except KeyError:
         return Span(error=f"index entry lacks members {[f for f in fields if f not in members]}")
-    if FIELD_VISION_RAW in members and FIELD_VISION in members:
-        return Span(error=f"index entry has both {FIELD_VISION} and {FIELD_VISION_RAW}")
     extra = sorted(set(members) - set(fields))
     if extra:
         return Span(error=f"index entry has unexpected members {extra}")
@@ -218,7 +223,7 @@ class IndexCache:
             if lo >= 0 and min(a1, b1, v1) >= 0 and hi - lo <= MAX_SPAN:
                 spans[id(entry)] = Span(lo, hi - lo, ((a0 - lo, a0 - lo + a1), (b0 - lo, b0 - lo + b1),
                                                       (v0 - lo, v0 - lo + v1)), "",
-                                        FIELDS_RAW if FIELD_VISION_RAW in members else FIELDS)
+                                        FIELDS_BY_IMAGE[[*members][2]])
             else:
                 spans[id(entry)] = Span(error=f"implausible member span [{lo}, {hi}) in the binary index")
         return entries
@@ -343,7 +348,7 @@ def read_sample(files: FileCache, shard: ShardRef, entry: dict, epoch: int = 0, 
             labels = _tokens(FIELD_LABELS, mv[l0:l1])
             weights = _tokens(FIELD_LOSS_WEIGHT, mv[w0:w1])
         meta = decode_meta(mv[m0:m1])
-        vision = decode_vision_raw(mv[v0:v1]) if fields[-1] == FIELD_VISION_RAW else decode_vision(mv[v0:v1])
+        vision = decode_image(fields[-1], mv[v0:v1])  # [S, C, H, W, D] (a view of [S, C, D, H, W] for slices)
     except DecodeError as exc:
         raise BadSample(f"decode error: {exc}") from None
     if meta.get("key") != key:

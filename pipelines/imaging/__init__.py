@@ -18,9 +18,12 @@ Conventions:
   In-plane resizing squashes to a square (the aspect ratio is not kept), as RadFM did; the filter is
   Pillow's antialiased bicubic. :func:`stack_sample` brings the images of one sample to one
   ``[S, C, H, W, D]`` array, fitting every volume to one depth (:func:`common_depth`, :func:`fit_depth`).
+  Volumes are views of slices-contiguous memory (``[D, C, H, W]``, and ``[S, C, D, H, W]`` for a 3D sample: the
+  order spec 1.4 stores), so no step copies a volume to depth-last.
 * Intensity (:func:`to_uint8`): uint8 sources pass through unchanged. Other sources are windowed by the
   DICOM VOI LUT / window when the file has one, otherwise by ``ImageConfig.clip_percentiles``, computed
-  over the whole image or volume (never per slice), and scaled to 0..255.
+  over the whole image or volume (never per slice), and scaled to 0..255. A volume's percentiles are those of
+  its native voxels; its slices are windowed at native resolution, then resized in uint8.
 * Orientation: DICOM MONOCHROME1 is inverted (high = bright). NIfTI volumes are reoriented to RAS+ and
   their axial slices shown in radiological convention (row 0 anterior, column 0 patient right), which is
   also how an axial DICOM slice is stored. DICOM series keep their acquisition plane and are ordered along

@@ -52,7 +52,7 @@ def depth_weights(source: int, target: int) -> np.ndarray:
 def fit_depth(volume: np.ndarray, depth: int) -> np.ndarray:
     """Resample the depth axis of a uint8 ``[C, H, W, D]`` volume to ``depth`` (see
     :func:`depth_weights`). Deterministic (fixed-order float32 sums, rounded half to even); returns the
-    input itself when the depth already matches."""
+    input itself when the depth already matches, else a depth-last view of slices-contiguous memory."""
     if volume.ndim != 4 or volume.dtype != np.uint8:
         raise ValueError(f"fit_depth needs a uint8 [C, H, W, D] volume, got {volume.dtype} {volume.shape}")
     if depth < 1:
@@ -66,7 +66,7 @@ def fit_depth(volume: np.ndarray, depth: int) -> np.ndarray:
         for k in np.flatnonzero(row):
             total += np.float32(row[k]) * by_slice[k]
         out[j] = np.clip(np.rint(total), 0, 255)
-    return np.ascontiguousarray(np.moveaxis(out, 0, -1))
+    return np.moveaxis(out, 0, -1)
 
 
 def check_sample_image(image: np.ndarray, size: int, stream: str, index: int) -> None:
@@ -85,6 +85,8 @@ def stack_sample(images: Sequence[np.ndarray], cfg: ImageConfig, stream: str) ->
     ``"2d"``: images are ``[C, size_2d, size_2d, 1]``. ``"3d"``: images are ``[C, size_3d, size_3d, D_i]``
     and each is fitted to ``common_depth`` of the sample (a 2D image loaded at ``size_3d`` is replicated).
     When C differs, grey images are repeated to 3 channels. No images -> :class:`EmptySeries`.
+    A ``"3d"`` result is a view of ``[S, C, D, H, W]`` memory (each image's slices contiguous: the layout 3D
+    samples are stored in, spec 1.4), a ``"2d"`` one is C-contiguous.
     """
     size = stream_size(cfg, stream)
     if not images:
@@ -95,5 +97,11 @@ def stack_sample(images: Sequence[np.ndarray], cfg: ImageConfig, stream: str) ->
         depth = common_depth([image.shape[-1] for image in images], cfg)
         images = [fit_depth(image, depth) for image in images]
     channels = max(image.shape[0] for image in images)
-    return np.stack([np.broadcast_to(image, (channels, *image.shape[1:])) for image in images])
+    if stream == "2d":
+        return np.stack([np.broadcast_to(image, (channels, *image.shape[1:])) for image in images])
+    first = images[0]
+    out = np.empty((len(images), channels, first.shape[-1], first.shape[1], first.shape[2]), np.uint8)
+    for slot, image in zip(out, images):
+        slot[...] = np.moveaxis(image, -1, 1)  # [C, D, H, W]; broadcast over channels when grey
+    return out.transpose(0, 1, 3, 4, 2)
 

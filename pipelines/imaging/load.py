@@ -13,11 +13,19 @@ import numpy as np
 
 from pipelines.config import ImageConfig
 from pipelines.imaging.depth import stream_size
-from pipelines.imaging.errors import MissingFile, PathLike, UndecodableImage, UnsupportedFormat
+from pipelines.imaging.errors import ConstantImage, ImageError, MissingFile, PathLike, UndecodableImage, UnsupportedFormat
 from pipelines.imaging.files import existing_file
 from pipelines.imaging.folder import folder_slices
-from pipelines.imaging.intensity import Window, check_channels, select_channels, to_uint8
-from pipelines.imaging.planes import PREREDUCE_FACTOR, Slices, stack_planes
+from pipelines.imaging.intensity import (
+    Window,
+    check_channels,
+    compact_plane,
+    display_plane,
+    native_window,
+    select_channels,
+    to_uint8,
+)
+from pipelines.imaging.planes import PREREDUCE_FACTOR, Slices, resize_plane, stack_planes
 from pipelines.imaging.readers import Reader, reader_for
 from pipelines.imaging.readers.npy import array_slices, load_npy, npy_series
 from pipelines.imaging.sniff import sniff
@@ -32,9 +40,30 @@ def _reader(path: Path) -> Reader:
     return reader
 
 
-def finish_volume(slices: Slices, cfg: ImageConfig, channels: str, source: PathLike) -> np.ndarray:
-    volume = stack_planes(slices, PREREDUCE_FACTOR * cfg.max_depth, source)
-    return select_channels(to_uint8(volume, cfg, slices.window, source=source), channels)
+def finish_volume(slices: Slices, cfg: ImageConfig, channels: str, source: PathLike, size: int | None = None) -> np.ndarray:
+    """Native planes -> uint8 ``[C, size, size, D]`` (``size`` default ``cfg.size_3d``), as a depth-last view of
+    slices-contiguous ``[D, C, size, size]`` memory (``np.moveaxis``: no copy).
+
+    Without a window from the file, the window is ``cfg.clip_percentiles`` of the native voxels (every plane is
+    held, compacted to int16 where its values allow, until the window is known: :func:`native_window`); then each
+    plane is windowed to uint8 (:func:`display_plane`), resized in uint8 and stacked (:func:`stack_planes`)."""
+    size = cfg.size_3d if size is None else size
+    planes, window = slices.planes, slices.window
+    try:
+        if window is None:
+            held = [compact_plane(plane) for plane in planes]
+            if any(plane.dtype != np.uint8 for plane in held) or slices.scale is not None:
+                window = native_window(held, cfg.clip_percentiles, slices.scale)
+            planes = iter(held)
+        shown = (resize_plane(display_plane(plane, window, slices.scale), size) for plane in planes)
+        stack = stack_planes(slices.count, shown, PREREDUCE_FACTOR * cfg.max_depth, source)
+    except ImageError as exc:
+        if exc.path is None:
+            exc = type(exc)(source, exc.detail)
+        raise exc from None
+    if stack.min() == stack.max():
+        raise ConstantImage(source, "all values are equal after windowing")
+    return select_channels(np.moveaxis(stack, 0, -1), channels)
 
 
 def planes_2d(path: Path, cfg: ImageConfig, colour: bool) -> tuple[np.ndarray, Window | None]:
@@ -99,8 +128,8 @@ def load_npy_images(
     for index, series in enumerate(npy_series(load_npy(path, cfg), path)):
         if stream == "2d" and series.shape[-1] != 1:
             raise UnsupportedFormat(path, f"series {index} has depth {series.shape[-1]}, 2d needs 1")
-        slices = array_slices(series, size, path, cfg)
-        images.append(finish_volume(slices, cfg, channels, path))
+        slices = array_slices(series, path, cfg)
+        images.append(finish_volume(slices, cfg, channels, path, size))
     return images
 
 

@@ -47,43 +47,59 @@ def resize_planes(planes: np.ndarray, size: int) -> np.ndarray:
 
 
 class Slices(NamedTuple):
-    """A volume being read: ``count`` planes ``[C, size, size]`` (uint8, or float32 still to be
-    windowed), in order, and the window for :func:`to_uint8` (None: percentiles)."""
+    """A volume being read: ``count`` native planes ``[C, h, w]`` in order (uint8 display values, or raw values
+    still to be windowed: ints or floats, mapped by ``scale`` when given), the window (None: percentiles of the
+    native voxels) and the ``scale`` ``(slope, inter)`` of raw values (None: the planes hold the values).
+    Planes are resized to the target size after windowing (:func:`pipelines.imaging.load.finish_volume`)."""
 
     count: int
     planes: Iterator[np.ndarray]
     window: Window | None = None
+    scale: tuple[float, float] | None = None
 
 
-def stack_planes(slices: Slices, bound: int, source: PathLike) -> np.ndarray:
-    """Stack planes along a new last axis -> ``[C, H, W, D]``. More than ``bound`` planes are averaged in
-    groups of ``ceil(count / bound)`` consecutive planes while reading (uint8 stays uint8, rounded). A series
-    mixing grey and colour slices (one annotated slice saved in colour) is stacked in colour, grey slices
-    repeated to 3 channels; the channel rule then decides on the whole volume."""
-    group = -(-slices.count // bound)
-    depth = -(-slices.count // group)
+def resize_plane(plane: np.ndarray, size: int) -> np.ndarray:
+    """A uint8 ``[C, h, w]`` plane resized to ``[C, size, size]`` (itself when it already has that size)."""
+    if plane.shape[1:] == (size, size):
+        return plane
+    return resize_planes(plane, size)
+
+
+def stack_planes(count: int, planes: Iterator[np.ndarray], bound: int, source: PathLike) -> np.ndarray:
+    """Stack uint8 ``[C, H, W]`` planes into ``[D, C, H, W]`` (slices contiguous). More than ``bound`` planes are
+    averaged in groups of ``ceil(count / bound)`` consecutive planes while reading (rounded half to even), so at
+    most one group is held in float. A series mixing grey and colour slices (one annotated slice saved in colour)
+    is stacked in colour, grey slices repeated to 3 channels; the channel rule then decides on the whole volume."""
+    group = -(-count // bound)
+    depth = -(-count // group)
     stack: np.ndarray | None = None
-    for index, plane in enumerate(slices.planes):
+    total: np.ndarray | None = None
+    for index, plane in enumerate(planes):
         if stack is None:
             first = plane
-            stack = np.zeros((depth, *plane.shape), np.float32 if group > 1 else plane.dtype)
+            stack = np.zeros((depth, *plane.shape), np.uint8)
         elif plane.shape[1:] == first.shape[1:] and plane.dtype == first.dtype and {plane.shape[0], first.shape[0]} == {1, 3}:
             if plane.shape[0] == 1:
                 plane = np.repeat(plane, 3, axis=0)
             else:
                 stack, first = np.repeat(stack, 3, axis=1), plane
+                total = None if total is None else np.repeat(total, 3, axis=0)
         elif plane.shape != first.shape or plane.dtype != first.dtype:
             raise UnsupportedFormat(
                 source,
                 f"slice {index} is {plane.dtype} {plane.shape}, slice 0 is {first.dtype} {first.shape}",
             )
-        stack[index // group] += plane
+        if group == 1:
+            stack[index] = plane
+            continue
+        slot, member = divmod(index, group)
+        if member == 0:
+            total = plane.astype(np.float32)
+        else:
+            total += plane
+        if member == group - 1 or index == count - 1:
+            total /= np.float32(member + 1)
+            stack[slot] = np.rint(total)
     if stack is None:
         raise EmptySeries(source, "no slices")
-    if group > 1:
-        members = np.diff(np.minimum(np.arange(depth + 1) * group, slices.count))
-        stack /= members.reshape(-1, 1, 1, 1).astype(np.float32)
-        if first.dtype == np.uint8:
-            stack = np.rint(stack).astype(np.uint8)
-    return np.ascontiguousarray(np.moveaxis(stack, 0, -1))
-
+    return stack

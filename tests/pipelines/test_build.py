@@ -24,7 +24,7 @@ from conftest import ROOT, build_shards
 from pipelines.build import BuildError, BuildRequest, build, parser
 from pipelines.worker import DELAY_ENV
 from shards_spec.codec import webdataset_decoder
-from shards_spec.layout import FIELDS
+from shards_spec.layout import FIELDS, FIELDS_SLICES
 from shards_spec.reader import iter_raw_samples
 from shards_spec.validate import validate_paths
 
@@ -81,7 +81,7 @@ def test_tar_lists_members_as_key_field_ext(demo_shards):
     for line in names:
         perms, owner, size, date, time_, name = line.split(None, 5)
         key, field = name.split(".", 1)
-        assert "." not in key and field in FIELDS
+        assert "." not in key and field in FIELDS_SLICES  # spec 1.4: 3D images stored slices-contiguous
         assert perms == "-r--r--r--" and owner == "0/0" and date == "2023-08-04"
 
 

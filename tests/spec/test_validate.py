@@ -122,9 +122,20 @@ def test_uncompressed_image_member_is_valid_and_both_members_are_not(demo_shards
 
 
 def test_validator_catches_3d_depth(demo_shards, tmp_path):
-    fn = lambda a, m: codec.encode_vision(np.repeat(a[..., :1], 6, axis=-1))  # depth 6
-    found = violations_for(tmp_path, first_tar(demo_shards, "3d"), _edit("vision.npy.zst", fn))
+    fn = lambda a, m: codec.encode_image(np.repeat(a[..., :1], 6, axis=-1), slices=True)["slices.npy.zst"]  # depth 6
+    found = violations_for(tmp_path, first_tar(demo_shards, "3d"), _edit("slices.npy.zst", fn))
     assert any(": vision-shape: 3D depth 6" in v for v in found), found
+
+
+def test_validator_wants_3d_images_slices_contiguous(demo_shards, tmp_path):
+    """Spec 1.4: a 3D sample stores its image as ``slices.npy(.zst)``; the 1.3 member in a 1.4 3D shard is reported."""
+    def old_layout(key, members):
+        vision = codec.decode_member("slices.npy.zst", members.pop("slices.npy.zst"))
+        members.update(codec.encode_image(vision, 3))
+        return key, members
+    assert violations_for(tmp_path / "same", first_tar(demo_shards, "3d"), None) == []
+    found = violations_for(tmp_path / "old", first_tar(demo_shards, "3d"), old_layout)
+    assert found and all(": image-member: " in v for v in found), found
 
 
 def test_validator_catches_layout_violations(demo_shards, tmp_path):

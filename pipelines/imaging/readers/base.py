@@ -15,11 +15,12 @@ and implements
 
 * ``image(path, cfg, colour)``: a 2D image as ``[C, size_2d, size_2d]`` planes (uint8, or float32 still to be
   windowed) and the window to apply (None: percentiles);
-* ``volume(path, cfg, colour)``: the file as :class:`~pipelines.imaging.planes.Slices` at ``size_3d``;
+* ``volume(path, cfg, colour)``: the file as :class:`~pipelines.imaging.planes.Slices` (native planes: resizing
+  follows windowing, in uint8);
 * ``series(folder, files, cfg, colour)``: a folder of one-slice files of this format as one volume (only readers
   that can form slice series, ``series_name`` set).
 
-Readers decode and resize; intensity, channels and depth are shared (``intensity``, ``depth``). A reader raises
+Readers decode (and resize 2D images); intensity, channels and depth are shared (``intensity``, ``depth``). A reader raises
 only :class:`~pipelines.imaging.errors.ImageError` subclasses naming the file: its library calls on a file's bytes
 sit inside ``errors.decoding(path, what)``, which reports what the library raises on bad bytes as
 ``UndecodableImage`` and lets a bug of ours through (the build reports it as ``internal_error``); sizes from headers

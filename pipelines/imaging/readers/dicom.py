@@ -231,7 +231,7 @@ def dicom_file_slices(path: Path, cfg: ImageConfig) -> Slices:
     """The frames of one DICOM file (a multi-frame file, or one slice) in stored order."""
     pixels, info = read_dicom(path, cfg)
     frames = pixels if info["frames"] > 1 else pixels[None]
-    planes = (resize_planes(channels_first(frame), cfg.size_3d) for frame in frames)
+    planes = (channels_first(frame) for frame in frames)
     return Slices(len(frames), planes, info["display_range"])
 
 
@@ -263,7 +263,7 @@ def dicom_series_slices(folder: Path, files: Sequence[Path], cfg: ImageConfig) -
     def planes() -> Iterator[np.ndarray]:
         for path, _ in ordered:
             pixels, _ = read_dicom(path, cfg, apply_voi=use_voi)
-            yield resize_planes(channels_first(pixels), cfg.size_3d)
+            yield channels_first(pixels)
 
     return Slices(len(ordered), planes(), window)
 

@@ -19,7 +19,7 @@ from pipelines.config import ImageConfig
 from pipelines.imaging.errors import UndecodableImage, UnsupportedFormat, decoding
 from pipelines.imaging.files import check_size
 from pipelines.imaging.intensity import Window
-from pipelines.imaging.planes import Slices, resize_planes
+from pipelines.imaging.planes import Slices
 from pipelines.imaging.readers.base import Reader, Signature
 
 
@@ -38,10 +38,10 @@ def _radiological_slice(data: Any, ornt: np.ndarray, k: int) -> np.ndarray:
 
 
 def nifti_slices(path: Path, cfg: ImageConfig) -> Slices:
-    """Axial slices of a NIfTI file, RAS+ canonical, inferior -> superior. 4D+ files give their first
-    volume. Uncompressed files are memory-mapped and read slice by slice; ``.nii.gz`` is decompressed
-    once (gzip cannot seek). Stored uint8 without scaling stays uint8; the rest becomes float32 with
-    ``scl_slope``/``scl_inter`` applied."""
+    """Axial slices of a NIfTI file, RAS+ canonical, inferior -> superior, at native resolution. 4D+ files give
+    their first volume. Uncompressed files are memory-mapped and read slice by slice; ``.nii.gz`` is decompressed
+    once (gzip cannot seek). Planes hold the stored (unscaled) values, views where possible; ``scl_slope`` /
+    ``scl_inter`` travel as the ``Slices.scale`` (None for stored uint8 without scaling: display values)."""
     with decoding(path, "not a readable NIfTI file"):
         image = nib.load(path)
         affine = image.affine
@@ -68,12 +68,9 @@ def nifti_slices(path: Path, cfg: ImageConfig) -> Slices:
     def planes() -> Iterator[np.ndarray]:
         for k in range(spatial[z_axis]):
             with decoding(path, f"cannot read slice {k}"):
-                plane = _radiological_slice(data, ornt, k)
-            if not keep_uint8:
-                plane = plane.astype(np.float32) * np.float32(slope) + np.float32(inter)
-            yield resize_planes(plane[None], cfg.size_3d)
+                yield _radiological_slice(data, ornt, k)[None]
 
-    return Slices(spatial[z_axis], planes())
+    return Slices(spatial[z_axis], planes(), scale=None if keep_uint8 else (slope, inter))
 
 
 

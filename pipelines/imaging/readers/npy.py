@@ -58,8 +58,8 @@ def npy_series(arr: np.ndarray, path: Path) -> list[np.ndarray]:
     return list(arr) if arr.ndim == 5 else [npy_volume(arr, path)]
 
 
-def array_slices(volume: np.ndarray, size: int, path: Path, cfg: ImageConfig) -> Slices:
-    """Slices of an in-memory / memory-mapped ``[C, H, W, D]`` array, resized in-plane."""
+def array_slices(volume: np.ndarray, path: Path, cfg: ImageConfig) -> Slices:
+    """Native slices of an in-memory / memory-mapped ``[C, H, W, D]`` array."""
     channels, height, width, depth = volume.shape
     if channels not in (1, 3):
         raise UnsupportedFormat(path, f"array {volume.shape}: channel axis must be 1 or 3")
@@ -67,7 +67,7 @@ def array_slices(volume: np.ndarray, size: int, path: Path, cfg: ImageConfig) ->
     with decoding(path, "cannot read array data"):
         by_slice = np.ascontiguousarray(np.moveaxis(volume, -1, 0))  # [D, C, H, W], read once
     by_slice = drop_repeated_channels(by_slice, axis=1)
-    return Slices(depth, (resize_planes(plane, size) for plane in by_slice))
+    return Slices(depth, iter(by_slice))
 
 
 
@@ -79,4 +79,4 @@ class NpyReader(Reader):
         return resize_planes(npy_2d(load_npy(path, cfg), path, cfg), cfg.size_2d), None
 
     def volume(self, path: Path, cfg: ImageConfig, colour: bool) -> Slices:
-        return array_slices(npy_volume(load_npy(path, cfg), path), cfg.size_3d, path, cfg)
+        return array_slices(npy_volume(load_npy(path, cfg), path), path, cfg)
