@@ -15,6 +15,10 @@ were rejected.
 ``--out`` may be an object-store URL (``s3://bucket/prefix``, ``shards_spec.storage``): shards are spooled locally and
 published object by object in the same commit order, and reruns compare against one listing of the prefix.
 
+The plan is streamed (``pipelines.plan``): records and sample specs are spooled to a private folder under
+``--plan-dir`` while the driver holds per sample only its key and spool positions, and each shard's jobs are read back
+when its fingerprint is computed and when its task is submitted, so a plan of millions of samples fits a head node.
+
 A rerun builds nothing when nothing changed; an interrupted build resumes where it stopped; ``--split`` leaves the
 other splits' files and manifest entries as they are; the same inputs and seed give byte-identical tars.
 """
