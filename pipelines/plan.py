@@ -37,7 +37,7 @@ from pipelines.failures import describe
 from pipelines.incremental import LOW_BITS, input_identities, key_bits, partition_sorted, shard_fingerprint
 from pipelines.records import Job, Record, Reject
 from pipelines.sources import BuildContext, Source, Vocabulary
-from pipelines.worker import ShardPlan
+from pipelines.worker import ShardId, ShardPlan
 from shards_spec.hashing import sample_key
 from shards_spec.layout import SPLITS, STREAMS, shard_path
 
@@ -110,16 +110,10 @@ class Spool(Sequence):
 
 
 @dataclass(frozen=True)
-class PlannedShard:
+class PlannedShard(ShardId):
     """One shard of a plan without its jobs: what decides whether it is built (``tar_path``, ``fingerprint``) and
     where its jobs are (``members``: spool positions of its samples, in key order)."""
 
-    dataset: str
-    split: str
-    stream: str
-    index: int
-    tar_path: str
-    fingerprint: str
     members: np.ndarray = field(repr=False, compare=False)
 
     @property

@@ -32,13 +32,21 @@ from shards_spec.schema import ImageEntry, ImageSpan, SampleMeta
 
 
 @dataclass(frozen=True)
-class ShardPlan:
+class ShardId:
+    """Which shard, where it goes, and the fingerprint that decides whether it is (re)built."""
+
     dataset: str
     split: str
     stream: str
     index: int
     tar_path: str
     fingerprint: str
+
+
+@dataclass(frozen=True)
+class ShardPlan(ShardId):
+    """A shard with its jobs, as a build task receives it."""
+
     jobs: tuple[Job, ...]
 
 
