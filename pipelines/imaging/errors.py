@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from nibabel.filebasedimages import ImageFileError
+from nibabel.spatialimages import HeaderDataError
 from pydicom.errors import InvalidDicomError
 
 from pipelines.failures import is_our_bug
@@ -91,6 +92,7 @@ DECODE_ERRORS: tuple[type[BaseException], ...] = (
     struct.error,
     zlib.error,
     ImageFileError,
+    HeaderDataError,  # nibabel: an unusable header value (e.g. an infinite scl_inter)
     InvalidDicomError,
 )
 

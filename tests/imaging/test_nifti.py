@@ -7,9 +7,11 @@ from pathlib import Path
 
 import nibabel as nib
 import numpy as np
+import pytest
 from imaging_helpers import CFG, small
 
 from pipelines.imaging import (
+    UndecodableImage,
     load_volume,
     to_uint8,
 )
@@ -63,3 +65,13 @@ def test_mni_template_loads_at_full_size() -> None:
     middle = volume[0, :, :, 90]
     assert middle[200:312, 200:312].mean() > 4 * middle[:40, :40].mean()  # brain vs background corner
 
+
+
+def test_nifti_with_an_unusable_header_value_is_undecodable(tmp_path: Path) -> None:
+    """nibabel refuses an infinite ``scl_inter`` with its own ``HeaderDataError``: a bad file, reported as one."""
+    img = nib.Nifti1Image(np.arange(8 * 8 * 3, dtype=np.int16).reshape(8, 8, 3), np.eye(4))
+    img.header["scl_slope"], img.header["scl_inter"] = 1.0, np.inf
+    path = tmp_path / "bad_inter.nii.gz"
+    nib.save(img, path)
+    with pytest.raises(UndecodableImage, match="bad_inter.nii.gz"):
+        load_volume(path, CFG)
